@@ -1,0 +1,3 @@
+fn main() {
+    println!("spine {}", env!("CARGO_PKG_VERSION"));
+}
