@@ -2,3 +2,9 @@
 //!
 //! The crate reads like the pipeline it implements:
 //! load -> validate (verify) -> render -> gather -> diff/plan -> apply -> receipt.
+pub mod cli;
+pub mod cmd;
+pub mod diag;
+pub mod load;
+pub mod model;
+pub mod verify;

@@ -1,3 +1,29 @@
-fn main() {
-    println!("spine {}", env!("CARGO_PKG_VERSION"));
+use std::process::ExitCode;
+
+use clap::Parser;
+use spine::cli::{Cli, Command};
+use spine::cmd::{self, Global};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not errors; usage mistakes are "could not run".
+            return ExitCode::from(if e.use_stderr() {
+                cmd::exit::COULD_NOT_RUN
+            } else {
+                cmd::exit::OK
+            });
+        }
+    };
+    let g = Global {
+        color: cmd::use_color(cli.color),
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    let code = match &cli.command {
+        Command::Verify(args) => cmd::verify::run(args, g),
+    };
+    ExitCode::from(code)
 }

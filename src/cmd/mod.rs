@@ -1,0 +1,43 @@
+//! One file per command: each wires the pipeline stages it needs.
+
+pub mod verify;
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::Color;
+
+/// Exit codes shared by every command.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const COULD_NOT_RUN: u8 = 2;
+}
+
+/// Whether to colour what goes to stdout.
+pub fn use_color(choice: Color) -> bool {
+    match choice {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+/// Write to stdout; a closed pipe (`spine verify | head`) is not an error.
+pub fn emit(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Global options every command sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
+    pub color: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+}

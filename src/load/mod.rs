@@ -1,0 +1,203 @@
+//! Stage 1: read the three registry files into position-carrying trees.
+//!
+//! Loading never panics and never stops at the first bad file: every file that
+//! cannot be used is reported, so one run shows all of them.
+
+pub mod source;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diag, FileKind, Sources};
+use source::{SourceFile, Span};
+use yaml::{Node, YamlProblem};
+
+/// Gate id under which problems that stop a file from loading are reported.
+pub const LOAD_GATE: &str = "V00";
+
+/// One registry file, parsed.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub kind: FileKind,
+    pub source: SourceFile,
+    pub tree: Node,
+    pub json: serde_json::Value,
+    /// Duplicate keys (the first definition was kept).
+    pub duplicates: Vec<YamlProblem>,
+}
+
+/// The registry as read from disk: the files that loaded, and why others did not.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub origin: String,
+    pub docs: BTreeMap<FileKind, Document>,
+    pub failures: Vec<Diag>,
+}
+
+impl Sources for Loaded {
+    fn source(&self, file: FileKind) -> Option<(&SourceFile, &Node)> {
+        self.docs.get(&file).map(|d| (&d.source, &d.tree))
+    }
+}
+
+/// The shipped registry, compiled into the binary.
+pub const EMBEDDED: [(FileKind, &str); 3] = [
+    (
+        FileKind::Services,
+        include_str!("../../registry/SERVICE_REGISTRY.yaml"),
+    ),
+    (
+        FileKind::Stacks,
+        include_str!("../../registry/STACK_REGISTRY.yaml"),
+    ),
+    (
+        FileKind::Health,
+        include_str!("../../registry/services.health.yaml"),
+    ),
+];
+
+/// Where the registry comes from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    Dir(PathBuf),
+    Embedded,
+}
+
+impl Origin {
+    /// `--registry DIR` if given, else `./registry` when it holds the files,
+    /// else the copy compiled into the binary.
+    pub fn choose(explicit: Option<PathBuf>) -> Self {
+        if let Some(dir) = explicit {
+            return Origin::Dir(dir);
+        }
+        let local = PathBuf::from("registry");
+        if local.join(FileKind::Services.file_name()).is_file() {
+            Origin::Dir(local)
+        } else {
+            Origin::Embedded
+        }
+    }
+}
+
+pub fn load(origin: &Origin) -> Loaded {
+    match origin {
+        Origin::Dir(dir) => load_dir(dir),
+        Origin::Embedded => {
+            let mut loaded = Loaded {
+                origin: "<embedded registry>".into(),
+                ..Default::default()
+            };
+            for (kind, text) in EMBEDDED {
+                let name = format!("<embedded>/{}", kind.file_name());
+                let src = SourceFile::new(Path::new(&name), name.clone(), text);
+                add(&mut loaded, kind, src);
+            }
+            loaded
+        }
+    }
+}
+
+pub fn load_dir(dir: &Path) -> Loaded {
+    let mut loaded = Loaded {
+        origin: dir.display().to_string(),
+        ..Default::default()
+    };
+    if !dir.is_dir() {
+        loaded.failures.push(Diag::without_source(
+            LOAD_GATE,
+            dir.display().to_string(),
+            format!("registry directory `{}` does not exist or is not a directory", dir.display()),
+            "pass --registry DIR with the folder holding SERVICE_REGISTRY.yaml, STACK_REGISTRY.yaml and services.health.yaml".into(),
+        ));
+        return loaded;
+    }
+    for kind in FileKind::ALL {
+        let path = dir.join(kind.file_name());
+        let name = path.display().to_string();
+        match read(&path) {
+            Ok(text) => add(&mut loaded, kind, SourceFile::new(&path, name, text)),
+            Err((message, help)) => loaded
+                .failures
+                .push(Diag::without_source(LOAD_GATE, name, message, help)),
+        }
+    }
+    loaded
+}
+
+fn read(path: &Path) -> Result<String, (String, String)> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => (
+            format!("{shown}: file not found"),
+            "a registry directory holds SERVICE_REGISTRY.yaml, STACK_REGISTRY.yaml and services.health.yaml; create the missing one or point --registry at the right folder".to_string(),
+        ),
+        ErrorKind::PermissionDenied => (
+            format!("{shown}: permission denied"),
+            "make the file readable by this user (chmod a+r)".to_string(),
+        ),
+        ErrorKind::IsADirectory => (
+            format!("{shown}: is a directory, not a file"),
+            "replace it with the registry file".to_string(),
+        ),
+        _ => (format!("{shown}: cannot read: {e}"), "check the file and the disk".to_string()),
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        (
+            format!(
+                "{shown}: not valid UTF-8 (first bad byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+            "save the file as UTF-8".to_string(),
+        )
+    })
+}
+
+fn add(loaded: &mut Loaded, kind: FileKind, src: SourceFile) {
+    match yaml::parse(&src.text) {
+        Err(p) => loaded.failures.push(problem_diag(&src, &p)),
+        Ok((tree, duplicates)) => {
+            if tree.as_map().is_none() {
+                let what = tree.type_name();
+                let span = Span::new(tree.span.start, tree.span.start);
+                loaded.failures.push(Diag::at_span(
+                    LOAD_GATE,
+                    &src,
+                    span,
+                    format!("{} must be a YAML mapping at the top level, found {what}", kind.file_name()),
+                    format!("{what} starts here"),
+                    "the file's top level holds keys such as `services:` and `hosts:`; see schemas/ for the shape",
+                ));
+                return;
+            }
+            let json = tree.to_json();
+            loaded.docs.insert(
+                kind,
+                Document {
+                    kind,
+                    source: src,
+                    tree,
+                    json,
+                    duplicates,
+                },
+            );
+        }
+    }
+}
+
+/// A YAML problem as a diagnostic.
+pub fn problem_diag(src: &SourceFile, p: &YamlProblem) -> Diag {
+    let mut d = Diag::at_span(
+        LOAD_GATE,
+        src,
+        p.span,
+        p.message.clone(),
+        "here",
+        p.help.clone(),
+    );
+    if let Some((span, label)) = &p.other {
+        d = d.with_other(*span, label.clone());
+    }
+    d
+}

@@ -1,0 +1,292 @@
+//! The typed registry: what the later stages (render, gather, plan, apply)
+//! consume. Built from the schema-checked JSON of each file; keys the tool does
+//! not use are ignored, exactly as the operator's real files carry them.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::diag::FileKind;
+use crate::load::Loaded;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ServiceRegistry {
+    #[serde(default)]
+    pub services: IndexMap<String, Service>,
+    #[serde(default)]
+    pub hosts: IndexMap<String, Host>,
+    #[serde(default)]
+    pub infisical_projects: IndexMap<String, InfisicalProject>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Service {
+    pub host: String,
+    pub port: Option<u16>,
+    pub health: Option<String>,
+    pub container: Option<String>,
+    pub compose: Option<String>,
+    pub secrets_project: Option<String>,
+    pub status: Option<String>,
+    /// Everything else the entry carries (scanned for literal secrets).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Host {
+    pub tailscale_ip: Option<String>,
+    pub ssh: Option<String>,
+    pub ssh_user: Option<String>,
+    pub os: Option<String>,
+    pub vmid: Option<u32>,
+    pub proxmox_host: Option<String>,
+    pub desired: Option<DesiredHost>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InfisicalProject {
+    pub project_id: Option<String>,
+    pub environment: Option<String>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DesiredHost {
+    pub ssh_user: Option<String>,
+    #[serde(default)]
+    pub access: Vec<AccessPath>,
+    pub network: Option<Network>,
+    pub tailscale: Option<Tailscale>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    Tailscale,
+    Lan,
+    Jump,
+    SshConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccessPath {
+    pub via: Via,
+    pub address: String,
+    pub jump: Option<String>,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum NetworkOwner {
+    #[serde(rename = "cloud-init")]
+    CloudInit,
+    #[serde(rename = "netplan")]
+    Netplan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    #[default]
+    Ethernet,
+    Bond,
+    Bridge,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Network {
+    pub owner: NetworkOwner,
+    #[serde(default = "default_netplan_file")]
+    pub file: String,
+    pub interface: String,
+    pub mac: Option<String>,
+    pub address: String,
+    pub gateway: String,
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    #[serde(default)]
+    pub search: Vec<String>,
+    #[serde(default)]
+    pub kind: LinkKind,
+}
+
+fn default_netplan_file() -> String {
+    "/etc/netplan/50-cloud-init.yaml".into()
+}
+
+impl Network {
+    /// The address without its prefix length.
+    pub fn ip(&self) -> &str {
+        self.address.split('/').next().unwrap_or(&self.address)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tailscale {
+    pub hostname: String,
+    pub accept_dns: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StackRegistry {
+    #[serde(default)]
+    pub stacks: Vec<Stack>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Stack {
+    pub stack_id: String,
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub deploy_target: Option<String>,
+    pub status: Option<String>,
+    pub desired: Option<DesiredStack>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DesiredStack {
+    pub host: String,
+    #[serde(default)]
+    pub services: Vec<String>,
+    pub compose: Option<Compose>,
+    #[serde(default)]
+    pub cron: Vec<CronJob>,
+    #[serde(default)]
+    pub legacy_roots: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Compose {
+    pub project: String,
+    pub directory: String,
+    pub template: String,
+    pub version: Option<String>,
+    pub services: IndexMap<String, ComposeService>,
+    #[serde(default)]
+    pub env: IndexMap<String, Value>,
+    #[serde(default)]
+    pub secrets: IndexMap<String, SecretRef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ComposeService {
+    pub registry: Option<String>,
+    pub container: Option<String>,
+    pub image: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct SecretRef {
+    pub project: String,
+    pub key: String,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CronJob {
+    pub id: String,
+    pub user: String,
+    pub schedule: String,
+    pub command: String,
+    #[serde(default)]
+    pub scripts: Vec<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct HealthFile {
+    #[serde(default)]
+    pub defaults: HealthDefaults,
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HealthDefaults {
+    #[serde(default = "five")]
+    pub connect_timeout_sec: f64,
+    #[serde(default = "ten")]
+    pub max_time_sec: f64,
+}
+
+impl Default for HealthDefaults {
+    fn default() -> Self {
+        Self {
+            connect_timeout_sec: five(),
+            max_time_sec: ten(),
+        }
+    }
+}
+
+fn five() -> f64 {
+    5.0
+}
+fn ten() -> f64 {
+    10.0
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub host: String,
+    pub url: String,
+    pub expect: Option<u16>,
+    pub expect_body: Option<String>,
+    pub enabled: Option<bool>,
+    pub disabled_reason: Option<String>,
+    pub description: Option<String>,
+}
+
+/// The registry, typed. A file that failed its schema is `None`: gates that
+/// need it are skipped (and say so), never passed.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    pub services: Option<ServiceRegistry>,
+    pub stacks: Option<StackRegistry>,
+    pub health: Option<HealthFile>,
+}
+
+impl Registry {
+    /// Type the files in `loaded` whose kinds are in `valid`.
+    pub fn from_loaded(loaded: &Loaded, valid: &[FileKind]) -> Result<Self, String> {
+        fn typed<T: for<'de> Deserialize<'de>>(
+            loaded: &Loaded,
+            valid: &[FileKind],
+            kind: FileKind,
+        ) -> Result<Option<T>, String> {
+            if !valid.contains(&kind) {
+                return Ok(None);
+            }
+            let Some(doc) = loaded.docs.get(&kind) else {
+                return Ok(None);
+            };
+            serde_json::from_value(doc.json.clone())
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", doc.source.name))
+        }
+        Ok(Registry {
+            services: typed(loaded, valid, FileKind::Services)?,
+            stacks: typed(loaded, valid, FileKind::Stacks)?,
+            health: typed(loaded, valid, FileKind::Health)?,
+        })
+    }
+}
+
+/// Expand a leading `~/` for `user` (root's home is /root, others /home/USER).
+pub fn expand_home(path: &str, user: &str) -> String {
+    match path.strip_prefix("~/") {
+        Some(rest) if user == "root" => format!("/root/{rest}"),
+        Some(rest) => format!("/home/{user}/{rest}"),
+        None if path == "~" => {
+            if user == "root" {
+                "/root".into()
+            } else {
+                format!("/home/{user}")
+            }
+        }
+        None => path.to_string(),
+    }
+}

@@ -1,0 +1,106 @@
+//! V13: secret-looking keys hold references, never values.
+//!
+//! Findings here never show the offending line: it holds the secret.
+
+use serde_json::Value;
+
+use super::stack;
+use crate::diag::{FileKind, Finding, Place, pointer};
+use crate::verify::{Ctx, Gate};
+
+pub const REFERENCES_ONLY: Gate = Gate {
+    id: "V13",
+    name: "secrets are references, not values",
+    help: "Keys that name a secret (…PASSWORD, …TOKEN, …API_KEY, …SECRET, …PRIVATE_KEY) hold a reference (`secrets:` entry with project and key), never a literal value, anywhere in the registry.",
+    run: references_only,
+};
+
+const WORDS: [&str; 7] = [
+    "PASSWORD",
+    "PASSWD",
+    "TOKEN",
+    "API_KEY",
+    "APIKEY",
+    "SECRET",
+    "PRIVATE_KEY",
+];
+
+/// Whether a key names a secret (`DB_PASSWORD`, `client_secret`; not `secrets_project`).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_uppercase().replace('-', "_");
+    WORDS
+        .iter()
+        .any(|w| k == *w || k.ends_with(&format!("_{w}")))
+}
+
+fn literal(v: &Value) -> bool {
+    match v {
+        Value::String(s) => !s.is_empty() && !s.starts_with("${"),
+        Value::Number(_) => true,
+        _ => false,
+    }
+}
+
+fn references_only(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    // Plain .env values under a secret-looking name.
+    for (i, st) in ctx.stacks.stacks.iter().enumerate() {
+        let Some(c) = st.desired.as_ref().and_then(|d| d.compose.as_ref()) else {
+            continue;
+        };
+        for (key, v) in &c.env {
+            if is_secret_key(key) && literal(v) {
+                out.push(redacted(
+                    Finding::error("V13", stack(i, &["desired", "compose", "env", key]), format!("`{key}` holds a literal secret value in `env`"))
+                        .help(format!("move it to `compose.secrets` as `{key}: {{project: <infisical project>, key: {key}}}` and store the value in Infisical")),
+                ));
+            }
+        }
+    }
+    // Anywhere in the operator's own sections.
+    for (id, s) in &ctx.services.services {
+        for (key, v) in &s.other {
+            if is_secret_key(key) && literal(v) {
+                out.push(redacted(
+                    Finding::error("V13", Place::value(FileKind::Services, pointer(["services", id, key])), format!(
+                        "service `{id}` holds a literal value for the secret `{key}`"
+                    ))
+                    .help("store the value in Infisical (the service's `secrets_project`) and remove it from the registry"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Mark a finding so its source line (which holds the secret) is not shown.
+fn redacted(f: Finding) -> Finding {
+    f.label(crate::diag::REDACTED_LABEL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_secret_key;
+
+    #[test]
+    fn secret_keys() {
+        for k in [
+            "DB_PASSWORD",
+            "password",
+            "IMMICH_API_KEY",
+            "client_secret",
+            "TS_AUTH_TOKEN",
+            "ssh-private-key",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in [
+            "secrets_project",
+            "DB_USERNAME",
+            "TOKENIZER",
+            "PASSWORD_FILE",
+        ] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
+}

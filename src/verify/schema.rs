@@ -1,0 +1,324 @@
+//! Gates V01-V03: each registry file against its JSON Schema (2020-12).
+//!
+//! The schemas are compiled into the binary; each error's instance path is
+//! mapped back to the offending key or value in the YAML.
+
+use std::sync::OnceLock;
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{ValidationError, Validator};
+use serde_json::Value;
+
+use crate::diag::{FileKind, Finding, Place};
+use crate::load::yaml::Node;
+
+pub const SERVICE_SCHEMA: &str = include_str!("../../schemas/service-registry.schema.json");
+pub const STACK_SCHEMA: &str = include_str!("../../schemas/stack-registry.schema.json");
+pub const HEALTH_SCHEMA: &str = include_str!("../../schemas/services-health.schema.json");
+
+pub fn gate_id(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Services => "V01",
+        FileKind::Stacks => "V02",
+        FileKind::Health => "V03",
+    }
+}
+
+pub fn schema_text(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Services => SERVICE_SCHEMA,
+        FileKind::Stacks => STACK_SCHEMA,
+        FileKind::Health => HEALTH_SCHEMA,
+    }
+}
+
+struct Compiled {
+    schema: Value,
+    validator: Validator,
+}
+
+fn compiled(kind: FileKind) -> &'static Compiled {
+    static CELLS: [OnceLock<Compiled>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let i = kind as usize;
+    CELLS[i].get_or_init(|| {
+        let schema: Value =
+            serde_json::from_str(schema_text(kind)).expect("embedded schema is JSON");
+        let validator = jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("embedded schema compiles");
+        Compiled { schema, validator }
+    })
+}
+
+/// Validate one file's JSON; every error becomes a finding.
+pub fn check(kind: FileKind, json: &Value, tree: &Node) -> Vec<Finding> {
+    let c = compiled(kind);
+    let gate = gate_id(kind);
+    let mut out = Vec::new();
+    for err in c.validator.iter_errors(json) {
+        out.extend(finding(kind, gate, &c.schema, &err, tree));
+    }
+    out
+}
+
+fn finding(
+    kind: FileKind,
+    gate: &'static str,
+    root: &Value,
+    err: &ValidationError,
+    tree: &Node,
+) -> Vec<Finding> {
+    let ptr = err.instance_path().to_string();
+    let name = last_segment(&ptr);
+    let schema_at = resolve(root, &err.schema_path().to_string());
+    match err.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let allowed = schema_at
+                .and_then(|_| resolve_parent(root, &err.schema_path().to_string()))
+                .and_then(|p| p.get("properties"))
+                .and_then(Value::as_object)
+                .map(|p| p.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default();
+            unexpected
+                .iter()
+                .map(|key| {
+                    let help = match suggest(key, &allowed) {
+                        Some(s) => format!(
+                            "did you mean `{s}`? allowed keys here: {}",
+                            allowed.join(", ")
+                        ),
+                        None => format!("allowed keys here: {}", allowed.join(", ")),
+                    };
+                    Finding::error(
+                        gate,
+                        Place::key(kind, format!("{ptr}/{}", escape(key))),
+                        format!("unknown key `{key}` in {}", describe(&ptr)),
+                    )
+                    .label("not allowed here")
+                    .help(help)
+                })
+                .collect()
+        }
+        ValidationErrorKind::Required { property } => {
+            let prop = property.as_str().unwrap_or_default();
+            let on = if ptr.is_empty() {
+                Place::value(kind, "")
+            } else {
+                Place::key(kind, ptr.clone())
+            };
+            vec![
+                Finding::error(
+                    gate,
+                    on,
+                    format!("{} is missing the required key `{prop}`", describe(&ptr)),
+                )
+                .label(format!("`{prop}` missing here"))
+                .help(format!(
+                    "add `{prop}:`{}",
+                    property_doc(schema_at, root, err, prop)
+                )),
+            ]
+        }
+        ValidationErrorKind::Type { kind: expected } => {
+            let found = tree
+                .locate_node(&ptr)
+                .map_or("another type", Node::type_name);
+            vec![
+                Finding::error(
+                    gate,
+                    Place::value(kind, ptr.clone()),
+                    format!("`{name}` must be {}, found {found}", type_words(expected)),
+                )
+                .label(format!("expected {}", type_words(expected)))
+                .help(doc_or(schema_at, "change the value to the expected type")),
+            ]
+        }
+        ValidationErrorKind::Enum { options } => {
+            let opts: Vec<String> = options
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.as_str().map_or(v.to_string(), String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let given = err.instance().as_str().unwrap_or_default();
+            let help = match suggest(given, &opts) {
+                Some(s) => format!("did you mean `{s}`? one of: {}", opts.join(", ")),
+                None => format!("use one of: {}", opts.join(", ")),
+            };
+            vec![
+                Finding::error(
+                    gate,
+                    Place::value(kind, ptr.clone()),
+                    format!("`{name}` has a value that is not allowed"),
+                )
+                .label("not one of the allowed values")
+                .help(help),
+            ]
+        }
+        ValidationErrorKind::Pattern { pattern } => vec![
+            Finding::error(
+                gate,
+                Place::value(kind, ptr.clone()),
+                format!("`{name}` is not in the expected form"),
+            )
+            .label("does not match")
+            .help(doc_or(
+                schema_at,
+                &format!("the value must match the pattern {pattern}"),
+            )),
+        ],
+        ValidationErrorKind::Format { format } => vec![
+            Finding::error(
+                gate,
+                Place::value(kind, ptr.clone()),
+                format!("`{name}` is not a valid {format} value"),
+            )
+            .label(format!("not {format}"))
+            .help(format!("write a valid {format} value, e.g. 192.168.1.1")),
+        ],
+        _ => vec![
+            // The masked form never echoes the value (it may be a secret).
+            Finding::error(
+                gate,
+                Place::value(kind, ptr.clone()),
+                format!("`{name}`: {}", err.masked()),
+            )
+            .label("here")
+            .help(doc_or(
+                schema_at,
+                "see the schema in schemas/ for what is allowed here",
+            )),
+        ],
+    }
+}
+
+fn property_doc(_at: Option<&Value>, root: &Value, err: &ValidationError, prop: &str) -> String {
+    resolve_parent(root, &err.schema_path().to_string())
+        .and_then(|p| p.pointer(&format!("/properties/{}", escape(prop))))
+        .and_then(|p| follow_ref(root, p).get("description"))
+        .and_then(Value::as_str)
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default()
+}
+
+fn doc_or(schema_at: Option<&Value>, fallback: &str) -> String {
+    let _ = schema_at;
+    fallback.to_string()
+}
+
+fn type_words(t: &TypeKind) -> String {
+    let one = |s: &str| match s {
+        "integer" => "an integer".to_string(),
+        "object" => "a mapping".to_string(),
+        "array" => "a list".to_string(),
+        "string" => "a string".to_string(),
+        "boolean" => "a boolean".to_string(),
+        "number" => "a number".to_string(),
+        "null" => "null".to_string(),
+        other => other.to_string(),
+    };
+    match t {
+        TypeKind::Single(t) => one(&t.to_string()),
+        TypeKind::Multiple(ts) => {
+            let words: Vec<String> = ts.iter().map(|t| one(&t.to_string())).collect();
+            words.join(" or ")
+        }
+    }
+}
+
+/// Human words for where a pointer lands.
+fn describe(ptr: &str) -> String {
+    if ptr.is_empty() {
+        "the top level".into()
+    } else {
+        format!("`{}`", ptr.trim_start_matches('/').replace('/', "."))
+    }
+}
+
+fn last_segment(ptr: &str) -> String {
+    ptr.rsplit('/')
+        .next()
+        .unwrap_or("")
+        .replace("~1", "/")
+        .replace("~0", "~")
+}
+
+fn escape(s: &str) -> String {
+    s.replace('~', "~0").replace('/', "~1")
+}
+
+/// The closest allowed word, if it is close enough to be a likely typo.
+pub fn suggest(given: &str, allowed: &[String]) -> Option<String> {
+    allowed
+        .iter()
+        .map(|a| (strsim::jaro_winkler(given, a), a))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, a)| a.clone())
+}
+
+fn follow_ref<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
+    match node
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+    {
+        Some(p) => root.pointer(p).unwrap_or(node),
+        None => node,
+    }
+}
+
+/// Walk a schema path such as `/properties/hosts/additionalProperties/$ref/properties/desired/$ref/additionalProperties`,
+/// following `$ref`s, to the keyword's schema node.
+fn resolve<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut node = root;
+    for seg in path
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+    {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if seg == "$ref" {
+            node = follow_ref(root, node);
+            continue;
+        }
+        node = match node {
+            Value::Object(m) => m.get(&seg)?,
+            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// The schema object that holds the failing keyword.
+fn resolve_parent<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+    let (parent, _) = path.rsplit_once('/')?;
+    resolve(root, parent).map(|n| follow_ref(root, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_compile() {
+        for k in FileKind::ALL {
+            let _ = compiled(k);
+        }
+    }
+
+    #[test]
+    fn suggests_close_words() {
+        let allowed = vec![
+            "network".to_string(),
+            "access".to_string(),
+            "tailscale".to_string(),
+        ];
+        assert_eq!(suggest("netwrok", &allowed).as_deref(), Some("network"));
+        assert_eq!(suggest("zzz", &allowed), None);
+    }
+}
