@@ -50,6 +50,33 @@ spine verify --format junit > verify.xml\n  \
 spine verify --list-gates             # what each gate checks\n\n\
 Exit codes: 0 all gates pass, 1 a gate failed (--strict: or warned), 2 the registry could not be read.")]
     Verify(VerifyArgs),
+    /// Render a host's desired files from the registry and templates, for inspection
+    #[command(after_help = "Examples:\n  \
+spine render immich                 # print every desired file of host `immich`\n  \
+spine render immich --out /tmp/r    # write them under /tmp/r/<host>/<path>\n  \
+spine render immich --templates my-templates\n\n\
+Secrets are never rendered: .env shows `(sensitive)` where a secret goes.")]
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TemplatesArg {
+    /// Folder overriding the built-in templates (same relative names as templates/)
+    #[arg(long, value_name = "DIR", env = "SPINE_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Host id from SERVICE_REGISTRY.yaml (default: every host with a `desired` section)
+    pub hosts: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+    #[command(flatten)]
+    pub templates: TemplatesArg,
+    /// Write the files under DIR/<host>/<path> instead of printing them
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

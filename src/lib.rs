@@ -5,6 +5,8 @@
 pub mod cli;
 pub mod cmd;
 pub mod diag;
+pub mod kinds;
 pub mod load;
 pub mod model;
+pub mod render;
 pub mod verify;

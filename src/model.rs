@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::diag::FileKind;
 use crate::load::Loaded;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct ServiceRegistry {
     #[serde(default)]
     pub services: IndexMap<String, Service>,
@@ -21,7 +21,7 @@ pub struct ServiceRegistry {
     pub infisical_projects: IndexMap<String, InfisicalProject>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Service {
     pub host: String,
     pub port: Option<u16>,
@@ -35,7 +35,7 @@ pub struct Service {
     pub other: BTreeMap<String, Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Host {
     pub tailscale_ip: Option<String>,
     pub ssh: Option<String>,
@@ -46,14 +46,14 @@ pub struct Host {
     pub desired: Option<DesiredHost>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct InfisicalProject {
     pub project_id: Option<String>,
     pub environment: Option<String>,
     pub path: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct DesiredHost {
     pub ssh_user: Option<String>,
     #[serde(default)]
@@ -62,7 +62,7 @@ pub struct DesiredHost {
     pub tailscale: Option<Tailscale>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
     Tailscale,
@@ -71,7 +71,7 @@ pub enum Via {
     SshConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct AccessPath {
     pub via: Via,
     pub address: String,
@@ -79,7 +79,7 @@ pub struct AccessPath {
     pub port: Option<u16>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum NetworkOwner {
     #[serde(rename = "cloud-init")]
     CloudInit,
@@ -87,7 +87,7 @@ pub enum NetworkOwner {
     Netplan,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkKind {
     #[default]
@@ -96,7 +96,7 @@ pub enum LinkKind {
     Bridge,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Network {
     pub owner: NetworkOwner,
     #[serde(default = "default_netplan_file")]
@@ -124,19 +124,19 @@ impl Network {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Tailscale {
     pub hostname: String,
     pub accept_dns: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct StackRegistry {
     #[serde(default)]
     pub stacks: Vec<Stack>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Stack {
     pub stack_id: String,
     pub name: Option<String>,
@@ -146,7 +146,7 @@ pub struct Stack {
     pub desired: Option<DesiredStack>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct DesiredStack {
     pub host: String,
     #[serde(default)]
@@ -158,7 +158,7 @@ pub struct DesiredStack {
     pub legacy_roots: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Compose {
     pub project: String,
     pub directory: String,
@@ -171,21 +171,21 @@ pub struct Compose {
     pub secrets: IndexMap<String, SecretRef>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ComposeService {
     pub registry: Option<String>,
     pub container: Option<String>,
     pub image: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct SecretRef {
     pub project: String,
     pub key: String,
     pub path: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct CronJob {
     pub id: String,
     pub user: String,
@@ -196,7 +196,7 @@ pub struct CronJob {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct HealthFile {
     #[serde(default)]
     pub defaults: HealthDefaults,
@@ -204,7 +204,7 @@ pub struct HealthFile {
     pub endpoints: Vec<Endpoint>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct HealthDefaults {
     #[serde(default = "five")]
     pub connect_timeout_sec: f64,
@@ -228,7 +228,7 @@ fn ten() -> f64 {
     10.0
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Endpoint {
     pub id: String,
     pub host: String,

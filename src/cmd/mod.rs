@@ -1,5 +1,7 @@
 //! One file per command: each wires the pipeline stages it needs.
 
+pub mod registry;
+pub mod render;
 pub mod verify;
 
 use std::io::{IsTerminal, Write};

@@ -1,0 +1,40 @@
+//! Loading a registry that must pass `spine verify` before anything acts on it.
+
+use crate::cli::RegistryArg;
+use crate::load::{self, Loaded, Origin};
+use crate::model::Registry;
+use crate::verify::{self, Status, output};
+
+/// The typed registry, or the exit code after reporting why it is unusable.
+pub fn checked(arg: &RegistryArg, color: bool) -> Result<(Loaded, Registry), u8> {
+    let loaded = load::load(&Origin::choose(arg.registry.clone()));
+    if !loaded.failures.is_empty() {
+        for d in &loaded.failures {
+            eprint!("{}", output::render_diag(d, color));
+        }
+        eprintln!("spine: the registry in {} could not be read", loaded.origin);
+        return Err(super::exit::COULD_NOT_RUN);
+    }
+    let outcome = verify::run(&loaded);
+    if outcome.count(Status::Fail) > 0 || outcome.count(Status::Skip) > 0 {
+        for g in outcome.gates.iter().filter(|g| g.status != Status::Pass) {
+            for d in &g.diags {
+                eprint!("{}", output::render_diag(d, color));
+            }
+        }
+        eprintln!(
+            "spine: the registry in {} does not pass `spine verify` (failing: {}); fix it first",
+            loaded.origin,
+            outcome.failing_ids().join(", ")
+        );
+        return Err(super::exit::COULD_NOT_RUN);
+    }
+    let valid = crate::diag::FileKind::ALL;
+    match Registry::from_loaded(&loaded, &valid) {
+        Ok(r) => Ok((loaded, r)),
+        Err(e) => {
+            eprintln!("spine: {e}");
+            Err(super::exit::COULD_NOT_RUN)
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Stage 3: render. The desired state of each host, from the registry and the
+//! minijinja templates in `templates/` (strict: an undefined value is an error
+//! naming the template, line and expression).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::kinds::{self, Desired};
+use crate::model::{Host, Registry, ServiceRegistry, StackRegistry};
+
+/// The templates shipped with spine, compiled into the binary.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "netplan/cloud-init.yaml.j2",
+        include_str!("../../templates/netplan/cloud-init.yaml.j2"),
+    ),
+    (
+        "cloudinit/ipconfig0.j2",
+        include_str!("../../templates/cloudinit/ipconfig0.j2"),
+    ),
+    (
+        "cloudinit/nameserver.j2",
+        include_str!("../../templates/cloudinit/nameserver.j2"),
+    ),
+    (
+        "compose/immich.yml.j2",
+        include_str!("../../templates/compose/immich.yml.j2"),
+    ),
+    (
+        "compose/env.j2",
+        include_str!("../../templates/compose/env.j2"),
+    ),
+    (
+        "cron/block.j2",
+        include_str!("../../templates/cron/block.j2"),
+    ),
+    (
+        "tailscale/prefs.yaml.j2",
+        include_str!("../../templates/tailscale/prefs.yaml.j2"),
+    ),
+];
+
+/// Text standing for a secret in rendered files until apply fills it in.
+pub fn secret_placeholder(key: &str) -> String {
+    format!("<<spine-secret:{key}>>")
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RenderError {
+    #[error("template {name}, line {line}: {message}")]
+    #[diagnostic(code(spine::render::template), help("{help}"))]
+    Template {
+        name: String,
+        line: usize,
+        message: String,
+        help: String,
+    },
+    #[error("cannot read template directory {dir}: {source}")]
+    #[diagnostic(
+        code(spine::render::templates_dir),
+        help(
+            "pass --templates DIR holding the template files, or leave it out to use the built-in ones"
+        )
+    )]
+    Dir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unknown host `{0}`")]
+    #[diagnostic(code(spine::render::host), help("{1}"))]
+    UnknownHost(String, String),
+    #[error("the registry does not pass `spine verify`: {0}")]
+    #[diagnostic(
+        code(spine::render::registry),
+        help("run `spine verify` and fix what it reports")
+    )]
+    Registry(String),
+}
+
+/// The template environment: built-ins, optionally overridden from a folder.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    pub fn new(dir: Option<&Path>) -> Result<Self, RenderError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .keep_trailing_newline(true)
+                .build()
+                .expect("default syntax"),
+        );
+        env.add_function("secret", |key: String| secret_placeholder(&key));
+        for (name, text) in BUILTIN {
+            let text = match dir {
+                Some(d) => match std::fs::read_to_string(d.join(name)) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => (*text).to_string(),
+                    Err(source) => {
+                        return Err(RenderError::Dir {
+                            dir: d.join(name),
+                            source,
+                        });
+                    }
+                },
+                None => (*text).to_string(),
+            };
+            env.add_template_owned(name.to_string(), text)
+                .map_err(|e| template_error(&e))?;
+        }
+        Ok(Self { env })
+    }
+
+    /// Render one template with a serialisable context.
+    pub fn render(&self, name: &str, ctx: minijinja::Value) -> Result<String, RenderError> {
+        let t = self
+            .env
+            .get_template(name)
+            .map_err(|e| template_error(&e))?;
+        t.render(ctx).map_err(|e| template_error(&e))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
+    }
+}
+
+fn template_error(e: &minijinja::Error) -> RenderError {
+    let name = e.name().unwrap_or("<unknown>").to_string();
+    let line = e.line().unwrap_or(0);
+    let snippet = match (e.template_source(), e.range()) {
+        (Some(src), Some(r)) => src
+            .get(r)
+            .map(|s| format!(" (at `{s}`)"))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let message = format!(
+        "{}{snippet}",
+        e.detail()
+            .map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()))
+    );
+    let help = if e.kind() == minijinja::ErrorKind::UndefinedError {
+        "the template uses a value the registry does not give: add it to the registry's `desired` section or guard it with `{% if ... %}`".to_string()
+    } else {
+        "fix the template syntax".to_string()
+    };
+    RenderError::Template {
+        name,
+        line,
+        message,
+        help,
+    }
+}
+
+/// What a kind needs to render one host.
+pub struct RenderCx<'a> {
+    pub host_id: &'a str,
+    pub host: &'a Host,
+    pub services: &'a ServiceRegistry,
+    pub stacks: &'a StackRegistry,
+    pub templates: &'a Templates,
+}
+
+impl RenderCx<'_> {
+    /// The user spine logs in as on this host.
+    pub fn ssh_user(&self) -> String {
+        self.host
+            .desired
+            .as_ref()
+            .and_then(|d| d.ssh_user.clone())
+            .or_else(|| self.host.ssh_user.clone())
+            .unwrap_or_else(|| "root".into())
+    }
+}
+
+/// The desired state of one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostState {
+    pub host: String,
+    pub resources: Vec<Desired>,
+}
+
+/// Hosts with a `desired` section, in registry order.
+pub fn managed_hosts(reg: &ServiceRegistry) -> Vec<String> {
+    reg.hosts
+        .iter()
+        .filter(|(_, h)| h.desired.is_some())
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// Render every resource of every kind that lives on or is about `host_id`.
+pub fn render_host(
+    reg: &Registry,
+    host_id: &str,
+    templates: &Templates,
+) -> Result<HostState, RenderError> {
+    let (Some(services), Some(stacks)) = (&reg.services, &reg.stacks) else {
+        return Err(RenderError::Registry(
+            "SERVICE_REGISTRY.yaml or STACK_REGISTRY.yaml is not usable".into(),
+        ));
+    };
+    let Some(host) = services.hosts.get(host_id) else {
+        let ids: Vec<&str> = services.hosts.keys().map(String::as_str).collect();
+        return Err(RenderError::UnknownHost(
+            host_id.into(),
+            format!("hosts in the registry: {}", ids.join(", ")),
+        ));
+    };
+    let cx = RenderCx {
+        host_id,
+        host,
+        services,
+        stacks,
+        templates,
+    };
+    let mut resources = Vec::new();
+    for kind in kinds::ALL {
+        resources.extend(kind.render(&cx)?);
+    }
+    Ok(HostState {
+        host: host_id.into(),
+        resources,
+    })
+}
+
+/// Write a host's rendered files under `out/<host>/...` for inspection.
+/// Secrets stay placeholders: a rendered file never holds a secret value.
+pub fn write_out(state: &HostState, out: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let mut seen: BTreeMap<PathBuf, ()> = BTreeMap::new();
+    for r in &state.resources {
+        let rel = r.file_name();
+        let path = out.join(&r.on).join(rel.trim_start_matches('/'));
+        if seen.insert(path.clone(), ()).is_some() {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = path.with_extension("spine-tmp");
+        std::fs::write(&tmp, r.shown_content())?;
+        std::fs::rename(&tmp, &path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
