@@ -57,6 +57,56 @@ spine render immich --out /tmp/r    # write them under /tmp/r/<host>/<path>\n  \
 spine render immich --templates my-templates\n\n\
 Secrets are never rendered: .env shows `(sensitive)` where a secret goes.")]
     Render(RenderArgs),
+    /// Compare each host with its desired state over SSH and show the changes
+    #[command(after_help = "Examples:\n  \
+spine plan                              # every host with a `desired` section\n  \
+spine plan immich -o immich.plan        # save the plan for `spine apply immich.plan`\n  \
+spine plan --format json | jq .summary\n  \
+spine plan --detailed-exitcode          # for scripts: 0 converged, 2 changes, 3 only unknowns\n\n\
+Facts are read in one SSH round trip per host, hosts in parallel. Host keys are checked strictly.\n\
+Exit codes: 0 plan made; 2 the registry is not usable. With --detailed-exitcode: 0 converged,\n\
+1 error, 2 changes to make, 3 nothing to change but some state unknown.")]
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// ssh_config file to use (ssh -F); the default is ~/.ssh/config
+    #[arg(long, value_name = "FILE", env = "SPINE_SSH_CONFIG")]
+    pub ssh_config: Option<PathBuf>,
+    /// Seconds to wait for each SSH connection
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub connect_timeout: u64,
+    /// Hosts to read at the same time
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub parallel: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Host ids (default: every host with a `desired` section)
+    pub hosts: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+    #[command(flatten)]
+    pub templates: TemplatesArg,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Output format (JSON: schemas/plan.schema.json)
+    #[arg(long, short = 'f', value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Save the plan to FILE for `spine apply FILE`
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 converged, 1 error, 2 changes, 3 unknowns and nothing else
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,8 +5,11 @@
 pub mod cli;
 pub mod cmd;
 pub mod diag;
+pub mod gather;
 pub mod kinds;
 pub mod load;
 pub mod model;
+pub mod plan;
 pub mod render;
+pub mod secrets;
 pub mod verify;

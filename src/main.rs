@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let code = match &cli.command {
         Command::Verify(args) => cmd::verify::run(args, g),
         Command::Render(args) => cmd::render::run(args, g),
+        Command::Plan(args) => cmd::plan::run(args, g),
     };
     ExitCode::from(code)
 }

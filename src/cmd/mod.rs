@@ -1,5 +1,6 @@
 //! One file per command: each wires the pipeline stages it needs.
 
+pub mod plan;
 pub mod registry;
 pub mod render;
 pub mod verify;

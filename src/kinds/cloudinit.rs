@@ -2,11 +2,34 @@
 //! regenerate a VM's netplan file. They live on the Proxmox host (read with
 //! `qm config VMID`): GAP-OP-094 was these drifting while nobody looked.
 
-use super::{Desired, Kind};
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::{Action, Desired, Kind, Observed, SecretHashes, Verdict, text_diff};
+use crate::gather::script::{Section, q};
 use crate::model::NetworkOwner;
 use crate::render::{RenderCx, RenderError};
 
 pub struct CloudInit;
+
+/// `ip=1.2.3.4/24,gw=1.2.3.1` as an order-free map.
+fn ipconfig(s: &str) -> BTreeMap<String, String> {
+    s.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn nameservers(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .split([' ', ','])
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
 
 impl Kind for CloudInit {
     fn name(&self) -> &'static str {
@@ -30,7 +53,7 @@ impl Kind for CloudInit {
             .to_string();
         let nameserver = cx
             .templates
-            .render("cloudinit/nameserver.j2", ctx.clone())?
+            .render("cloudinit/nameserver.j2", ctx)?
             .trim()
             .to_string();
         let content = format!("ipconfig0: {ipconfig0}\nnameserver: {nameserver}\n");
@@ -46,5 +69,85 @@ impl Kind for CloudInit {
             .arg("ipconfig0", ipconfig0)
             .arg("nameserver", nameserver),
         ])
+    }
+
+    fn probe(&self, d: &Desired) -> String {
+        format!(
+            "sp_missing qm || exit 0\nout=$(sp_sudo qm config {} 2>&1); sp_kv rc $?; printf '%s' \"$out\" | sp_b64 config",
+            q(d.get("vmid"))
+        )
+    }
+
+    fn observe(&self, d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {
+        if let Some(u) = s.get("unknown") {
+            return Err(u.to_string());
+        }
+        let config = s.get("config").unwrap_or_default();
+        if s.get("rc") != Some("0") {
+            return Err(format!(
+                "`qm config {}` failed: {}",
+                d.get("vmid"),
+                config.trim()
+            ));
+        }
+        let mut fields = BTreeMap::new();
+        for line in config.lines() {
+            if let Some((k, v)) = line.split_once(": ") {
+                if k == "ipconfig0" || k == "nameserver" {
+                    fields.insert(k.to_string(), v.trim().to_string());
+                }
+            }
+        }
+        Ok(json!({
+            "ipconfig0": fields.get("ipconfig0"),
+            "nameserver": fields.get("nameserver"),
+        }))
+    }
+
+    fn compare(&self, d: &Desired, actual: &serde_json::Value) -> Verdict {
+        let have_ip = actual["ipconfig0"].as_str().unwrap_or_default();
+        let have_ns = actual["nameserver"].as_str().unwrap_or_default();
+        let mut reasons = Vec::new();
+        if ipconfig(have_ip) != ipconfig(d.get("ipconfig0")) {
+            reasons.push(format!(
+                "ipconfig0 is `{have_ip}`, should be `{}`",
+                d.get("ipconfig0")
+            ));
+        }
+        if nameservers(have_ns) != nameservers(d.get("nameserver")) {
+            reasons.push(format!(
+                "nameserver is `{have_ns}`, should be `{}`",
+                d.get("nameserver")
+            ));
+        }
+        if reasons.is_empty() {
+            return Verdict::InSync;
+        }
+        let have = format!("ipconfig0: {have_ip}\nnameserver: {have_ns}\n");
+        Verdict::Drift {
+            action: Action::Change,
+            reason: format!(
+                "{} (cloud-init regenerates the guest's netplan from these at the VM's next cold start)",
+                reasons.join("; ")
+            ),
+            diff: text_diff(&format!("qm config {}", d.get("vmid")), &have, &d.content),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipconfig_is_order_free() {
+        assert_eq!(
+            ipconfig("gw=1.1.1.1,ip=1.1.1.2/24"),
+            ipconfig("ip=1.1.1.2/24,gw=1.1.1.1")
+        );
+        assert_ne!(
+            ipconfig("ip=1.1.1.2/24"),
+            ipconfig("ip=1.1.1.2/24,gw=1.1.1.1")
+        );
     }
 }

@@ -1,8 +1,13 @@
-//! cron: a marked block in each user's crontab; lines outside it are left alone.
+//! cron: a marked block in each user's crontab. Lines outside the block are
+//! left alone, except lines that refer to a legacy root (a removed tree: such
+//! a job can only fail silently), which are reported and removed.
 
 use std::collections::BTreeMap;
 
-use super::{Desired, Kind};
+use serde_json::{Value, json};
+
+use super::{Action, Desired, Kind, Observed, SecretHashes, Verdict, text_diff};
+use crate::gather::script::{Section, q};
 use crate::model::CronJob;
 use crate::render::{RenderCx, RenderError};
 
@@ -10,6 +15,52 @@ pub struct Cron;
 
 pub const BEGIN: &str = "# BEGIN spine managed block";
 pub const END: &str = "# END spine managed block";
+
+/// Split a crontab into (lines before, the managed block or None, lines after).
+pub fn split_block(text: &str) -> (Vec<&str>, Option<Vec<&str>>, Vec<&str>) {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| l.starts_with(BEGIN));
+    let end = lines.iter().position(|l| l.starts_with(END));
+    match (start, end) {
+        (Some(s), Some(e)) if e > s => (
+            lines[..s].to_vec(),
+            Some(lines[s..=e].to_vec()),
+            lines[e + 1..].to_vec(),
+        ),
+        _ => (lines, None, Vec::new()),
+    }
+}
+
+/// Whether a crontab line refers to a path under one of `roots`.
+pub fn refers_to(line: &str, roots: &[&str]) -> bool {
+    if line.trim_start().starts_with('#') {
+        return false;
+    }
+    line.split(|c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                ';' | '&' | '|' | '<' | '>' | '(' | ')' | '"' | '\'' | '='
+            )
+    })
+    .any(|w| {
+        roots
+            .iter()
+            .any(|r| w == *r || w.starts_with(&format!("{}/", r.trim_end_matches('/'))))
+    })
+}
+
+/// The crontab the registry wants, given the current one.
+pub fn desired_crontab(current: &str, block: &str, roots: &[&str]) -> String {
+    let (before, _, after) = split_block(current);
+    let keep = |v: Vec<&str>| {
+        v.into_iter()
+            .filter(|l| !refers_to(l, roots))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    format!("{}{}{}", keep(before), block, keep(after))
+}
 
 impl Kind for Cron {
     fn name(&self) -> &'static str {
@@ -30,10 +81,8 @@ impl Kind for Cron {
         }
         let mut out = Vec::new();
         for (user, jobs) in by_user {
-            let content = cx.templates.render(
-                "cron/block.j2",
-                minijinja::context! { jobs => minijinja::value::Serde(&jobs) },
-            )?;
+            let ctx = minijinja::context! { jobs => minijinja::value::Serde(&jobs) };
+            let content = cx.templates.render("cron/block.j2", ctx)?;
             let scripts: Vec<String> = jobs
                 .iter()
                 .flat_map(|j| j.scripts.iter().cloned())
@@ -56,5 +105,129 @@ impl Kind for Cron {
             );
         }
         Ok(out)
+    }
+
+    fn probe(&self, d: &Desired) -> String {
+        let user = q(d.get("user"));
+        let mut s = format!(
+            "sp_missing crontab || exit 0\n\
+             if [ \"$(id -un)\" = {user} ]; then out=$(crontab -l 2>&1); else out=$(sp_sudo crontab -l -u {user} 2>&1); fi; rc=$?\n\
+             sp_kv rc \"$rc\"; printf '%s' \"$out\" | sp_b64 crontab\n"
+        );
+        for (i, script) in d.get("scripts").lines().enumerate() {
+            let p = q(script);
+            s.push_str(&format!(
+                "if [ -x {p} ]; then sp_kv script.{i} executable; elif [ -e {p} ]; then sp_kv script.{i} not-executable; else sp_kv script.{i} missing; fi\n"
+            ));
+        }
+        s
+    }
+
+    fn observe(&self, d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {
+        if let Some(u) = s.get("unknown") {
+            return Err(u.to_string());
+        }
+        let text = s.get("crontab").unwrap_or_default();
+        let crontab = match s.get("rc") {
+            Some("0") => text.to_string(),
+            // `crontab -l` exits 1 with "no crontab for USER" when there is none.
+            Some("1") if text.contains("no crontab for") => String::new(),
+            Some("126") => return Err("permission denied reading another user's crontab (run as root or allow passwordless sudo)".into()),
+            _ => return Err(format!("`crontab -l` failed: {}", text.lines().next().unwrap_or("(no output)"))),
+        };
+        let scripts: Vec<Value> = d
+            .get("scripts")
+            .lines()
+            .enumerate()
+            .map(|(i, p)| json!([p, s.get(&format!("script.{i}")).unwrap_or("unknown")]))
+            .collect();
+        Ok(json!({ "crontab": crontab, "scripts": scripts }))
+    }
+
+    fn compare(&self, d: &Desired, actual: &Value) -> Verdict {
+        let current = actual["crontab"].as_str().unwrap_or_default();
+        let roots: Vec<&str> = d.get("legacy_roots").lines().collect();
+        let want = desired_crontab(current, &d.content, &roots);
+        let mut reasons = Vec::new();
+        let (_, block, _) = split_block(current);
+        if block.is_none() {
+            reasons.push("the managed block is missing".to_string());
+        } else if want != current && !current.is_empty() {
+            let have_block: String = block
+                .unwrap_or_default()
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect();
+            if have_block != d.content {
+                reasons.push("the managed block differs".to_string());
+            }
+        }
+        for line in current.lines().filter(|l| refers_to(l, &roots)) {
+            reasons.push(format!(
+                "`{line}` refers to a legacy root that no longer exists"
+            ));
+        }
+        let mut unknown = Vec::new();
+        for pair in actual["scripts"].as_array().into_iter().flatten() {
+            let (path, state) = (
+                pair[0].as_str().unwrap_or_default(),
+                pair[1].as_str().unwrap_or_default(),
+            );
+            match state {
+                "executable" => {}
+                "unknown" => unknown.push(path.to_string()),
+                other => reasons.push(format!(
+                    "script {path} is {other} (spine does not create scripts: deploy it)"
+                )),
+            }
+        }
+        if want == current && reasons.is_empty() {
+            if !unknown.is_empty() {
+                return Verdict::Unknown {
+                    reason: format!("could not check scripts: {}", unknown.join(", ")),
+                };
+            }
+            return Verdict::InSync;
+        }
+        let action = if current.is_empty() {
+            Action::Create
+        } else {
+            Action::Change
+        };
+        Verdict::Drift {
+            action,
+            reason: reasons.join("; "),
+            diff: text_diff(&format!("crontab of {}", d.get("user")), current, &want),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOCK: &str =
+        "# BEGIN spine managed block (x)\n0 3 * * * /new.sh\n# END spine managed block\n";
+
+    #[test]
+    fn keeps_foreign_lines_and_drops_legacy_ones() {
+        let cur = "MAILTO=a\n0 3 * * * /home/r/ronny-ops/backup.sh\n5 * * * * /other\n";
+        let want = desired_crontab(cur, BLOCK, &["/home/r/ronny-ops"]);
+        assert_eq!(want, format!("MAILTO=a\n5 * * * * /other\n{BLOCK}"));
+        // Converged: applying again changes nothing.
+        assert_eq!(desired_crontab(&want, BLOCK, &["/home/r/ronny-ops"]), want);
+    }
+
+    #[test]
+    fn refers_to_by_path_component() {
+        assert!(refers_to("0 3 * * * /x/ronny-ops/a.sh", &["/x/ronny-ops"]));
+        assert!(!refers_to(
+            "0 3 * * * /x/ronny-ops2/a.sh",
+            &["/x/ronny-ops"]
+        ));
+        assert!(!refers_to(
+            "# 0 3 * * * /x/ronny-ops/a.sh",
+            &["/x/ronny-ops"]
+        ));
     }
 }

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::gather::script::Section;
 use crate::render::{RenderCx, RenderError};
 
 /// Every kind, in the order resources are planned and applied.
@@ -119,9 +120,190 @@ impl Desired {
     }
 }
 
+/// What comparing needs beyond desired and actual: hashes of secret values,
+/// from the secrets provider (never the values themselves).
+pub trait SecretHashes: Sync {
+    /// `sha256:HEX` of the secret for `key` of `d`, or why it is not available.
+    fn hash(&self, d: &Desired, key: &str) -> Result<String, String>;
+}
+
+/// The observed state of one resource, normalised so that only what the
+/// comparison uses is kept (and fingerprinted): `Err` is "unknown, because".
+pub type Observed = Result<serde_json::Value, String>;
+
+/// How a resource compares with the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Verdict {
+    InSync,
+    Drift {
+        action: Action,
+        reason: String,
+        /// Unified diff (secrets masked), when there is text to compare.
+        diff: Option<String>,
+    },
+    Unknown {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Change,
+}
+
 /// A resource kind.
 pub trait Kind: Sync {
     fn name(&self) -> &'static str;
-    /// The resources of this kind for the host in `cx` (possibly none).
+    /// Stage render: the resources of this kind for the host in `cx` (possibly none).
     fn render(&self, cx: &RenderCx) -> Result<Vec<Desired>, RenderError>;
+    /// Stage gather: a read-only shell snippet printing `key=value` lines about
+    /// `d` (helpers `sp_kv`, `sp_b64`, `sp_file`, `sp_sudo`, `sp_missing`).
+    /// Every registry value in it must go through [`crate::gather::script::q`].
+    fn probe(&self, d: &Desired) -> String;
+    /// Stage gather: the facts from the probe's section that matter.
+    fn observe(&self, d: &Desired, s: &Section, secrets: &dyn SecretHashes) -> Observed;
+    /// Stage diff: desired against observed.
+    fn compare(&self, d: &Desired, actual: &serde_json::Value) -> Verdict;
+}
+
+/// A unified diff of two texts, or `None` when equal.
+pub fn text_diff(name: &str, actual: &str, desired: &str) -> Option<String> {
+    if actual == desired {
+        return None;
+    }
+    let diff = similar::TextDiff::from_lines(actual, desired);
+    Some(
+        diff.unified_diff()
+            .context_radius(3)
+            .header(&format!("{name} (on host)"), &format!("{name} (desired)"))
+            .to_string(),
+    )
+}
+
+/// The observed text of a file section: `Ok(None)` when the file is absent.
+pub fn observed_file(s: &Section, key: &str) -> Result<Option<(String, String, String)>, String> {
+    if let Some(e) = s.get(&format!("{key}.error")) {
+        return Err(e.to_string());
+    }
+    match s.get(&format!("{key}.exists")) {
+        Some("1") => Ok(Some((
+            s.get(&format!("{key}.content"))
+                .unwrap_or_default()
+                .to_string(),
+            s.get(&format!("{key}.mode"))
+                .unwrap_or_default()
+                .to_string(),
+            s.get(&format!("{key}.owner"))
+                .unwrap_or_default()
+                .to_string(),
+        ))),
+        Some("0") => Ok(None),
+        _ => Err(s.get("unknown").map_or_else(
+            || "the host gave no answer for this file".to_string(),
+            str::to_string,
+        )),
+    }
+}
+
+/// Parse YAML text into JSON for comparing meaning rather than text.
+pub fn yaml_meaning(text: &str) -> Result<serde_json::Value, String> {
+    if text.trim().is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    crate::load::yaml::parse(text)
+        .map(|(n, _)| n.to_json())
+        .map_err(|e| e.message)
+}
+
+/// JSON pointers where two values differ (for a short reason line).
+pub fn json_changes(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    fn walk(a: &Value, b: &Value, at: String, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    let p = format!("{at}/{k}");
+                    match (x.get(k), y.get(k)) {
+                        (Some(u), Some(v)) => walk(u, v, p, out),
+                        _ => out.push(p),
+                    }
+                }
+            }
+            _ if a != b => out.push(if at.is_empty() { "/".into() } else { at }),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(a, b, String::new(), &mut out);
+    out
+}
+
+/// A file resource compared by meaning (parsed YAML), mode and owner.
+pub fn compare_yaml_file(d: &Desired, actual: &serde_json::Value) -> Verdict {
+    let name = d.path.as_deref().unwrap_or(&d.id);
+    let desired_text = d.shown_content();
+    if actual["exists"] != serde_json::Value::Bool(true) {
+        return Verdict::Drift {
+            action: Action::Create,
+            reason: format!("{name} does not exist"),
+            diff: text_diff(name, "", &desired_text),
+        };
+    }
+    let actual_text = actual["text"].as_str().unwrap_or_default();
+    let mut reasons = Vec::new();
+    match yaml_meaning(&d.content) {
+        Ok(want) => {
+            let changes = json_changes(&actual["meaning"], &want);
+            if !changes.is_empty() {
+                reasons.push(format!("content differs at {}", changes.join(", ")));
+            }
+        }
+        Err(e) => reasons.push(format!("rendered file is not valid YAML: {e}")),
+    }
+    file_attrs(d, actual, &mut reasons);
+    if reasons.is_empty() {
+        return Verdict::InSync;
+    }
+    Verdict::Drift {
+        action: Action::Change,
+        reason: reasons.join("; "),
+        diff: text_diff(name, actual_text, &desired_text),
+    }
+}
+
+/// Mode and owner differences of a file resource.
+pub fn file_attrs(d: &Desired, actual: &serde_json::Value, reasons: &mut Vec<String>) {
+    if let Some(mode) = d.mode {
+        let want = format!("{mode:o}");
+        let have = actual["mode"].as_str().unwrap_or_default();
+        if have != want {
+            reasons.push(format!("mode {have} should be {want}"));
+        }
+    }
+    if let Some(owner) = &d.owner {
+        let have = actual["owner"].as_str().unwrap_or_default();
+        if have != owner {
+            reasons.push(format!("owner {have} should be {owner}"));
+        }
+    }
+}
+
+/// Observe a YAML file section (`f.*` keys).
+pub fn observe_yaml_file(s: &Section) -> Observed {
+    match observed_file(s, "f")? {
+        None => Ok(serde_json::json!({ "exists": false })),
+        Some((text, mode, owner)) => Ok(serde_json::json!({
+            "exists": true,
+            "mode": mode,
+            "owner": owner,
+            "text": text,
+            "meaning": yaml_meaning(&text).unwrap_or_else(|e| serde_json::Value::String(format!("(not valid YAML: {e})"))),
+        })),
+    }
 }

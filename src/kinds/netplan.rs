@@ -1,6 +1,8 @@
 //! netplan: the guest's network file, in the shape cloud-init writes it.
+//! Compared by meaning (parsed YAML), mode 0600 and owner root.
 
-use super::{Desired, Kind};
+use super::{Desired, Kind, Observed, SecretHashes, Verdict};
+use crate::gather::script::{Section, q};
 use crate::render::{RenderCx, RenderError};
 
 pub struct Netplan;
@@ -14,10 +16,11 @@ impl Kind for Netplan {
         let Some(net) = cx.host.desired.as_ref().and_then(|d| d.network.as_ref()) else {
             return Ok(Vec::new());
         };
-        let content = cx.templates.render(
-            "netplan/cloud-init.yaml.j2",
-            minijinja::context! { host => minijinja::context!{ id => cx.host_id }, network => minijinja::value::Serde(net) },
-        )?;
+        let ctx = minijinja::context! {
+            host => minijinja::context! { id => cx.host_id },
+            network => minijinja::value::Serde(net),
+        };
+        let content = cx.templates.render("netplan/cloud-init.yaml.j2", ctx)?;
         Ok(vec![
             Desired::new(
                 self,
@@ -31,5 +34,17 @@ impl Kind for Netplan {
             .arg("address", &net.address)
             .arg("kind", format!("{:?}", net.kind).to_lowercase()),
         ])
+    }
+
+    fn probe(&self, d: &Desired) -> String {
+        format!("sp_file f {}", q(d.path.as_deref().unwrap_or_default()))
+    }
+
+    fn observe(&self, _d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {
+        super::observe_yaml_file(s)
+    }
+
+    fn compare(&self, d: &Desired, actual: &serde_json::Value) -> Verdict {
+        super::compare_yaml_file(d, actual)
     }
 }

@@ -36,6 +36,22 @@ pub struct Loaded {
     pub failures: Vec<Diag>,
 }
 
+impl Loaded {
+    /// SHA-256 over the registry files (name and exact bytes, in a fixed order):
+    /// what a saved plan and a receipt are bound to.
+    pub fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (kind, doc) in &self.docs {
+            h.update(kind.file_name().as_bytes());
+            h.update([0]);
+            h.update((doc.source.text.len() as u64).to_le_bytes());
+            h.update(doc.source.text.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
 impl Sources for Loaded {
     fn source(&self, file: FileKind) -> Option<(&SourceFile, &Node)> {
         self.docs.get(&file).map(|d| (&d.source, &d.tree))

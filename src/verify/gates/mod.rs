@@ -6,7 +6,7 @@ mod facts;
 mod images;
 mod immich;
 mod references;
-mod secrets;
+pub mod secrets;
 mod uniqueness;
 
 use super::Gate;

@@ -1,0 +1,130 @@
+//! Stage 4: gather. The actual state of each host, read over SSH in one
+//! round trip per host (one generated script), hosts in parallel.
+
+pub mod script;
+pub mod ssh;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::kinds::Desired;
+use crate::model::ServiceRegistry;
+use script::Report;
+use ssh::{PathFailure, Route, SshOptions};
+
+/// What one host answered, or why it could not be asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub host: String,
+    /// The access path that worked.
+    pub route: Option<Route>,
+    /// Paths tried before (or instead of) the one that worked.
+    pub failures: Vec<PathFailure>,
+    pub report: Option<Report>,
+    /// The script could not run (after connecting).
+    pub error: Option<String>,
+}
+
+/// A fresh random boundary for framing sections.
+fn boundary() -> String {
+    let mut bytes = [0u8; 12];
+    if getrandom(&mut bytes).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes[..12].copy_from_slice(&t.to_le_bytes()[..12]);
+    }
+    format!("==spine-{}", hex::encode(bytes))
+}
+
+fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// Gather one host: connect over the first working path, run the script once.
+pub async fn gather_host(
+    host: String,
+    routes: Vec<Route>,
+    resources: Vec<Desired>,
+    opts: SshOptions,
+) -> HostFacts {
+    let b = boundary();
+    let refs: Vec<&Desired> = resources.iter().collect();
+    let script = script::build(&refs, &b);
+    let mut facts = HostFacts {
+        host,
+        route: None,
+        failures: Vec::new(),
+        report: None,
+        error: None,
+    };
+    if routes.is_empty() {
+        facts.error =
+            Some("the registry gives no access path for this host (desired.access)".into());
+        return facts;
+    }
+    let (session, route) = match ssh::connect(&routes, &opts).await {
+        Ok(x) => x,
+        Err(f) => {
+            facts.failures = f;
+            return facts;
+        }
+    };
+    facts.route = Some(route);
+    match ssh::run_script(&session, &script).await {
+        Ok((out, _)) => {
+            let report = script::parse(&out, &b);
+            if report.user.is_empty() {
+                facts.error = Some("the gather script printed nothing recognisable (is /bin/sh a POSIX shell there?)".into());
+            } else {
+                facts.report = Some(report);
+            }
+        }
+        Err(e) => facts.error = Some(format!("running the gather script failed: {e}")),
+    }
+    let _ = session.close().await;
+    facts
+}
+
+/// Gather every host in `by_host` (host id -> resources living there),
+/// at most `parallel` at a time. Results come back in the input order.
+pub async fn gather_all(
+    reg: &ServiceRegistry,
+    by_host: &BTreeMap<String, Vec<Desired>>,
+    opts: &SshOptions,
+    parallel: usize,
+) -> Vec<HostFacts> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+    let mut tasks = Vec::new();
+    for (host, resources) in by_host {
+        let (host, resources, routes, opts, sem) = (
+            host.clone(),
+            resources.clone(),
+            ssh::routes(reg, host),
+            opts.clone(),
+            sem.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            gather_host(host, routes, resources, opts).await
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(f) => out.push(f),
+            Err(e) => out.push(HostFacts {
+                host: String::new(),
+                route: None,
+                failures: Vec::new(),
+                report: None,
+                error: Some(format!("gather task failed: {e}")),
+            }),
+        }
+    }
+    out
+}

@@ -1,0 +1,277 @@
+//! Reaching a host over SSH with the system `ssh` (through the `openssh`
+//! crate): ~/.ssh/config, the agent and ProxyJump all apply. Host keys are
+//! checked strictly. Access paths are tried in registry order; failures are
+//! classified with a hint.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use openssh::{KnownHosts, Session, SessionBuilder};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::model::{ServiceRegistry, Via};
+
+/// How spine's ssh is set up.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// An ssh_config file (`ssh -F`), e.g. for test hosts.
+    pub config: Option<PathBuf>,
+    pub connect_timeout: Duration,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        Self {
+            config: std::env::var_os("SPINE_SSH_CONFIG").map(PathBuf::from),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One way to reach a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub via: Via,
+    pub user: String,
+    pub address: String,
+    pub port: Option<u16>,
+    /// `user@address[:port]` of the jump host, for `via: jump`.
+    pub jump: Option<String>,
+}
+
+impl Route {
+    pub fn describe(&self) -> String {
+        let via = match self.via {
+            Via::Tailscale => "tailscale",
+            Via::Lan => "lan",
+            Via::Jump => "jump",
+            Via::SshConfig => "ssh_config",
+        };
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        match &self.jump {
+            Some(j) => format!("{via} {}@{}{port} through {j}", self.user, self.address),
+            None => format!("{via} {}@{}{port}", self.user, self.address),
+        }
+    }
+}
+
+fn user_of(reg: &ServiceRegistry, host: &str) -> String {
+    reg.hosts
+        .get(host)
+        .and_then(|h| {
+            h.desired
+                .as_ref()
+                .and_then(|d| d.ssh_user.clone())
+                .or_else(|| h.ssh_user.clone())
+        })
+        .unwrap_or_else(|| "root".into())
+}
+
+/// The host's access paths, in registry order.
+pub fn routes(reg: &ServiceRegistry, host: &str) -> Vec<Route> {
+    let Some(h) = reg.hosts.get(host) else {
+        return Vec::new();
+    };
+    let user = user_of(reg, host);
+    let mut out = Vec::new();
+    for a in h.desired.iter().flat_map(|d| d.access.iter()) {
+        let jump = a.jump.as_ref().and_then(|j| {
+            let first = routes(reg, j).into_iter().find(|r| r.jump.is_none())?;
+            let port = first.port.map(|p| format!(":{p}")).unwrap_or_default();
+            Some(format!("{}@{}{port}", first.user, first.address))
+        });
+        out.push(Route {
+            via: a.via,
+            user: user.clone(),
+            address: a.address.clone(),
+            port: a.port,
+            jump,
+        });
+    }
+    out
+}
+
+/// Why a path did not work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailKind {
+    NameNotResolved,
+    Refused,
+    Timeout,
+    Unreachable,
+    AuthFailed,
+    HostKey,
+    Other,
+}
+
+impl FailKind {
+    pub fn hint(self) -> &'static str {
+        match self {
+            FailKind::NameNotResolved => {
+                "the name does not resolve: check MagicDNS / tailscale status on this machine, or use an address"
+            }
+            FailKind::Refused => {
+                "the host answers but nothing listens on the ssh port: is sshd running, is the port right?"
+            }
+            FailKind::Timeout => {
+                "no answer in time: the host may be down or on another network (GAP-OP-094: an old cloud-init address)"
+            }
+            FailKind::Unreachable => {
+                "no route to the host: check the address and the LAN (and the VM's cloud-init ipconfig0)"
+            }
+            FailKind::AuthFailed => {
+                "the host refused the login: check the ssh user in the registry and that your key is in its authorized_keys"
+            }
+            FailKind::HostKey => {
+                "the host key is unknown or changed: verify it out of band, then update known_hosts (spine never accepts keys blindly)"
+            }
+            FailKind::Other => "see the ssh message above",
+        }
+    }
+}
+
+/// Classify an ssh failure from its message.
+pub fn classify(msg: &str) -> FailKind {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("could not resolve")
+        || m.contains("name or service not known")
+        || m.contains("temporary failure in name resolution")
+    {
+        FailKind::NameNotResolved
+    } else if m.contains("host key verification failed")
+        || m.contains("remote host identification has changed")
+        || m.contains("no ed25519 host key is known")
+        || m.contains("host key is known")
+        || m.contains("no matching host key")
+    {
+        FailKind::HostKey
+    } else if m.contains("permission denied") || m.contains("too many authentication failures") {
+        FailKind::AuthFailed
+    } else if m.contains("connection refused") {
+        FailKind::Refused
+    } else if m.contains("no route to host") || m.contains("network is unreachable") {
+        FailKind::Unreachable
+    } else if m.contains("timed out") || m.contains("timeout") {
+        FailKind::Timeout
+    } else {
+        FailKind::Other
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathFailure {
+    pub route: String,
+    pub kind: FailKind,
+    pub detail: String,
+}
+
+fn builder(route: &Route, opts: &SshOptions) -> SessionBuilder {
+    let mut b = SessionBuilder::default();
+    b.known_hosts_check(KnownHosts::Strict)
+        .connect_timeout(opts.connect_timeout)
+        .server_alive_interval(Duration::from_secs(5))
+        .control_directory(std::env::temp_dir())
+        .user(route.user.clone());
+    if let Some(p) = route.port {
+        b.port(p);
+    }
+    if let Some(c) = &opts.config {
+        b.config_file(c);
+    }
+    if let Some(j) = &route.jump {
+        b.jump_hosts([j]);
+    }
+    b
+}
+
+/// Connect over the first path that works.
+pub async fn connect(
+    routes: &[Route],
+    opts: &SshOptions,
+) -> Result<(Session, Route), Vec<PathFailure>> {
+    let mut failures = Vec::new();
+    for r in routes {
+        match builder(r, opts).connect_mux(&r.address).await {
+            Ok(s) => return Ok((s, r.clone())),
+            Err(e) => {
+                let detail = error_text(&e);
+                failures.push(PathFailure {
+                    route: r.describe(),
+                    kind: classify(&detail),
+                    detail,
+                });
+            }
+        }
+    }
+    Err(failures)
+}
+
+/// The ssh error with its cause chain, on one line.
+pub fn error_text(e: &openssh::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s.replace('\n', " ").trim().to_string()
+}
+
+/// Run a script on the host (sent on stdin to `sh -s`); its stdout.
+pub async fn run_script(session: &Session, script: &str) -> Result<(String, i32), String> {
+    let mut child = session
+        .command("sh")
+        .arg("-s")
+        .stdin(openssh::Stdio::piped())
+        .stdout(openssh::Stdio::piped())
+        .stderr(openssh::Stdio::piped())
+        .spawn()
+        .await
+        .map_err(|e| error_text(&e))?;
+    if let Some(mut stdin) = child.stdin().take() {
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        stdin.shutdown().await.map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().await.map_err(|e| error_text(&e))?;
+    let _ = Stdio::null();
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code().unwrap_or(-1),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_ssh_messages() {
+        assert_eq!(
+            classify("ssh: Could not resolve hostname immich-1: Name or service not known"),
+            FailKind::NameNotResolved
+        );
+        assert_eq!(
+            classify("ssh: connect to host 10.0.0.1 port 22: Connection refused"),
+            FailKind::Refused
+        );
+        assert_eq!(
+            classify("Connection timed out during banner exchange"),
+            FailKind::Timeout
+        );
+        assert_eq!(classify("Host key verification failed."), FailKind::HostKey);
+        assert_eq!(
+            classify("ronny@x: Permission denied (publickey)."),
+            FailKind::AuthFailed
+        );
+        assert_eq!(
+            classify("connect to host x port 22: No route to host"),
+            FailKind::Unreachable
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! Saved plans: versioned JSON with a checksum over its body, so an edited,
+//! truncated or foreign plan is refused with a clear reason.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{FORMAT_VERSION, Plan, hash_json};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    format_version: u32,
+    /// SHA-256 of the canonical JSON of `plan`.
+    checksum: String,
+    plan: Plan,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PlanFileError {
+    #[error("cannot read plan file {0}: {1}")]
+    #[diagnostic(
+        code(spine::plan::read),
+        help("check the path; make a plan with `spine plan -o FILE`")
+    )]
+    Read(String, std::io::Error),
+    #[error("plan file {0} is not a spine plan (or is truncated): {1}")]
+    #[diagnostic(
+        code(spine::plan::parse),
+        help("make a new plan with `spine plan -o FILE`; plan files are not meant to be edited")
+    )]
+    Parse(String, String),
+    #[error("plan file {0} has format version {1}; this spine reads version {FORMAT_VERSION}")]
+    #[diagnostic(
+        code(spine::plan::version),
+        help("make the plan with the same spine version that applies it")
+    )]
+    Version(String, u32),
+    #[error("plan file {0} was modified after it was written (checksum mismatch)")]
+    #[diagnostic(
+        code(spine::plan::checksum),
+        help("never edit a plan: make a new one with `spine plan -o FILE`")
+    )]
+    Checksum(String),
+    #[error("cannot write plan file {0}: {1}")]
+    #[diagnostic(
+        code(spine::plan::write),
+        help("check that the directory exists and is writable")
+    )]
+    Write(String, std::io::Error),
+}
+
+/// Write atomically: temp file beside the target, fsync, rename.
+pub fn save(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
+    let shown = path.display().to_string();
+    let env = Envelope {
+        format_version: FORMAT_VERSION,
+        checksum: hash_json(plan),
+        plan: plan.clone(),
+    };
+    let mut text = serde_json::to_string_pretty(&env)
+        .map_err(|e| PlanFileError::Write(shown.clone(), std::io::Error::other(e)))?;
+    text.push('\n');
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let write = || -> std::io::Result<()> {
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().map_err(|e| PlanFileError::Write(shown, e))
+}
+
+pub fn load(path: &Path) -> Result<Plan, PlanFileError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PlanFileError::Read(shown.clone(), e))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| PlanFileError::Parse(shown.clone(), e.to_string()))?;
+    let version = v
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0) as u32;
+    if version != FORMAT_VERSION {
+        return Err(PlanFileError::Version(shown, version));
+    }
+    let env: Envelope = serde_json::from_value(v)
+        .map_err(|e| PlanFileError::Parse(shown.clone(), e.to_string()))?;
+    if hash_json(&env.plan) != env.checksum {
+        return Err(PlanFileError::Checksum(shown));
+    }
+    Ok(env.plan)
+}

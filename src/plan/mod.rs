@@ -1,0 +1,180 @@
+//! Stage 5: diff and plan. Desired against observed, per resource, with the
+//! facts fingerprint that binds a saved plan to what was seen.
+
+pub mod file;
+pub mod show;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::gather::HostFacts;
+use crate::gather::script::Section;
+use crate::gather::ssh::{PathFailure, Route};
+use crate::kinds::{self, Action, Desired, SecretHashes, Verdict};
+
+/// Major version of the plan format; readers refuse another major.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourcePlan {
+    pub desired: Desired,
+    pub verdict: Verdict,
+    /// The normalised facts the verdict was drawn from (no secret values).
+    pub observed: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostPlan {
+    pub host: String,
+    pub route: Option<Route>,
+    pub failures: Vec<PathFailure>,
+    /// Why the host could not be read, if it could not.
+    pub error: Option<String>,
+    /// SHA-256 over the observed facts of every resource on this host.
+    pub fingerprint: Option<String>,
+    pub resources: Vec<ResourcePlan>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub change: usize,
+    pub unknown: usize,
+    pub in_sync: usize,
+    pub unreachable: usize,
+}
+
+impl Summary {
+    pub fn changes(&self) -> usize {
+        self.create + self.change
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} to change, {} to create, {} unknown ({} in sync",
+            self.change, self.create, self.unknown, self.in_sync
+        )?;
+        if self.unreachable > 0 {
+            write!(
+                f,
+                ", {} host{} unreachable",
+                self.unreachable,
+                if self.unreachable == 1 { "" } else { "s" }
+            )?;
+        }
+        f.write_str(")")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub tool: String,
+    pub created: String,
+    /// SHA-256 over the registry files the plan was made from.
+    pub registry_hash: String,
+    pub hosts: Vec<HostPlan>,
+    pub summary: Summary,
+}
+
+/// SHA-256 of the canonical JSON of a value.
+pub fn hash_json(v: &impl Serialize) -> String {
+    let bytes = serde_json::to_vec(v).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// Fingerprint of what was observed on one host.
+pub fn fingerprint(resources: &[ResourcePlan]) -> String {
+    let facts: BTreeMap<&str, (&Option<serde_json::Value>, Option<&str>)> = resources
+        .iter()
+        .map(|r| {
+            let unknown = match &r.verdict {
+                Verdict::Unknown { reason } => Some(reason.as_str()),
+                _ => None,
+            };
+            (r.desired.id.as_str(), (&r.observed, unknown))
+        })
+        .collect();
+    hash_json(&facts)
+}
+
+/// Compare one host's desired resources with what it reported.
+pub fn plan_host(resources: &[Desired], facts: &HostFacts, secrets: &dyn SecretHashes) -> HostPlan {
+    let mut out = Vec::new();
+    for d in resources {
+        let Some(kind) = kinds::by_name(&d.kind) else {
+            continue;
+        };
+        let (verdict, observed) = match (&facts.report, &facts.error) {
+            (Some(rep), _) => {
+                let empty = Section::default();
+                let section = rep.sections.get(&d.id).unwrap_or(&empty);
+                match kind.observe(d, section, secrets) {
+                    Ok(v) => (kind.compare(d, &v), Some(v)),
+                    Err(reason) => (Verdict::Unknown { reason }, None),
+                }
+            }
+            (None, Some(e)) => (Verdict::Unknown { reason: e.clone() }, None),
+            (None, None) => (
+                Verdict::Unknown {
+                    reason: "host unreachable on every access path".into(),
+                },
+                None,
+            ),
+        };
+        out.push(ResourcePlan {
+            desired: d.clone(),
+            verdict,
+            observed,
+        });
+    }
+    let fingerprint = facts.report.as_ref().map(|_| fingerprint(&out));
+    HostPlan {
+        host: facts.host.clone(),
+        route: facts.route.clone(),
+        failures: facts.failures.clone(),
+        error: facts.error.clone(),
+        fingerprint,
+        resources: out,
+    }
+}
+
+pub fn summarize(hosts: &[HostPlan]) -> Summary {
+    let mut s = Summary::default();
+    for h in hosts {
+        if h.route.is_none() {
+            s.unreachable += 1;
+        }
+        for r in &h.resources {
+            match &r.verdict {
+                Verdict::InSync => s.in_sync += 1,
+                Verdict::Unknown { .. } => s.unknown += 1,
+                Verdict::Drift {
+                    action: Action::Create,
+                    ..
+                } => s.create += 1,
+                Verdict::Drift {
+                    action: Action::Change,
+                    ..
+                } => s.change += 1,
+            }
+        }
+    }
+    s
+}
+
+/// Current time as RFC 3339 UTC (seconds).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    chrono::DateTime::from_timestamp(secs as i64, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}

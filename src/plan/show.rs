@@ -1,0 +1,132 @@
+//! How a plan reads: per host the path used, each action with its reason and
+//! diff, unknowns listed, then a summary.
+
+use std::fmt::Write as _;
+
+use super::{HostPlan, Plan};
+use crate::gather::ssh::FailKind;
+use crate::kinds::{Action, Verdict};
+
+fn paint(s: &str, code: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+fn diff_lines(diff: &str, color: bool) -> String {
+    let mut out = String::new();
+    for line in diff.lines() {
+        let l = if line.starts_with('+') && !line.starts_with("+++") {
+            paint(line, "32", color)
+        } else if line.starts_with('-') && !line.starts_with("---") {
+            paint(line, "31", color)
+        } else if line.starts_with("@@") {
+            paint(line, "36", color)
+        } else {
+            line.to_string()
+        };
+        let _ = writeln!(out, "      {l}");
+    }
+    out
+}
+
+pub fn host(h: &HostPlan, color: bool, verbose: bool) -> String {
+    let mut out = String::new();
+    match &h.route {
+        Some(r) => {
+            let _ = writeln!(
+                out,
+                "host {} (via {})",
+                paint(&h.host, "1", color),
+                r.describe()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "host {}: {}",
+                paint(&h.host, "1", color),
+                paint("unreachable", "31", color)
+            );
+        }
+    }
+    for f in &h.failures {
+        let _ = writeln!(out, "  path {} failed: {:?}: {}", f.route, f.kind, f.detail);
+        if f.kind != FailKind::Other {
+            let _ = writeln!(out, "    hint: {}", f.kind.hint());
+        }
+    }
+    if let Some(e) = &h.error {
+        let _ = writeln!(out, "  error: {e}");
+    }
+    for r in &h.resources {
+        let name = r
+            .desired
+            .path
+            .clone()
+            .unwrap_or_else(|| r.desired.id.clone());
+        let on = if r.desired.about != h.host {
+            format!(" (for {})", r.desired.about)
+        } else {
+            String::new()
+        };
+        match &r.verdict {
+            Verdict::InSync => {
+                if verbose {
+                    let _ = writeln!(
+                        out,
+                        "  {} {} {name}{on}: in sync",
+                        paint("=", "2", color),
+                        r.desired.kind
+                    );
+                }
+            }
+            Verdict::Unknown { reason } => {
+                let _ = writeln!(
+                    out,
+                    "  {} {} {name}{on}: unknown: {reason}",
+                    paint("?", "33", color),
+                    r.desired.kind
+                );
+            }
+            Verdict::Drift {
+                action,
+                reason,
+                diff,
+            } => {
+                let (sym, code, word) = match action {
+                    Action::Create => ("+", "32", "create"),
+                    Action::Change => ("~", "33", "change"),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} {} {name}{on}: {word}: {reason}",
+                    paint(sym, code, color),
+                    r.desired.kind
+                );
+                if let Some(d) = diff {
+                    out.push_str(&diff_lines(d, color));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn text(plan: &Plan, color: bool, verbose: bool) -> String {
+    let mut out = String::new();
+    for h in &plan.hosts {
+        out.push_str(&host(h, color, verbose));
+        out.push('\n');
+    }
+    let _ = writeln!(out, "summary: {}", plan.summary);
+    out
+}
+
+pub fn json(plan: &Plan) -> String {
+    let mut s = serde_json::to_string_pretty(plan).unwrap_or_default();
+    s.push('\n');
+    s
+}
