@@ -305,9 +305,16 @@ pub(crate) fn fingerprint(key: &PublicKey) -> String {
 
 fn read_private_key(path: &Path) -> Result<PrivateKey, ReceiptError> {
     let text = std::fs::read(path).map_err(|e| ReceiptError::io("read signing key", path, e))?;
-    PrivateKey::from_openssh(text).map_err(|source| ReceiptError::KeyRead {
-        path: path.to_owned(),
-        source,
+    PrivateKey::from_openssh(text).map_err(|source| match source {
+        // This build only knows ed25519 (ssh-key without ecdsa/rsa features).
+        ssh_key::Error::AlgorithmUnknown => ReceiptError::UnsupportedKey {
+            what: path.display().to_string(),
+            algorithm: "not ed25519".to_owned(),
+        },
+        source => ReceiptError::KeyRead {
+            path: path.to_owned(),
+            source,
+        },
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use serde_json::Value;
@@ -196,19 +196,19 @@ impl Sink<'_> {
         &mut self,
         sev: Severity,
         kind: ProblemKind,
-        file: &PathBuf,
+        file: &Path,
         seq: Option<u64>,
         msg: String,
     ) {
         self.problems.push(Problem {
             severity: sev,
             kind,
-            file: Some(file.clone()),
+            file: Some(file.to_path_buf()),
             sequence: seq,
             message: msg,
         });
     }
-    fn error(&mut self, kind: ProblemKind, file: &PathBuf, seq: Option<u64>, msg: String) {
+    fn error(&mut self, kind: ProblemKind, file: &Path, seq: Option<u64>, msg: String) {
         self.add(Severity::Error, kind, file, seq, msg);
     }
 }
@@ -520,13 +520,20 @@ fn check_signature(
             ),
         );
     }
-    if let Err(e) = key.verify(sig.namespace(), bytes, &sig) {
-        sink.error(
+    match key.verify(sig.namespace(), bytes, &sig) {
+        Ok(()) => {}
+        Err(ssh_key::Error::Crypto) => sink.error(
             K::SignatureInvalid,
             sig_path,
             seq,
-            format!("signature does not match the receipt's bytes ({e}): the receipt was changed after it was signed"),
-        );
+            "signature does not match the receipt's bytes: the receipt was changed after it was signed".into(),
+        ),
+        Err(e) => sink.error(
+            K::SignatureInvalid,
+            sig_path,
+            seq,
+            format!("signature cannot be checked ({e}): only ed25519 signatures are supported"),
+        ),
     }
     match recorded {
         Some(r) if r != fp => sink.error(
