@@ -556,16 +556,31 @@ fn unsupported_format_version_is_refused() {
 #[test]
 fn concurrent_appends_from_threads_form_one_chain() {
     let fx = Fx::new();
+    let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                let store = Store::open(fx.store.dir()).unwrap();
-                let signer = fx.signer();
-                for i in 0..5 {
-                    store.append(body(i), &signer).unwrap();
-                }
-            });
+        // A verifier running alongside never sees a half-done append.
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = fx.verify();
+                assert!(r.is_ok(), "{:#?}", r.problems);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let appenders: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let store = Store::open(fx.store.dir()).unwrap();
+                    let signer = fx.signer();
+                    for i in 0..5 {
+                        store.append(body(i), &signer).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for a in appenders {
+            a.join().unwrap();
         }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     let r = fx.verify();
     assert!(r.problems.is_empty(), "{:#?}", r.problems);

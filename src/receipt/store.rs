@@ -309,6 +309,23 @@ impl Store {
         }
     }
 
+    /// A shared hold on `.lock`, so verify never sees an append half done
+    /// (signature in place, receipt not yet). Best effort: `None` if the lock
+    /// file cannot be opened (e.g. a read-only copy) or stays locked.
+    pub(crate) fn read_lock(&self) -> Option<File> {
+        let file = File::open(self.dir.join(LOCK_FILE)).ok()?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock_shared() {
+                Ok(()) => return Some(file),
+                Err(TryLockError::WouldBlock) if start.elapsed() < LOCK_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
     pub(crate) fn scan(&self) -> Result<Scan, ReceiptError> {
         let mut scan = Scan::default();
         let entries = match fs::read_dir(&self.dir) {
