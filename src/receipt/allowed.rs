@@ -137,6 +137,16 @@ fn parse_line(n: usize, line: &str) -> Result<Entry, String> {
     if principals.is_empty() || rest.is_empty() {
         return Err("expected `principals [options] keytype key`".into());
     }
+    // As OpenSSH does: the rest is a key, or else options followed by a key.
+    let (options, key) = match PublicKey::from_openssh(rest) {
+        Ok(key) => (None, key),
+        Err(_) => {
+            let (options, key_part) = split_token(rest);
+            let key = PublicKey::from_openssh(key_part)
+                .map_err(|e| format!("cannot parse the key: {e}"))?;
+            (Some(options), key)
+        }
+    };
     let mut entry = Entry {
         line: n,
         principals,
@@ -144,25 +154,19 @@ fn parse_line(n: usize, line: &str) -> Result<Entry, String> {
         valid_after: None,
         valid_before: None,
         cert_authority: false,
-        key: PublicKey::from_openssh(rest).or_else(|_| {
-            let (_, key_part) = split_token(rest);
-            PublicKey::from_openssh(key_part).map_err(|e| format!("cannot parse the key: {e}"))
-        })?,
+        key,
     };
-    if PublicKey::from_openssh(rest).is_err() {
-        let (options, _) = split_token(rest);
-        for opt in split_options(options) {
-            let (name, value) = match opt.split_once('=') {
-                Some((n, v)) => (n.to_ascii_lowercase(), Some(unquote(v))),
-                None => (opt.to_ascii_lowercase(), None),
-            };
-            match (name.as_str(), value) {
-                ("cert-authority", None) => entry.cert_authority = true,
-                ("namespaces", Some(v)) => entry.namespaces = Some(v),
-                ("valid-after", Some(v)) => entry.valid_after = Some((parse_time(&v)?, v)),
-                ("valid-before", Some(v)) => entry.valid_before = Some((parse_time(&v)?, v)),
-                _ => return Err(format!("unknown or malformed option `{opt}`")),
-            }
+    for opt in options.map(split_options).unwrap_or_default() {
+        let (name, value) = match opt.split_once('=') {
+            Some((n, v)) => (n.to_ascii_lowercase(), Some(unquote(v))),
+            None => (opt.to_ascii_lowercase(), None),
+        };
+        match (name.as_str(), value) {
+            ("cert-authority", None) => entry.cert_authority = true,
+            ("namespaces", Some(v)) => entry.namespaces = Some(v),
+            ("valid-after", Some(v)) => entry.valid_after = Some((parse_time(&v)?, v)),
+            ("valid-before", Some(v)) => entry.valid_before = Some((parse_time(&v)?, v)),
+            _ => return Err(format!("unknown or malformed option `{opt}`")),
         }
     }
     Ok(entry)

@@ -35,6 +35,8 @@
 mod agent;
 mod allowed;
 pub mod canonical;
+mod chain;
+mod check;
 mod error;
 mod model;
 mod sign;
