@@ -870,3 +870,54 @@ fn registry_info_hashes_files_and_finds_git_commit() {
         "{err}"
     );
 }
+
+#[test]
+fn garbage_is_reported_without_panicking() {
+    let fx = Fx::new();
+    let dir = fx.store.dir();
+    fs::write(dir.join("000001-a.json"), [0xff, 0xfe, 0x00, 0x7b]).unwrap();
+    fs::write(dir.join("000002-b.json"), "{\"format_version\":1}").unwrap();
+    fs::write(
+        dir.join("000003-c.json"),
+        "{\"format_version\":1,\"sequence\":0,\"operator\":{\"identity\":5},\"previous\":7}",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("000003-c.json.sig"),
+        "-----BEGIN SSH SIGNATURE-----\n!!\n",
+    )
+    .unwrap();
+    fs::write(dir.join("18446744073709551615-z.json"), "[]").unwrap();
+    fs::write(
+        dir.join("allowed_signers"),
+        "\"unterminated ssh-ed25519\n* valid-after=\"1\" x\n",
+    )
+    .unwrap();
+
+    let r = fx.verify();
+    assert!(!r.is_ok());
+    for kind in [
+        ProblemKind::NotJson,
+        ProblemKind::Schema,
+        ProblemKind::SignatureMalformed,
+        ProblemKind::AllowedSigners,
+        ProblemKind::Gap,
+    ] {
+        of_kind(&r, kind);
+    }
+    assert_eq!(r.first_broken, Some(1));
+    let err = fx
+        .store
+        .append(body(0), &fx.signer())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot be followed"), "{err}");
+    assert!(
+        fx.store
+            .show("2")
+            .unwrap_err()
+            .to_string()
+            .contains("not a valid receipt")
+    );
+    assert_eq!(fx.store.list().unwrap().len(), 4);
+}

@@ -34,7 +34,7 @@ pub(super) fn check_chain(items: &[Item], sink: &mut Sink<'_>) {
             };
             sink.error(K::Gap, &first.path, Some(expected), msg);
         }
-        expected = seq + 1;
+        expected = seq.saturating_add(1);
         if let [a, rest @ ..] = group.as_slice() {
             for b in rest {
                 sink.error(

@@ -84,7 +84,10 @@ pub(super) fn check_file(
             return item;
         }
     }
-    if let Some(s) = value.get("sequence").and_then(Value::as_u64) {
+    // The chain goes by the signed content; a sequence of 0 (invalid, the
+    // schema says so) falls back to the file name's.
+    let content_seq = value.get("sequence").and_then(Value::as_u64);
+    if let Some(s) = content_seq.filter(|&s| s >= 1) {
         item.seq = s;
     }
     item.previous = match value.get("previous") {
@@ -117,14 +120,16 @@ pub(super) fn check_file(
         sink.error(K::Schema, path, seq, format!("not a valid receipt: {e}"));
     }
     let claims = Claims::read(&value, item.seq);
-    if item.seq != ctx.name_seq {
+    if let Some(s) = content_seq
+        && s != ctx.name_seq
+    {
         sink.error(
             K::FileName,
             path,
             seq,
             format!(
-                "file name says sequence {:06} but the receipt says {:06}: receipt files were renamed or swapped",
-                ctx.name_seq, item.seq
+                "file name says sequence {:06} but the receipt says {s:06}: receipt files were renamed or swapped",
+                ctx.name_seq
             ),
         );
     }

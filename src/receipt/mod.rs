@@ -50,7 +50,7 @@ pub use model::{
     Action, ActionResult, Command, DriftSummary, GapId, HostRecord, LoopId, Operator, Receipt,
     ReceiptBody, RegistryInfo, Status, Tool,
 };
-pub use sign::{Signer, default_identity};
+pub use sign::{ENV_OPERATOR, ENV_SIGNING_KEY, Signer, default_identity};
 pub use store::{ListEntry, ShownReceipt, Store, Written};
 pub use verify::{Head, Problem, ProblemKind, Severity, VerifyOptions, VerifyReport};
 

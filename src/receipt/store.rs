@@ -117,7 +117,17 @@ impl Store {
         let _lock = self.lock()?;
 
         let (sequence, previous) = match self.tail()? {
-            Some((seq, sha)) => (seq + 1, Some(sha)),
+            Some((seq, sha)) => match seq.checked_add(1) {
+                Some(next) => (next, Some(sha)),
+                None => {
+                    return Err(ReceiptError::BadReceipt {
+                        path: self.dir.clone(),
+                        message: format!(
+                            "the last receipt claims sequence {seq}, which cannot be followed: run `spine receipts verify`"
+                        ),
+                    });
+                }
+            },
             None => (1, None),
         };
         let run_id = new_run_id(body.started_at);
