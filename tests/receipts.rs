@@ -302,6 +302,10 @@ fn deleted_receipt_is_caught() {
     );
     only_kinds(&r, &[ProblemKind::Gap]);
     assert_eq!(r.first_broken, Some(2));
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["problems"][0]["kind"], "gap");
+    assert_eq!(json["problems"][0]["severity"], "error");
+    assert_eq!(json["head"]["sequence"], 4);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use super::allowed::AllowedSigners;
@@ -25,14 +26,16 @@ pub struct VerifyOptions {
 }
 
 /// How bad a [`Problem`] is. Only errors make [`VerifyReport::is_ok`] false.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     Warning,
     Error,
 }
 
 /// What sort of problem; the message says the specifics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ProblemKind {
     /// The file could not be read.
@@ -82,7 +85,7 @@ pub enum ProblemKind {
 }
 
 /// One finding of [`Store::verify`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     pub severity: Severity,
     pub kind: ProblemKind,
@@ -105,7 +108,7 @@ impl fmt::Display for Problem {
 
 /// The last receipt of the chain: publish or remember `sha256` elsewhere to
 /// detect later removal of receipts from the end, which no chain can show.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Head {
     pub sequence: u64,
     pub run_id: String,
@@ -113,8 +116,8 @@ pub struct Head {
     pub sha256: String,
 }
 
-/// The result of [`Store::verify`].
-#[derive(Debug, Clone, Default)]
+/// The result of [`Store::verify`]; serialisable for a `--json` output.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
     /// Receipt files examined.
     pub receipts: usize,
@@ -137,12 +140,14 @@ impl VerifyReport {
         self.errors().next().is_none()
     }
 
+    /// The problems of severity error.
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
         self.problems
             .iter()
             .filter(|p| p.severity == Severity::Error)
     }
 
+    /// The problems of severity warning.
     pub fn warnings(&self) -> impl Iterator<Item = &Problem> {
         self.problems
             .iter()
