@@ -10,6 +10,7 @@ pub mod kinds;
 pub mod load;
 pub mod model;
 pub mod plan;
+pub mod receipt;
 pub mod render;
 pub mod secrets;
 pub mod verify;
