@@ -108,11 +108,11 @@ pub fn parse(out: &str, boundary: &str) -> Report {
                 rep.hostname = n.into();
             } else if let Some(id) = rest.strip_prefix("section ") {
                 current = Some((id.to_string(), Section::default()));
-            } else if let Some(end) = rest.strip_prefix("end ") {
-                if let Some((id, mut sec)) = current.take() {
-                    sec.exit = end.rsplit(' ').next().and_then(|c| c.parse().ok());
-                    rep.sections.insert(id, sec);
-                }
+            } else if let Some(end) = rest.strip_prefix("end ")
+                && let Some((id, mut sec)) = current.take()
+            {
+                sec.exit = end.rsplit(' ').next().and_then(|c| c.parse().ok());
+                rep.sections.insert(id, sec);
             }
             continue;
         }

@@ -92,10 +92,10 @@ impl Kind for CloudInit {
         }
         let mut fields = BTreeMap::new();
         for line in config.lines() {
-            if let Some((k, v)) = line.split_once(": ") {
-                if k == "ipconfig0" || k == "nameserver" {
-                    fields.insert(k.to_string(), v.trim().to_string());
-                }
+            if let Some((k, v)) = line.split_once(": ")
+                && (k == "ipconfig0" || k == "nameserver")
+            {
+                fields.insert(k.to_string(), v.trim().to_string());
             }
         }
         Ok(json!({

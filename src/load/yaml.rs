@@ -300,10 +300,10 @@ fn resolve_scalar(v: &str, style: ScalarStyle, tag: Option<&str>) -> Kind {
     if let Some(int) = parse_int(v) {
         return Kind::Int(int);
     }
-    if is_core_float(v) {
-        if let Ok(f) = v.parse::<f64>() {
-            return Kind::Float(f);
-        }
+    if is_core_float(v)
+        && let Ok(f) = v.parse::<f64>()
+    {
+        return Kind::Float(f);
     }
     Kind::Str(v.to_string())
 }

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
 use croner::parser::{CronParser, Seconds, Year};
 
 use super::stack;
@@ -61,9 +60,10 @@ pub fn schedule_problem(spec: &str) -> Option<(String, String)> {
     };
     // Search a leap-year cycle from a fixed instant: a schedule that fires at all
     // fires within four years.
-    let start = NaiveDate::from_ymd_opt(2024, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0))?;
+    let start = jiff::civil::date(2024, 1, 1).at(0, 0, 0, 0);
+    let horizon = jiff::civil::date(2028, 1, 2).at(0, 0, 0, 0);
     match cron.find_next_occurrence(&start, true) {
-        Ok(next) if next < start + chrono::Duration::days(4 * 366) => None,
+        Ok(next) if next < horizon => None,
         _ => Some((
             format!("cron schedule `{spec}` never fires (no such date)"),
             "check the day-of-month and month fields: e.g. February has no 30th or 31st".into(),

@@ -36,16 +36,16 @@ fn agree(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     for (id, h) in &ctx.services.hosts {
         let Some(d) = &h.desired else { continue };
-        if let (Some(a), Some(b)) = (&h.ssh_user, &d.ssh_user) {
-            if a != b {
-                out.push(clash(
-                    &format!("the ssh user of host `{id}`"),
-                    host(id, &["desired", "ssh_user"]),
-                    b,
-                    host(id, &["ssh_user"]),
-                    a,
-                ));
-            }
+        if let (Some(a), Some(b)) = (&h.ssh_user, &d.ssh_user)
+            && a != b
+        {
+            out.push(clash(
+                &format!("the ssh user of host `{id}`"),
+                host(id, &["desired", "ssh_user"]),
+                b,
+                host(id, &["ssh_user"]),
+                a,
+            ));
         }
         for (j, a) in d.access.iter().enumerate() {
             let place = host(id, &["desired", "access", &j.to_string(), "address"]);
@@ -93,30 +93,30 @@ fn agree(ctx: &Ctx) -> Vec<Finding> {
     }
     for (i, st) in ctx.stacks.stacks.iter().enumerate() {
         let Some(d) = &st.desired else { continue };
-        if let Some(t) = &st.deploy_target {
-            if ctx.services.hosts.contains_key(t) && *t != d.host {
-                out.push(clash(
-                    &format!("the host of stack `{}`", st.stack_id),
-                    stack(i, &["desired", "host"]),
-                    &d.host,
-                    stack(i, &["deploy_target"]),
-                    t,
-                ));
-            }
+        if let Some(t) = &st.deploy_target
+            && ctx.services.hosts.contains_key(t)
+            && *t != d.host
+        {
+            out.push(clash(
+                &format!("the host of stack `{}`", st.stack_id),
+                stack(i, &["desired", "host"]),
+                &d.host,
+                stack(i, &["deploy_target"]),
+                t,
+            ));
         }
         let target = ctx.services.hosts.get(&d.host);
-        if let (Some(path), Some(h)) = (&st.path, target) {
-            if let (Some(n), Some(vmid)) = (path.strip_prefix("proxmox:vm-"), h.vmid) {
-                if n != vmid.to_string() {
-                    out.push(clash(
-                        &format!("the VM of stack `{}`", st.stack_id),
-                        stack(i, &["path"]),
-                        path,
-                        host(&d.host, &["vmid"]),
-                        &vmid.to_string(),
-                    ));
-                }
-            }
+        if let (Some(path), Some(h)) = (&st.path, target)
+            && let (Some(n), Some(vmid)) = (path.strip_prefix("proxmox:vm-"), h.vmid)
+            && n != vmid.to_string()
+        {
+            out.push(clash(
+                &format!("the VM of stack `{}`", st.stack_id),
+                stack(i, &["path"]),
+                path,
+                host(&d.host, &["vmid"]),
+                &vmid.to_string(),
+            ));
         }
         let Some(c) = &d.compose else { continue };
         let user = target
@@ -135,24 +135,24 @@ fn agree(ctx: &Ctx) -> Vec<Finding> {
             let Some(s) = ctx.services.services.get(sid) else {
                 continue;
             };
-            if let Some(path) = &s.compose {
-                if expand_home(path, &user) != compose_file {
-                    match differing.iter_mut().find(|(p, _)| p == path) {
-                        Some((_, ids)) => ids.push(sid),
-                        None => differing.push((path, vec![sid])),
-                    }
+            if let Some(path) = &s.compose
+                && expand_home(path, &user) != compose_file
+            {
+                match differing.iter_mut().find(|(p, _)| p == path) {
+                    Some((_, ids)) => ids.push(sid),
+                    None => differing.push((path, vec![sid])),
                 }
             }
-            if let (Some(a), Some(b)) = (&cs.container, &s.container) {
-                if a != b {
-                    out.push(clash(
-                        &format!("the container of `{sid}`"),
-                        stack(i, &["desired", "compose", "services", name, "container"]),
-                        a,
-                        service(sid, "container"),
-                        b,
-                    ));
-                }
+            if let (Some(a), Some(b)) = (&cs.container, &s.container)
+                && a != b
+            {
+                out.push(clash(
+                    &format!("the container of `{sid}`"),
+                    stack(i, &["desired", "compose", "services", name, "container"]),
+                    a,
+                    service(sid, "container"),
+                    b,
+                ));
             }
         }
         for (path, ids) in differing {

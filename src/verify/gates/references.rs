@@ -56,18 +56,18 @@ fn service_hosts(ctx: &Ctx) -> Vec<Finding> {
         }
     }
     for (id, h) in hosts {
-        if let Some(p) = &h.proxmox_host {
-            if !hosts.contains_key(p) {
-                out.push(
-                    Finding::error(
-                        "V04",
-                        host(id, &["proxmox_host"]),
-                        format!("host `{id}` names unknown Proxmox host `{p}`"),
-                    )
-                    .label("no such host")
-                    .help(missing_host(ctx, p)),
-                );
-            }
+        if let Some(p) = &h.proxmox_host
+            && !hosts.contains_key(p)
+        {
+            out.push(
+                Finding::error(
+                    "V04",
+                    host(id, &["proxmox_host"]),
+                    format!("host `{id}` names unknown Proxmox host `{p}`"),
+                )
+                .label("no such host")
+                .help(missing_host(ctx, p)),
+            );
         }
         if h.vmid.is_some() != h.proxmox_host.is_some() {
             out.push(
