@@ -77,6 +77,7 @@ pub async fn gather_host(
     facts.route = Some(route);
     match ssh::run_script(&session, &script).await {
         Ok((out, _)) => {
+            dump(&facts.host, &script, &out);
             let report = script::parse(&out, &b);
             if report.user.is_empty() {
                 facts.error = Some("the gather script printed nothing recognisable (is /bin/sh a POSIX shell there?)".into());
@@ -88,6 +89,17 @@ pub async fn gather_host(
     }
     let _ = session.close().await;
     facts
+}
+
+/// With `SPINE_GATHER_DUMP=DIR`, keep each host's script and raw answer
+/// (for debugging a probe; secret values are hashed on the host already).
+fn dump(host: &str, script: &str, out: &str) {
+    if let Some(dir) = std::env::var_os("SPINE_GATHER_DUMP") {
+        let dir = std::path::PathBuf::from(dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(format!("{host}.sh")), script);
+        let _ = std::fs::write(dir.join(format!("{host}.out")), out);
+    }
 }
 
 /// Gather every host in `by_host` (host id -> resources living there),

@@ -175,6 +175,37 @@ mod tests {
         }
     }
 
+    /// The script for every host of the shipped registry parses as POSIX sh
+    /// (a syntax error in one snippet would silence every later one).
+    #[test]
+    fn shipped_registry_scripts_parse() {
+        use crate::diag::FileKind;
+        let loaded = crate::load::load(&crate::load::Origin::Embedded);
+        let reg = crate::model::Registry::from_loaded(&loaded, &FileKind::ALL).unwrap();
+        let t = crate::render::Templates::new(None).unwrap();
+        for host in crate::render::managed_hosts(reg.services.as_ref().unwrap()) {
+            let state = crate::render::render_host(&reg, &host, &t).unwrap();
+            let refs: Vec<&Desired> = state.resources.iter().collect();
+            let script = build(&refs, "B");
+            for shell in ["sh", "bash"] {
+                let mut child = std::process::Command::new(shell)
+                    .arg("-n")
+                    .stdin(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes())
+                    .unwrap();
+                let out = child.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{shell} -n on {host}'s script: {}\n{script}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+
     #[test]
     fn parses_sections() {
         let b = "XB";

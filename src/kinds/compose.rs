@@ -146,7 +146,7 @@ fn env_probe(d: &Desired) -> String {
     let declared_case = if declared.is_empty() {
         String::new()
     } else {
-        format!("{})", declared.join("|"))
+        format!("{}|", declared.join("|"))
     };
     format!(
         "f={path}\n\

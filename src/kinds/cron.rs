@@ -129,7 +129,9 @@ impl Kind for Cron {
         }
         let text = s.get("crontab").unwrap_or_default();
         let crontab = match s.get("rc") {
-            Some("0") => text.to_string(),
+            // The shell's $(...) drops trailing newlines: restore the last one.
+            Some("0") if text.trim().is_empty() => String::new(),
+            Some("0") => format!("{}\n", text.trim_end_matches('\n')),
             // `crontab -l` exits 1 with "no crontab for USER" when there is none.
             Some("1") if text.contains("no crontab for") => String::new(),
             Some("126") => return Err("permission denied reading another user's crontab (run as root or allow passwordless sudo)".into()),

@@ -1,0 +1,414 @@
+//! `spine plan` against real test hosts (sshd, cron, netplan, dockerd in
+//! namespaces; stand-ins only for tailscale, qm and networkd).
+
+mod support;
+
+use serde_json::Value;
+use support::{Alias, TestHost, spine, ssh_config, test_registry, text, unique};
+
+const SECRET: &str = "Sup3rSecretDbPassw0rd";
+const MAC: &str = "52:54:00:12:02:30";
+
+fn plan_json(
+    reg: &std::path::Path,
+    cfg: &std::path::Path,
+    extra: &[&str],
+) -> (Value, std::process::Output) {
+    let mut args = vec![
+        "plan",
+        "--registry",
+        reg.to_str().unwrap(),
+        "--ssh-config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "json",
+        "--detailed-exitcode",
+    ];
+    args.extend_from_slice(extra);
+    let out = spine(&args, &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)]);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("plan JSON: {e}\n{}", text(&out)));
+    (v, out)
+}
+
+fn verdicts(plan: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for h in plan["hosts"].as_array().unwrap() {
+        for r in h["resources"].as_array().unwrap() {
+            out.push((
+                r["desired"]["id"].as_str().unwrap().to_string(),
+                r["verdict"]["status"].as_str().unwrap().to_string(),
+                r["verdict"]["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+    }
+    out
+}
+
+fn find<'a>(v: &'a [(String, String, String)], id: &str) -> &'a (String, String, String) {
+    v.iter()
+        .find(|(i, _, _)| i == id)
+        .unwrap_or_else(|| panic!("no resource {id} in {v:#?}"))
+}
+
+/// Render the desired files of `reg` into `out` and return one.
+fn rendered(reg: &std::path::Path, out: &std::path::Path, host: &str, path: &str) -> String {
+    let o = spine(
+        &[
+            "render",
+            "--registry",
+            reg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "render: {}", text(&o));
+    std::fs::read_to_string(out.join(host).join(path.trim_start_matches('/'))).unwrap()
+}
+
+/// Put the compose stack of `reg` on the host and start it.
+fn deploy_stack(immich: &TestHost, reg: &std::path::Path, out: &std::path::Path) {
+    let compose = rendered(reg, out, "immich", "/home/ronny/immich/docker-compose.yml");
+    let env = rendered(reg, out, "immich", "/home/ronny/immich/.env")
+        .replace("DB_PASSWORD=(sensitive)", &format!("DB_PASSWORD={SECRET}"));
+    immich.write(
+        "/home/ronny/immich/docker-compose.yml",
+        &compose,
+        "ronny:ronny",
+        "644",
+    );
+    immich.write("/home/ronny/immich/.env", &env, "ronny:ronny", "600");
+    immich.ok("cd /home/ronny/immich && docker compose up -d --quiet-pull 2>&1");
+}
+
+fn deploy_script(immich: &TestHost) {
+    immich.write(
+        "/home/ronny/immich/scripts/pg-dump.sh",
+        "#!/bin/sh\nexit 0\n",
+        "ronny:ronny",
+        "755",
+    );
+}
+
+#[test]
+fn vm203_as_found_plans_exactly_its_drifts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pve = TestHost::up(&unique("pv"), "10.203.1.10/24", &["--no-docker"]);
+    let immich = TestHost::up(
+        &unique("im"),
+        "10.203.12.230/24",
+        &[
+            "--mac",
+            MAC,
+            "--ts-hostname",
+            "immich",
+            "--dns",
+            "10.203.1.204",
+        ],
+    );
+    let reg = test_registry(tmp.path(), "10.203.1", MAC, "v2.4.1");
+
+    // As found (GAP-OP-094): cloud-init and netplan on the old subnet.
+    pve.ok("qm create 203 --name immich --ipconfig0 ip=10.203.12.230/24,gw=10.203.12.1 --nameserver 10.203.1.204");
+    let netplan = rendered(
+        &reg,
+        &tmp.path().join("r"),
+        "immich",
+        "/etc/netplan/50-cloud-init.yaml",
+    )
+    .replace("10.203.1.203/24", "10.203.12.230/24")
+    .replace("via: 10.203.1.1", "via: 10.203.12.1");
+    immich.write(
+        "/etc/netplan/50-cloud-init.yaml",
+        &netplan,
+        "root:root",
+        "600",
+    );
+    // Tailscale under its old name; accept-dns already off.
+    immich.ok("tailscale set --accept-dns=false");
+    // The backup job still calls a script under the removed legacy root.
+    deploy_script(&immich);
+    immich.ok("printf '0 3 * * * /home/ronny/ronny-ops/immich/scripts/backup-db.sh\\n' | crontab -u ronny -");
+    // The stack one version behind, the ML container missing.
+    let old = test_registry(&tmp.path().join("old"), "10.203.1", MAC, "v2.3.0");
+    deploy_stack(&immich, &old, &tmp.path().join("r-old"));
+    immich.ok("cd /home/ronny/immich && docker compose rm -sf immich-machine-learning 2>&1");
+
+    let cfg = ssh_config(
+        tmp.path(),
+        &[
+            Alias {
+                name: "immich-1",
+                hostname: Some(immich.addr()),
+                host: &immich,
+            },
+            Alias {
+                name: "10.203.1.203",
+                hostname: None,
+                host: &immich,
+            },
+            Alias {
+                name: "pve",
+                hostname: Some(pve.addr()),
+                host: &pve,
+            },
+        ],
+        &[&immich, &pve],
+    );
+    let plan_file = tmp.path().join("immich.plan");
+    let (plan, out) = plan_json(&reg, &cfg, &["-o", plan_file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "changes to make: {}",
+        text(&out)
+    );
+
+    let v = verdicts(&plan);
+    assert_eq!(v.len(), 7, "{v:#?}");
+    for (id, status, reason) in &v {
+        assert_eq!(status, "drift", "{id}: {reason}");
+    }
+    assert!(find(&v, "cloudinit:vm-203").2.starts_with("ipconfig0 is `ip=10.203.12.230/24,gw=10.203.12.1`, should be `ip=10.203.1.203/24,gw=10.203.1.1`"), "{v:#?}");
+    assert!(!find(&v, "cloudinit:vm-203").2.contains("nameserver"));
+    assert_eq!(
+        find(&v, "netplan:/etc/netplan/50-cloud-init.yaml").2,
+        "content differs at /network/ethernets/eth0/addresses, /network/ethernets/eth0/routes"
+    );
+    assert_eq!(
+        find(&v, "tailscale:prefs").2,
+        "hostname is `immich`, should be `immich-1`"
+    );
+    let compose_file = &find(&v, "compose:/home/ronny/immich/docker-compose.yml").2;
+    assert!(
+        compose_file.contains("/services/immich-server/image")
+            && compose_file.contains("/services/immich-machine-learning/image"),
+        "{compose_file}"
+    );
+    assert_eq!(
+        find(&v, "compose:/home/ronny/immich/.env").2,
+        "IMMICH_VERSION differs",
+        "the secret matches; only the version differs"
+    );
+    let containers = &find(&v, "compose:immich/containers").2;
+    assert!(
+        containers.contains("immich-machine-learning is not there"),
+        "{containers}"
+    );
+    assert!(
+        containers.contains("immich-server runs ghcr.io/immich-app/immich-server:v2.3.0"),
+        "{containers}"
+    );
+    assert!(
+        !containers.contains("redis") && !containers.contains("database"),
+        "{containers}"
+    );
+    let cron = &find(&v, "cron:ronny").2;
+    assert!(cron.contains("the managed block is missing"), "{cron}");
+    assert!(
+        cron.contains("/home/ronny/ronny-ops/immich/scripts/backup-db.sh` refers to a legacy root"),
+        "{cron}"
+    );
+
+    // The access path used, and the summary.
+    let immich_plan = plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "immich")
+        .unwrap();
+    assert_eq!(immich_plan["route"]["via"], "tailscale");
+    assert_eq!(plan["summary"]["unknown"], 0);
+    assert_eq!(
+        plan["summary"]["create"].as_u64().unwrap() + plan["summary"]["change"].as_u64().unwrap(),
+        7
+    );
+
+    // The secret is in no output and not in the saved plan.
+    let saved = std::fs::read_to_string(&plan_file).unwrap();
+    assert!(!text(&out).contains(SECRET) && !saved.contains(SECRET));
+    // The saved plan matches its published schema.
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::repo().join("schemas/plan.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let saved_json: Value = serde_json::from_str(&saved).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&saved_json)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    // Human output: path, reasons, diffs, summary line.
+    let human = spine(
+        &[
+            "plan",
+            "--registry",
+            reg.to_str().unwrap(),
+            "--ssh-config",
+            cfg.to_str().unwrap(),
+        ],
+        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
+    );
+    let h = text(&human);
+    assert!(
+        h.contains("host immich (via tailscale ronny@immich-1)"),
+        "{h}"
+    );
+    assert!(
+        h.contains("-            - 10.203.12.230/24")
+            && h.contains("+            - 10.203.1.203/24"),
+        "{h}"
+    );
+    assert!(h.contains("summary: "), "{h}");
+    assert!(!h.contains(SECRET));
+}
+
+#[test]
+fn a_converged_host_plans_no_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mac = "52:54:00:21:02:03";
+    let pve = TestHost::up(&unique("pv"), "10.203.21.10/24", &["--no-docker"]);
+    let immich = TestHost::up(
+        &unique("im"),
+        "10.203.21.203/24",
+        &["--mac", mac, "--ts-hostname", "immich-1"],
+    );
+    let reg = test_registry(tmp.path(), "10.203.21", mac, "v2.4.1");
+    let r = tmp.path().join("r");
+
+    pve.ok("qm create 203 --name immich --ipconfig0 gw=10.203.21.1,ip=10.203.21.203/24 --nameserver 10.203.21.204");
+    immich.write(
+        "/etc/netplan/50-cloud-init.yaml",
+        &rendered(&reg, &r, "immich", "/etc/netplan/50-cloud-init.yaml"),
+        "root:root",
+        "600",
+    );
+    immich.ok("tailscale set --accept-dns=false");
+    deploy_script(&immich);
+    // A line of the operator's own outside the block is left alone.
+    let block = std::fs::read_to_string(r.join("immich/cron/ronny")).unwrap();
+    immich.sh_input("crontab -u ronny -", &format!("MAILTO=ronny\n{block}"));
+    deploy_stack(&immich, &reg, &r);
+
+    let cfg = ssh_config(
+        tmp.path(),
+        &[
+            Alias {
+                name: "immich-1",
+                hostname: Some(immich.addr()),
+                host: &immich,
+            },
+            Alias {
+                name: "pve",
+                hostname: Some(pve.addr()),
+                host: &pve,
+            },
+        ],
+        &[&immich, &pve],
+    );
+    let (plan, out) = plan_json(&reg, &cfg, &[]);
+    let v = verdicts(&plan);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "converged: {v:#?}\n{}",
+        text(&out)
+    );
+    assert!(v.iter().all(|(_, s, _)| s == "in_sync"), "{v:#?}");
+    assert_eq!(plan["summary"]["in_sync"], 7);
+}
+
+#[test]
+fn unreachable_refused_host_key_and_no_docker_are_classified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mac = "52:54:00:22:00:50";
+    let immich = TestHost::up(
+        &unique("im"),
+        "10.203.22.50/24",
+        &["--mac", mac, "--no-docker", "--ts-hostname", "immich-1"],
+    );
+    let reg = test_registry(tmp.path(), "10.203.22", mac, "v2.4.1");
+
+    // No docker on the host: containers are unknown, never in sync. The
+    // Proxmox host is at an address nobody holds: unreachable.
+    let cfg = ssh_config(
+        tmp.path(),
+        &[
+            Alias {
+                name: "immich-1",
+                hostname: Some(immich.addr()),
+                host: &immich,
+            },
+            Alias {
+                name: "pve",
+                hostname: Some("10.203.23.10"),
+                host: &immich,
+            },
+        ],
+        &[&immich],
+    );
+    let (plan, out) = plan_json(&reg, &cfg, &["--connect-timeout", "3"]);
+    let v = verdicts(&plan);
+    let containers = find(&v, "compose:immich/containers");
+    assert_eq!(containers.1, "unknown", "{v:#?}");
+    assert!(containers.2.contains("docker"), "{containers:?}");
+    let pve = plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "pve")
+        .unwrap();
+    assert!(pve["route"].is_null());
+    assert_eq!(pve["failures"][0]["kind"], "unreachable", "{pve:#}");
+    assert_eq!(find(&v, "cloudinit:vm-203").1, "unknown");
+    assert_eq!(plan["summary"]["unreachable"], 1);
+    assert_ne!(out.status.code(), Some(0));
+
+    // sshd not listening on the port: refused. A host key that is not the
+    // one known: host_key (never accepted).
+    let kh_dir = tmp.path().join("wrong");
+    std::fs::create_dir_all(&kh_dir).unwrap();
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(kh_dir.join("k"))
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let wrong_key = std::fs::read_to_string(kh_dir.join("k.pub")).unwrap();
+    let wrong_key: Vec<&str> = wrong_key.split_whitespace().take(2).collect();
+    let mut cfg_text = std::fs::read_to_string(&cfg).unwrap();
+    cfg_text = cfg_text.replacen("Host immich-1\n", "Host immich-1\n    Port 2222\n", 1);
+    cfg_text = cfg_text.replacen("Host *\n", &format!("Host 10.203.22.203\n    HostName {}\n    HostKeyAlias wrongkey\n    ConnectTimeout 3\nHost *\n", immich.addr()), 1);
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let kh = tmp.path().join("known_hosts");
+    let mut known = std::fs::read_to_string(&kh).unwrap();
+    known.push_str(&format!("wrongkey {}\n", wrong_key.join(" ")));
+    std::fs::write(&kh, known).unwrap();
+
+    let (plan, _) = plan_json(&reg, &cfg, &["immich", "--connect-timeout", "3"]);
+    let host = plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "immich")
+        .unwrap();
+    assert!(host["route"].is_null(), "{host:#}");
+    let kinds: Vec<&str> = host["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[0], "refused", "{host:#}");
+    assert_eq!(kinds[1], "host_key", "{host:#}");
+    assert!(verdicts(&plan).iter().all(|(_, s, _)| s == "unknown"));
+}

@@ -1,0 +1,260 @@
+//! Test hosts for integration tests: real network + mount namespaces with a
+//! real sshd, cron, netplan and dockerd, built by `tests/hosts/testhost`.
+//! A [`TestHost`] is removed when dropped, also when the test fails.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn testhost() -> PathBuf {
+    repo().join("tests/hosts/testhost")
+}
+
+/// Fail loudly (never skip) when what the test hosts need is missing.
+pub fn require_prerequisites() {
+    let uid = Command::new("id").arg("-u").output().expect("id");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "test hosts need root: run the suite as root (tests/run)"
+    );
+    for (what, path) in [
+        ("sshd (openssh-server)", "/usr/sbin/sshd"),
+        ("cron", "/usr/sbin/cron"),
+        ("netplan (netplan.io)", "/usr/sbin/netplan"),
+        ("dockerd (docker.io)", "/usr/sbin/dockerd"),
+        (
+            "stand-in images",
+            "/var/cache/spine-testhost/standin-images.tar",
+        ),
+    ] {
+        assert!(
+            Path::new(path).exists(),
+            "prerequisite missing: {what} ({path}). Run .ci/install-deps (tests/run does) first."
+        );
+    }
+}
+
+/// A name unique to this test run (process) and call.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+pub struct TestHost {
+    pub name: String,
+    pub info: BTreeMap<String, String>,
+}
+
+impl TestHost {
+    /// `testhost up NAME ADDR/PREFIX ARGS...`; panics with the harness output on failure.
+    pub fn up(name: &str, cidr: &str, args: &[&str]) -> TestHost {
+        require_prerequisites();
+        let out = Command::new(testhost())
+            .args(["up", name, cidr])
+            .args(args)
+            .output()
+            .expect("run tests/hosts/testhost");
+        // Constructed before the check so that a half-built host is removed.
+        let mut host = TestHost {
+            name: name.to_string(),
+            info: BTreeMap::new(),
+        };
+        assert!(
+            out.status.success(),
+            "testhost up {name} {cidr} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        host.info = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        host
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.info
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("testhost info has no {key}"))
+    }
+
+    pub fn addr(&self) -> &str {
+        self.get("ADDR")
+    }
+
+    /// Run a shell command inside the host as root.
+    pub fn sh(&self, script: &str) -> Output {
+        self.sh_input(script, "")
+    }
+
+    /// Run a shell command inside the host as root, feeding `input` on stdin.
+    pub fn sh_input(&self, script: &str, input: &str) -> Output {
+        let mut child = Command::new(testhost())
+            .args(["exec", &self.name, "--", "sh", "-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("testhost exec");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("testhost exec")
+    }
+
+    /// Like [`sh`] but the command must succeed.
+    pub fn ok(&self, script: &str) -> String {
+        let out = self.sh(script);
+        assert!(
+            out.status.success(),
+            "on {}: `{script}` failed:\n{}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Write a file inside the host (as root), then set owner and mode.
+    pub fn write(&self, path: &str, content: &str, owner: &str, mode: &str) {
+        let dir = Path::new(path).parent().unwrap().display().to_string();
+        let out = self.sh_input(
+            &format!("mkdir -p '{dir}' && cat > '{path}' && chown {owner} '{path}' && chmod {mode} '{path}'"),
+            content,
+        );
+        assert!(
+            out.status.success(),
+            "write {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn host_key(&self) -> &str {
+        self.get("HOST_KEY")
+    }
+
+    pub fn identity(&self) -> &str {
+        self.get("SSH_IDENTITY")
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let out = Command::new(testhost()).args(["down", &self.name]).output();
+        if let Ok(o) = out
+            && !o.status.success()
+        {
+            eprintln!(
+                "testhost down {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+}
+
+/// One alias in the ssh config spine uses in a test.
+pub struct Alias<'a> {
+    /// What the registry says (a name or an address).
+    pub name: &'a str,
+    /// Where it really is (None: leave the address as it is).
+    pub hostname: Option<&'a str>,
+    pub host: &'a TestHost,
+}
+
+/// An ssh_config + known_hosts for spine: every alias checks the host key of
+/// the test host it stands for (strictly).
+pub fn ssh_config(dir: &Path, aliases: &[Alias], hosts: &[&TestHost]) -> PathBuf {
+    let kh = dir.join("known_hosts");
+    let known: String = hosts
+        .iter()
+        .map(|h| format!("{} {}\n", h.name, h.host_key()))
+        .collect();
+    std::fs::write(&kh, known).unwrap();
+    let mut cfg = String::new();
+    for a in aliases {
+        cfg.push_str(&format!(
+            "Host {}\n    HostKeyAlias {}\n",
+            a.name, a.host.name
+        ));
+        if let Some(h) = a.hostname {
+            cfg.push_str(&format!("    HostName {h}\n"));
+        }
+    }
+    cfg.push_str("Host *\n");
+    for h in hosts {
+        cfg.push_str(&format!("    IdentityFile {}\n", h.identity()));
+    }
+    cfg.push_str(&format!(
+        "    IdentitiesOnly yes\n    UserKnownHostsFile {}\n    GlobalKnownHostsFile /dev/null\n    StrictHostKeyChecking yes\n    BatchMode yes\n",
+        kh.display()
+    ));
+    let path = dir.join("ssh_config");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+/// The shipped registry, moved to test addresses: the new LAN `new` (e.g.
+/// "10.203.1") and a MAC for the interface. No real address survives.
+pub fn test_registry(dir: &Path, new: &str, mac: &str, version: &str) -> PathBuf {
+    let reg = dir.join("registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    for f in [
+        "SERVICE_REGISTRY.yaml",
+        "STACK_REGISTRY.yaml",
+        "services.health.yaml",
+    ] {
+        let text = std::fs::read_to_string(repo().join("registry").join(f)).unwrap();
+        let text = text
+            .replace("192.168.1.", &format!("{new}."))
+            .replace("192.168.12.", "10.203.12.")
+            .replace("100.114.101.50", "10.203.100.50")
+            .replace(
+                "        interface: eth0\n",
+                &format!("        interface: eth0\n        mac: \"{mac}\"\n"),
+            )
+            .replace("v2.4.1", version);
+        assert!(
+            !text.contains("192.168.") && !text.contains(" 100."),
+            "a real address is left in the test registry"
+        );
+        std::fs::write(reg.join(f), text).unwrap();
+    }
+    reg
+}
+
+/// Run the spine binary.
+pub fn spine(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spine"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("NO_COLOR", "1")
+        .env_remove("SPINE_REGISTRY")
+        .output()
+        .expect("run spine")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
