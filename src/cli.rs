@@ -67,6 +67,71 @@ Facts are read in one SSH round trip per host, hosts in parallel. Host keys are 
 Exit codes: 0 plan made; 2 the registry is not usable. With --detailed-exitcode: 0 converged,\n\
 1 error, 2 changes to make, 3 nothing to change but some state unknown.")]
     Plan(PlanArgs),
+    /// List, show and verify the signed, hash-chained run receipts
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+spine receipts list\n  \
+spine receipts show 42              # by sequence number, run id (prefix) or file name\n  \
+spine receipts verify               # signatures, schema, chain; exit 1 on any problem\n  \
+spine receipts verify --require-signed --format json\n\n\
+An auditor needs only OpenSSH: see docs/receipts.md."
+    )]
+    Receipts(ReceiptsCommand),
+}
+
+/// Where receipts go and how they are signed (every verify/plan/apply run writes one).
+#[derive(Debug, Args)]
+pub struct ReceiptArgs {
+    /// Receipts folder [default: `receipts/` beside the registry folder]
+    #[arg(long, value_name = "DIR", env = "SPINE_RECEIPTS")]
+    pub receipts: Option<PathBuf>,
+    /// SSH key that signs the receipt (private key, or a .pub whose key is in ssh-agent)
+    /// [default: SPINE_SIGNING_KEY, else the first ed25519 key in ssh-agent, else unsigned]
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<PathBuf>,
+    /// Loop this run belongs to (LOOP-<NAME>-YYYYMMDD), recorded in the receipt
+    #[arg(long = "loop", value_name = "LOOP_ID")]
+    pub loop_id: Option<String>,
+    /// Gap this run works on (GAP-OP-NNN), recorded in the receipt
+    #[arg(long = "gap", value_name = "GAP_ID")]
+    pub gap_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptsCommand {
+    /// One line per receipt: sequence, run id, command, status, signed or not
+    List(ReceiptsDir),
+    /// Print one receipt (its exact stored JSON)
+    Show {
+        /// Sequence number, run id (or a prefix of it) or file name
+        id: String,
+        #[command(flatten)]
+        dir: ReceiptsDir,
+    },
+    /// Check every signature, the schema and the chain; report the first broken link
+    Verify {
+        #[command(flatten)]
+        dir: ReceiptsDir,
+        /// An unsigned receipt is an error, not a warning
+        #[arg(long)]
+        require_signed: bool,
+        /// Output format
+        #[arg(long, short = 'f', value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiptsDir {
+    /// Receipts folder
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SPINE_RECEIPTS",
+        default_value = "receipts"
+    )]
+    pub receipts: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +172,8 @@ pub struct PlanArgs {
     /// Exit 0 converged, 1 error, 2 changes, 3 unknowns and nothing else
     #[arg(long)]
     pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub receipt: ReceiptArgs,
 }
 
 #[derive(Debug, Args)]
@@ -150,4 +217,6 @@ pub struct VerifyArgs {
     /// List the gates with what each checks, and exit
     #[arg(long)]
     pub list_gates: bool,
+    #[command(flatten)]
+    pub receipt: ReceiptArgs,
 }

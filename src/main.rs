@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args, g),
         Command::Render(args) => cmd::render::run(args, g),
         Command::Plan(args) => cmd::plan::run(args, g),
+        Command::Receipts(c) => cmd::receipts::run(c, g),
     };
     ExitCode::from(code)
 }

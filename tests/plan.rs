@@ -94,6 +94,19 @@ fn deploy_script(immich: &TestHost) {
     );
 }
 
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
 #[test]
 fn vm203_as_found_plans_exactly_its_drifts() {
     let tmp = tempfile::tempdir().unwrap();
@@ -231,6 +244,19 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     // The secret is in no output and not in the saved plan.
     let saved = std::fs::read_to_string(&plan_file).unwrap();
     assert!(!text(&out).contains(SECRET) && !saved.contains(SECRET));
+    // ...nor in any file the runs wrote (plans, receipts, rendered files).
+    for entry in walk(tmp.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(SECRET),
+            "secret leaked into {}",
+            entry.display()
+        );
+    }
+    assert!(
+        tmp.path().join("receipts").read_dir().unwrap().count() >= 1,
+        "the plan run wrote a receipt"
+    );
     // The saved plan matches its published schema.
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(support::repo().join("schemas/plan.schema.json")).unwrap(),

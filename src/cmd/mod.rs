@@ -1,6 +1,8 @@
 //! One file per command: each wires the pipeline stages it needs.
 
 pub mod plan;
+pub mod receipts;
+pub mod record;
 pub mod registry;
 pub mod render;
 pub mod verify;

@@ -3,13 +3,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Global, emit, exit, registry};
+use super::{Global, emit, exit, record, registry};
 use crate::cli::{PlanArgs, PlanFormat, SshArgs};
 use crate::gather::{self, ssh::SshOptions};
 use crate::kinds::Desired;
 use crate::load::Loaded;
+use crate::load::Origin;
 use crate::model::Registry;
 use crate::plan::{self, FORMAT_VERSION, Plan};
+use crate::receipt::{self, DriftSummary, HostRecord, ReceiptBody};
 use crate::render::{self, Templates};
 use crate::secrets::{EnvProvider, ProviderHashes};
 
@@ -84,6 +86,11 @@ pub fn run(args: &PlanArgs, g: Global) -> u8 {
     } else {
         exit::COULD_NOT_RUN
     };
+    if let Err(e) = record::ids(&args.receipt) {
+        eprintln!("spine: {e}");
+        return err_code;
+    }
+    let body = ReceiptBody::new(receipt::Command::Plan, std::env::args().collect());
     let (loaded, reg) = match registry::checked(&args.registry, g.color) {
         Ok(r) => r,
         Err(_) => return err_code,
@@ -123,12 +130,58 @@ pub fn run(args: &PlanArgs, g: Global) -> u8 {
             );
         }
     }
-    if !args.detailed_exitcode {
-        return exit::OK;
+    let code = if !args.detailed_exitcode {
+        exit::OK
+    } else {
+        match (plan.summary.changes(), plan.summary.unknown) {
+            (0, 0) => 0,
+            (0, _) => 3,
+            _ => 2,
+        }
+    };
+    let origin = Origin::choose(args.registry.registry.clone());
+    let receipts = record::receipts_dir(&args.receipt, &origin);
+    let body = receipt_body(body, &plan, &loaded, &origin, code);
+    if let Err(e) = record::write(&args.receipt, &receipts, body, g.quiet) {
+        eprintln!("spine: could not write the receipt: {e}");
+        return err_code;
     }
-    match (plan.summary.changes(), plan.summary.unknown) {
-        (0, 0) => 0,
-        (0, _) => 3,
-        _ => 2,
-    }
+    code
+}
+
+/// What a plan run records: hosts and paths, facts fingerprints, plan hash, drift.
+fn receipt_body(
+    mut body: ReceiptBody,
+    plan: &Plan,
+    loaded: &Loaded,
+    origin: &Origin,
+    code: u8,
+) -> ReceiptBody {
+    body.registry = record::registry_info(loaded, origin);
+    body.hosts = plan
+        .hosts
+        .iter()
+        .map(|h| HostRecord {
+            host: h.host.clone(),
+            access: h
+                .route
+                .as_ref()
+                .map_or_else(|| "unreachable".to_string(), |r| r.describe()),
+            facts_before: h.fingerprint.clone(),
+            facts_after: None,
+        })
+        .collect();
+    body.plan_hash = Some(plan::hash_json(plan));
+    body.drift = DriftSummary {
+        in_sync: plan.summary.in_sync as u64,
+        drifted: plan.summary.changes() as u64,
+        unknown: plan.summary.unknown as u64,
+    };
+    body.status = match (plan.summary.changes(), plan.summary.unknown) {
+        (0, 0) => receipt::Status::Ok,
+        (0, _) => receipt::Status::Incomplete,
+        _ => receipt::Status::Changes,
+    };
+    body.exit_code = i32::from(code);
+    body
 }

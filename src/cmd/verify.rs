@@ -1,8 +1,9 @@
 //! `spine verify`: load, validate, report. Offline and fast: the CI gate.
 
-use super::{Global, emit, exit};
+use super::{Global, emit, exit, record};
 use crate::cli::VerifyArgs;
 use crate::load::{self, Origin};
+use crate::receipt::{self, DriftSummary, ReceiptBody};
 use crate::verify::output::{self, Format};
 use crate::verify::{self, Status};
 
@@ -14,8 +15,15 @@ pub fn run(args: &VerifyArgs, g: Global) -> u8 {
         }
         return finish(emit(&s), exit::OK);
     }
+    if let Err(e) = record::ids(&args.receipt) {
+        eprintln!("spine: {e}");
+        return exit::COULD_NOT_RUN;
+    }
+    let mut body = ReceiptBody::new(receipt::Command::Verify, std::env::args().collect());
     let origin = Origin::choose(args.registry.registry.clone());
     let loaded = load::load(&origin);
+    let receipts = record::receipts_dir(&args.receipt, &origin);
+    body.registry = record::registry_info(&loaded, &origin);
     if !loaded.failures.is_empty() {
         // Could not run: every file that failed to load, then exit 2.
         let text = match args.format {
@@ -39,6 +47,11 @@ pub fn run(args: &VerifyArgs, g: Global) -> u8 {
         } else {
             eprint!("{text}");
         }
+        body.status = receipt::Status::Failed;
+        body.exit_code = i32::from(exit::COULD_NOT_RUN);
+        if let Err(e) = record::write(&args.receipt, &receipts, body, g.quiet) {
+            eprintln!("spine: could not write the receipt: {e}");
+        }
         return exit::COULD_NOT_RUN;
     }
     let outcome = verify::run(&loaded);
@@ -50,7 +63,25 @@ pub fn run(args: &VerifyArgs, g: Global) -> u8 {
     };
     let failed =
         outcome.count(Status::Fail) > 0 || (args.strict && outcome.count(Status::Warn) > 0);
-    finish(emit(&text), if failed { exit::FAILED } else { exit::OK })
+    let code = finish(emit(&text), if failed { exit::FAILED } else { exit::OK });
+    body.drift = DriftSummary {
+        in_sync: outcome.count(Status::Pass) as u64,
+        drifted: (outcome.count(Status::Fail) + outcome.count(Status::Warn)) as u64,
+        unknown: outcome.count(Status::Skip) as u64,
+    };
+    body.status = match code {
+        exit::OK if outcome.count(Status::Skip) > 0 => receipt::Status::Incomplete,
+        exit::OK => receipt::Status::Ok,
+        exit::FAILED => receipt::Status::Drift,
+        _ => receipt::Status::Failed,
+    };
+    body.exit_code = i32::from(code);
+    let quiet = g.quiet || args.format != Format::Text;
+    if let Err(e) = record::write(&args.receipt, &receipts, body, quiet) {
+        eprintln!("spine: could not write the receipt: {e}");
+        return exit::COULD_NOT_RUN;
+    }
+    code
 }
 
 fn finish(r: std::io::Result<()>, code: u8) -> u8 {

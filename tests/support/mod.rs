@@ -240,9 +240,16 @@ pub fn test_registry(dir: &Path, new: &str, mac: &str, version: &str) -> PathBuf
     reg
 }
 
-/// Run the spine binary.
+/// Run the spine binary. Receipts go to a throw-away folder unless the test
+/// says where (`--receipts`, or a registry folder with its own `receipts/`).
 pub fn spine(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    // A working folder of its own: with no --registry, the built-in registry is
+    // used and its receipts land here, never in the repository's receipts/.
+    let cwd = std::env::temp_dir().join(format!("spine-test-cwd-{}", std::process::id()));
+    std::fs::create_dir_all(&cwd).unwrap();
     Command::new(env!("CARGO_BIN_EXE_spine"))
+        .current_dir(&cwd)
+        .env_remove("SPINE_RECEIPTS")
         .args(args)
         .envs(envs.iter().copied())
         .env("NO_COLOR", "1")

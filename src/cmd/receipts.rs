@@ -1,0 +1,146 @@
+//! `spine receipts list | show | verify`: the auditor's side of stage 6.
+
+use super::{Global, emit, exit};
+use crate::cli::{PlanFormat, ReceiptsCommand};
+use crate::receipt::{Store, VerifyOptions};
+
+pub fn run(cmd: &ReceiptsCommand, g: Global) -> u8 {
+    match cmd {
+        ReceiptsCommand::List(dir) => list(&dir.receipts),
+        ReceiptsCommand::Show { id, dir } => show(&dir.receipts, id),
+        ReceiptsCommand::Verify {
+            dir,
+            require_signed,
+            format,
+        } => verify(&dir.receipts, *require_signed, *format, g),
+    }
+}
+
+fn open(dir: &std::path::Path) -> Result<Store, u8> {
+    if !dir.is_dir() {
+        eprintln!(
+            "spine: no receipts folder at {} (pass --receipts DIR)",
+            dir.display()
+        );
+        return Err(exit::COULD_NOT_RUN);
+    }
+    Store::open(dir).map_err(|e| {
+        eprintln!("spine: {e}");
+        exit::COULD_NOT_RUN
+    })
+}
+
+fn list(dir: &std::path::Path) -> u8 {
+    let store = match open(dir) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let entries = match store.list() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("spine: {e}");
+            return exit::COULD_NOT_RUN;
+        }
+    };
+    let mut out = String::from(
+        "SEQ     RUN ID                              COMMAND  STATUS      SIGNED  FINISHED\n",
+    );
+    for e in &entries {
+        let signed = if e.signature.is_some() { "yes" } else { "no" };
+        match &e.receipt {
+            Ok(r) => out.push_str(&format!(
+                "{:<7} {:<35} {:<8} {:<11} {:<7} {}\n",
+                e.sequence,
+                e.run_id,
+                r.command.as_str(),
+                format!("{:?}", r.status).to_lowercase(),
+                signed,
+                r.finished_at
+            )),
+            Err(why) => out.push_str(&format!(
+                "{:<7} {:<35} (unreadable: {why})\n",
+                e.sequence, e.run_id
+            )),
+        }
+    }
+    out.push_str(&format!(
+        "{} receipts in {}\n",
+        entries.len(),
+        dir.display()
+    ));
+    code(emit(&out), exit::OK)
+}
+
+fn show(dir: &std::path::Path, id: &str) -> u8 {
+    let store = match open(dir) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    match store.show(id) {
+        Ok(r) => code(emit(&String::from_utf8_lossy(&r.bytes)), exit::OK),
+        Err(e) => {
+            eprintln!("spine: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+fn verify(dir: &std::path::Path, require_signed: bool, format: PlanFormat, g: Global) -> u8 {
+    let store = match open(dir) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let report = match store.verify(&VerifyOptions { require_signed }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("spine: {e}");
+            return exit::COULD_NOT_RUN;
+        }
+    };
+    let result = if report.is_ok() {
+        exit::OK
+    } else {
+        exit::FAILED
+    };
+    let text = match format {
+        PlanFormat::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+        PlanFormat::Text => {
+            let mut s = String::new();
+            for p in &report.problems {
+                let level = format!("{:?}", p.severity).to_lowercase();
+                s.push_str(&format!("{level}: {p}\n"));
+            }
+            if let Some(p) = report.first_broken_problem() {
+                s.push_str(&format!("first broken link: {p}\n"));
+            }
+            s.push_str(&format!(
+                "receipts: {} ({} signed, {} unsigned); {}\n",
+                report.receipts,
+                report.signed,
+                report.unsigned,
+                match &report.head {
+                    Some(h) => format!("head {} sha256 {}", h.sequence, h.sha256),
+                    None => "no receipts".into(),
+                }
+            ));
+            s.push_str(if result == exit::OK {
+                "status: OK\n"
+            } else {
+                "status: FAIL\n"
+            });
+            s
+        }
+    };
+    let _ = g;
+    code(emit(&text), result)
+}
+
+fn code(r: std::io::Result<()>, c: u8) -> u8 {
+    match r {
+        Ok(()) => c,
+        Err(e) => {
+            eprintln!("spine: cannot write output: {e}");
+            exit::COULD_NOT_RUN
+        }
+    }
+}
