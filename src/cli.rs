@@ -67,6 +67,25 @@ Facts are read in one SSH round trip per host, hosts in parallel. Host keys are 
 Exit codes: 0 plan made; 2 the registry is not usable. With --detailed-exitcode: 0 converged,\n\
 1 error, 2 changes to make, 3 nothing to change but some state unknown.")]
     Plan(PlanArgs),
+    /// Apply a saved plan, or plan and apply (asks first on a terminal)
+    #[command(after_help = "Examples:\n  \
+spine plan immich -o immich.plan && spine apply immich.plan\n  \
+spine apply immich                     # plan, show, ask, apply\n  \
+spine apply --yes                      # every host, no question (automation)\n  \
+spine apply immich.plan --confirm-timeout 90\n\n\
+Before touching a host spine takes its lock and reads it again: if the facts differ from the\n\
+plan's, it refuses (stale plan). Files are written atomically; what they replace is kept in\n\
+/var/lib/spine/backups/RUN_ID on the host. A network change is confirmed over a fresh SSH\n\
+connection to the new address, or the host rolls it back by itself.\n\
+Exit codes: 0 everything applied and converged (or nothing to do), 1 something failed, was\n\
+rolled back or interrupted, 2 could not run (bad plan file, registry, refused without --yes).")]
+    Apply(ApplyArgs),
+    /// Break a host's lock left by a run that is gone (only once it has expired, or with --force)
+    #[command(
+        after_help = "Example:\n  spine unlock immich 20261123T101502.123Z-4f2a9c0d1e2b-immich\n\n\
+The lock id is printed by the apply that was refused."
+    )]
+    Unlock(UnlockArgs),
     /// List, show and verify the signed, hash-chained run receipts
     #[command(
         subcommand,
@@ -78,6 +97,51 @@ spine receipts verify --require-signed --format json\n\n\
 An auditor needs only OpenSSH: see docs/receipts.md."
     )]
     Receipts(ReceiptsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan file from `spine plan -o FILE`, or host ids to plan and apply now
+    /// (default: every host with a `desired` section)
+    pub target: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+    #[command(flatten)]
+    pub templates: TemplatesArg,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Do not ask for confirmation (needed without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Allow changes to bonds and bridges
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds a network change waits for a fresh connection before the host rolls back
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub confirm_timeout: u64,
+    /// Seconds compose waits for containers to be running and healthy
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub wait_timeout: u64,
+    /// Seconds after which a lock left by a vanished run may be broken
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub lock_ttl: u64,
+    #[command(flatten)]
+    pub receipt: ReceiptArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Host id
+    pub host: String,
+    /// The lock id, as the refused apply printed it
+    pub lock_id: String,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Break the lock even though it has not expired yet
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where receipts go and how they are signed (every verify/plan/apply run writes one).

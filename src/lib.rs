@@ -2,6 +2,7 @@
 //!
 //! The crate reads like the pipeline it implements:
 //! load -> validate (verify) -> render -> gather -> diff/plan -> apply -> receipt.
+pub mod apply;
 pub mod cli;
 pub mod cmd;
 pub mod diag;

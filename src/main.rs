@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         Command::Render(args) => cmd::render::run(args, g),
         Command::Plan(args) => cmd::plan::run(args, g),
         Command::Receipts(c) => cmd::receipts::run(c, g),
+        Command::Apply(args) => cmd::apply::run(args, g),
+        Command::Unlock(args) => cmd::unlock::run(args, g),
     };
     ExitCode::from(code)
 }

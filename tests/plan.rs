@@ -4,10 +4,8 @@
 mod support;
 
 use serde_json::Value;
+use support::scenario::{SECRET, Vm203, deploy_script, deploy_stack, rendered, vm203_as_found};
 use support::{Alias, TestHost, spine, ssh_config, test_registry, text, unique};
-
-const SECRET: &str = "Sup3rSecretDbPassw0rd";
-const MAC: &str = "52:54:00:12:02:30";
 
 fn plan_json(
     reg: &std::path::Path,
@@ -54,46 +52,6 @@ fn find<'a>(v: &'a [(String, String, String)], id: &str) -> &'a (String, String,
         .unwrap_or_else(|| panic!("no resource {id} in {v:#?}"))
 }
 
-/// Render the desired files of `reg` into `out` and return one.
-fn rendered(reg: &std::path::Path, out: &std::path::Path, host: &str, path: &str) -> String {
-    let o = spine(
-        &[
-            "render",
-            "--registry",
-            reg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "render: {}", text(&o));
-    std::fs::read_to_string(out.join(host).join(path.trim_start_matches('/'))).unwrap()
-}
-
-/// Put the compose stack of `reg` on the host and start it.
-fn deploy_stack(immich: &TestHost, reg: &std::path::Path, out: &std::path::Path) {
-    let compose = rendered(reg, out, "immich", "/home/ronny/immich/docker-compose.yml");
-    let env = rendered(reg, out, "immich", "/home/ronny/immich/.env")
-        .replace("DB_PASSWORD=(sensitive)", &format!("DB_PASSWORD={SECRET}"));
-    immich.write(
-        "/home/ronny/immich/docker-compose.yml",
-        &compose,
-        "ronny:ronny",
-        "644",
-    );
-    immich.write("/home/ronny/immich/.env", &env, "ronny:ronny", "600");
-    immich.ok("cd /home/ronny/immich && docker compose up -d --quiet-pull 2>&1");
-}
-
-fn deploy_script(immich: &TestHost) {
-    immich.write(
-        "/home/ronny/immich/scripts/pg-dump.sh",
-        "#!/bin/sh\nexit 0\n",
-        "ronny:ronny",
-        "755",
-    );
-}
-
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -110,68 +68,12 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn vm203_as_found_plans_exactly_its_drifts() {
     let tmp = tempfile::tempdir().unwrap();
-    let pve = TestHost::up(&unique("pv"), "10.203.1.10/24", &["--no-docker"]);
-    let immich = TestHost::up(
-        &unique("im"),
-        "10.203.12.230/24",
-        &[
-            "--mac",
-            MAC,
-            "--ts-hostname",
-            "immich",
-            "--dns",
-            "10.203.1.204",
-        ],
-    );
-    let reg = test_registry(tmp.path(), "10.203.1", MAC, "v2.4.1");
-
-    // As found (GAP-OP-094): cloud-init and netplan on the old subnet.
-    pve.ok("qm create 203 --name immich --ipconfig0 ip=10.203.12.230/24,gw=10.203.12.1 --nameserver 10.203.1.204");
-    let netplan = rendered(
-        &reg,
-        &tmp.path().join("r"),
-        "immich",
-        "/etc/netplan/50-cloud-init.yaml",
-    )
-    .replace("10.203.1.203/24", "10.203.12.230/24")
-    .replace("via: 10.203.1.1", "via: 10.203.12.1");
-    immich.write(
-        "/etc/netplan/50-cloud-init.yaml",
-        &netplan,
-        "root:root",
-        "600",
-    );
-    // Tailscale under its old name; accept-dns already off.
-    immich.ok("tailscale set --accept-dns=false");
-    // The backup job still calls a script under the removed legacy root.
-    deploy_script(&immich);
-    immich.ok("printf '0 3 * * * /home/ronny/ronny-ops/immich/scripts/backup-db.sh\\n' | crontab -u ronny -");
-    // The stack one version behind, the ML container missing.
-    let old = test_registry(&tmp.path().join("old"), "10.203.1", MAC, "v2.3.0");
-    deploy_stack(&immich, &old, &tmp.path().join("r-old"));
-    immich.ok("cd /home/ronny/immich && docker compose rm -sf immich-machine-learning 2>&1");
-
-    let cfg = ssh_config(
-        tmp.path(),
-        &[
-            Alias {
-                name: "immich-1",
-                hostname: Some(immich.addr()),
-                host: &immich,
-            },
-            Alias {
-                name: "10.203.1.203",
-                hostname: None,
-                host: &immich,
-            },
-            Alias {
-                name: "pve",
-                hostname: Some(pve.addr()),
-                host: &pve,
-            },
-        ],
-        &[&immich, &pve],
-    );
+    let Vm203 {
+        pve: _pve,
+        immich: _immich,
+        reg,
+        cfg,
+    } = vm203_as_found(tmp.path());
     let plan_file = tmp.path().join("immich.plan");
     let (plan, out) = plan_json(&reg, &cfg, &["-o", plan_file.to_str().unwrap()]);
     assert_eq!(

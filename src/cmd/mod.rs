@@ -1,10 +1,12 @@
 //! One file per command: each wires the pipeline stages it needs.
 
+pub mod apply;
 pub mod plan;
 pub mod receipts;
 pub mod record;
 pub mod registry;
 pub mod render;
+pub mod unlock;
 pub mod verify;
 
 use std::io::{IsTerminal, Write};

@@ -52,9 +52,6 @@ pub async fn gather_host(
     resources: Vec<Desired>,
     opts: SshOptions,
 ) -> HostFacts {
-    let b = boundary();
-    let refs: Vec<&Desired> = resources.iter().collect();
-    let script = script::build(&refs, &b);
     let mut facts = HostFacts {
         host,
         route: None,
@@ -75,20 +72,35 @@ pub async fn gather_host(
         }
     };
     facts.route = Some(route);
-    match ssh::run_script(&session, &script).await {
-        Ok((out, _)) => {
-            dump(&facts.host, &script, &out);
-            let report = script::parse(&out, &b);
-            if report.user.is_empty() {
-                facts.error = Some("the gather script printed nothing recognisable (is /bin/sh a POSIX shell there?)".into());
-            } else {
-                facts.report = Some(report);
-            }
-        }
-        Err(e) => facts.error = Some(format!("running the gather script failed: {e}")),
+    match read_facts(&session, &facts.host, &resources).await {
+        Ok(report) => facts.report = Some(report),
+        Err(e) => facts.error = Some(e),
     }
     let _ = session.close().await;
     facts
+}
+
+/// Run the gather script for `resources` over an open session: one round trip.
+pub async fn read_facts(
+    session: &openssh::Session,
+    host: &str,
+    resources: &[Desired],
+) -> Result<Report, String> {
+    let b = boundary();
+    let refs: Vec<&Desired> = resources.iter().collect();
+    let script = script::build(&refs, &b);
+    let (out, _) = ssh::run_script(session, &script)
+        .await
+        .map_err(|e| format!("running the gather script failed: {e}"))?;
+    dump(host, &script, &out);
+    let report = script::parse(&out, &b);
+    if report.user.is_empty() {
+        return Err(
+            "the gather script printed nothing recognisable (is /bin/sh a POSIX shell there?)"
+                .into(),
+        );
+    }
+    Ok(report)
 }
 
 /// With `SPINE_GATHER_DUMP=DIR`, keep each host's script and raw answer

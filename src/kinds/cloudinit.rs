@@ -133,6 +133,25 @@ impl Kind for CloudInit {
             diff: text_diff(&format!("qm config {}", d.get("vmid")), &have, &d.content),
         }
     }
+
+    fn apply(
+        &self,
+        d: &Desired,
+        _: &serde_json::Value,
+        _: &dyn crate::secrets::Provider,
+    ) -> Result<super::Change, String> {
+        let vmid = q(d.get("vmid"));
+        let mut c = super::Change::new(format!(
+            "qm config {vmid} > \"$BK/qm-config-$(printf %s {vmid}).txt\"\nqm set {vmid} --ipconfig0 {} --nameserver {}\n",
+            q(d.get("ipconfig0")),
+            q(d.get("nameserver"))
+        ));
+        c.note = Some(format!(
+            "VM {} picks up the new cloud-init network at its next cold start (qm stop + qm start), or now with --restart-vms",
+            d.get("vmid")
+        ));
+        Ok(c)
+    }
 }
 
 #[cfg(test)]

@@ -137,6 +137,40 @@ impl Kind for ComposeKind {
             _ => super::compare_yaml_file(d, actual),
         }
     }
+
+    fn apply(
+        &self,
+        d: &Desired,
+        _: &Value,
+        secrets: &dyn crate::secrets::Provider,
+    ) -> Result<super::Change, String> {
+        match d.get("part") {
+            "env" => {
+                let mut content = d.content.clone();
+                for key in &d.secrets {
+                    let reference = d
+                        .args
+                        .get(&format!("secret.{key}"))
+                        .ok_or_else(|| format!("`{key}` has no secret reference"))?;
+                    let value = secrets.fetch(reference)?;
+                    content = content.replace(&secret_placeholder(key), value.expose());
+                }
+                Ok(super::Change::new(super::put_file(d, &content)))
+            }
+            "containers" => Ok(super::Change::new(format!(
+                "cd {dir} || exit 1\n\
+                 docker compose -p {project} up -d --remove-orphans --wait --wait-timeout \"${{SPINE_WAIT_TIMEOUT:-120}}\" 2>&1\n",
+                dir = q(d.get("directory")),
+                project = q(d.get("project")),
+            ))),
+            _ => Ok(super::Change::new(format!(
+                "install -d -o {o} {dir}\n{}",
+                super::put_file(d, &d.content),
+                o = q(d.owner.as_deref().unwrap_or("root")),
+                dir = q(d.get("directory"))
+            ))),
+        }
+    }
 }
 
 /// Read .env; values of secret keys are replaced on the host by their SHA-256.

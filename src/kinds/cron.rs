@@ -202,6 +202,33 @@ impl Kind for Cron {
             diff: text_diff(&format!("crontab of {}", d.get("user")), current, &want),
         }
     }
+
+    fn apply(
+        &self,
+        d: &Desired,
+        actual: &Value,
+        _: &dyn crate::secrets::Provider,
+    ) -> Result<super::Change, String> {
+        use base64::Engine;
+        let current = actual["crontab"].as_str().unwrap_or_default();
+        let roots: Vec<&str> = d.get("legacy_roots").lines().collect();
+        let want = desired_crontab(current, &d.content, &roots);
+        let user = q(d.get("user"));
+        let mut s = String::new();
+        // A job whose script is missing would fail silently every night: refuse.
+        for script in d.get("scripts").lines() {
+            s.push_str(&format!(
+                "[ -x {p} ] || {{ echo \"script {script} is missing or not executable: deploy it first\"; exit 3; }}\n",
+                p = q(script)
+            ));
+        }
+        s.push_str(&format!(
+            "crontab -l -u {user} > \"$BK/crontab.$(printf %s {user})\" 2>/dev/null || true\n\
+             t=$(mktemp) && printf '%s' {b64} | base64 -d > \"$t\" && crontab -u {user} \"$t\"; rc=$?; rm -f \"$t\"; exit $rc\n",
+            b64 = q(&base64::engine::general_purpose::STANDARD.encode(want.as_bytes())),
+        ));
+        Ok(super::Change::new(s))
+    }
 }
 
 #[cfg(test)]

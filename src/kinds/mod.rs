@@ -167,6 +167,51 @@ pub trait Kind: Sync {
     fn observe(&self, d: &Desired, s: &Section, secrets: &dyn SecretHashes) -> Observed;
     /// Stage diff: desired against observed.
     fn compare(&self, d: &Desired, actual: &serde_json::Value) -> Verdict;
+    /// Stage apply: a root shell script that makes the resource as desired,
+    /// keeping what it replaces under `$BK` (this run's backup folder on the
+    /// host). Helpers: `sp_backup PATH`, `sp_put PATH MODE OWNER BASE64`.
+    /// Secret values are filled in here, from `secrets`, and nowhere else.
+    fn apply(
+        &self,
+        d: &Desired,
+        actual: &serde_json::Value,
+        secrets: &dyn crate::secrets::Provider,
+    ) -> Result<Change, String>;
+}
+
+/// What applying one resource runs on its host.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Root shell script (travels on stdin; may hold secret values: never log it).
+    pub script: String,
+    /// A network change: run under the arm / apply / confirm / disarm sequence.
+    pub network: bool,
+    /// Said to the operator after the change (e.g. when it takes effect).
+    pub note: Option<String>,
+}
+
+impl Change {
+    pub fn new(script: String) -> Self {
+        Self {
+            script,
+            network: false,
+            note: None,
+        }
+    }
+}
+
+/// `sp_put` arguments for a file resource with `content`.
+pub fn put_file(d: &Desired, content: &str) -> String {
+    use crate::gather::script::q;
+    use base64::Engine;
+    let path = d.path.as_deref().unwrap_or_default();
+    format!(
+        "sp_backup {p}\nsp_put {p} {mode:o} {owner} {b64}\n",
+        p = q(path),
+        mode = d.mode.unwrap_or(0o644),
+        owner = q(d.owner.as_deref().unwrap_or("root")),
+        b64 = base64::engine::general_purpose::STANDARD.encode(content.as_bytes()),
+    )
 }
 
 /// A unified diff of two texts, or `None` when equal.

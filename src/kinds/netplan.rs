@@ -47,4 +47,15 @@ impl Kind for Netplan {
     fn compare(&self, d: &Desired, actual: &serde_json::Value) -> Verdict {
         super::compare_yaml_file(d, actual)
     }
+
+    fn apply(
+        &self,
+        d: &Desired,
+        _: &serde_json::Value,
+        _: &dyn crate::secrets::Provider,
+    ) -> Result<super::Change, String> {
+        let mut c = super::Change::new(super::put_file(d, &d.content));
+        c.network = true;
+        Ok(c)
+    }
 }

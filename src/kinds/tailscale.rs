@@ -101,6 +101,24 @@ impl Kind for TailscaleKind {
             diff: text_diff("tailscale prefs", &have, &d.content),
         }
     }
+
+    fn apply(
+        &self,
+        d: &Desired,
+        _: &Value,
+        _: &dyn crate::secrets::Provider,
+    ) -> Result<super::Change, String> {
+        let mut cmd = format!(
+            "tailscale set --hostname={}",
+            crate::gather::script::q(d.get("hostname"))
+        );
+        if let Some(a) = d.args.get("accept_dns") {
+            cmd.push_str(&format!(" --accept-dns={}", crate::gather::script::q(a)));
+        }
+        Ok(super::Change::new(format!(
+            "tailscale status --json > \"$BK/tailscale-status.json\" 2>/dev/null || true\n{cmd}\n"
+        )))
+    }
 }
 
 fn first_line(s: Option<&str>) -> String {

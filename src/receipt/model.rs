@@ -58,6 +58,8 @@ pub enum Status {
     Failed,
     /// An apply was rolled back.
     RolledBack,
+    /// The operator interrupted the run (Ctrl-C); the action in flight finished.
+    Interrupted,
 }
 
 /// Outcome of one action.

@@ -1,0 +1,122 @@
+//! `spine apply` against real test hosts: the VM 203 scenario fixed by one
+//! apply, the second apply a no-op, and the fault cases.
+
+mod support;
+
+use support::scenario::{SECRET, Vm203, vm203_as_found};
+use support::{spine, text};
+
+fn apply(reg: &std::path::Path, cfg: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "apply",
+        "--yes",
+        "--registry",
+        reg.to_str().unwrap(),
+        "--ssh-config",
+        cfg.to_str().unwrap(),
+        "--confirm-timeout",
+        "30",
+    ];
+    args.extend_from_slice(extra);
+    spine(&args, &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)])
+}
+
+#[test]
+fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Vm203 {
+        pve,
+        immich,
+        reg,
+        cfg,
+    } = vm203_as_found(tmp.path());
+
+    let out = apply(&reg, &cfg, &[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("applied and confirmed over a fresh connection (lan ronny@10.203.1.203)"),
+        "{t}"
+    );
+    assert!(!t.contains(SECRET));
+
+    // The host is where the registry says, and so is everything on it.
+    let addrs = immich.ok("ip -4 -o addr show dev eth0");
+    assert!(
+        addrs.contains("10.203.1.203/24") && !addrs.contains("10.203.12.230"),
+        "{addrs}"
+    );
+    assert!(immich.ok("ip route").contains("default via 10.203.1.1"));
+    assert!(
+        pve.ok("qm config 203")
+            .contains("ipconfig0: ip=10.203.1.203/24,gw=10.203.1.1")
+    );
+    assert!(
+        immich
+            .ok("tailscale status --json")
+            .contains("\"HostName\": \"immich-1\"")
+    );
+    let cron = immich.ok("crontab -l -u ronny");
+    assert!(
+        cron.contains("# BEGIN spine managed block") && !cron.contains("ronny-ops"),
+        "{cron}"
+    );
+    let ps = immich.ok("docker ps --format '{{.Names}} {{.Image}} {{.Status}}'");
+    assert!(
+        ps.contains("immich_machine_learning ghcr.io/immich-app/immich-machine-learning:v2.4.1"),
+        "{ps}"
+    );
+    assert!(
+        ps.contains("immich_server ghcr.io/immich-app/immich-server:v2.4.1"),
+        "{ps}"
+    );
+    assert!(
+        immich
+            .ok("cat /home/ronny/immich/.env")
+            .contains(&format!("DB_PASSWORD={SECRET}"))
+    );
+    assert_eq!(
+        immich.ok("stat -c '%a %U' /home/ronny/immich/.env").trim(),
+        "600 ronny"
+    );
+    // What was replaced is kept on the host; the lock is gone.
+    let backups = immich.ok("ls /var/lib/spine/backups");
+    assert_eq!(backups.lines().count(), 1, "{backups}");
+    assert!(
+        immich
+            .ok("find /var/lib/spine/backups -type f")
+            .contains("/etc/netplan/50-cloud-init.yaml")
+    );
+    assert!(immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
+
+    // The second apply finds nothing to do and touches nothing.
+    let again = apply(&reg, &cfg, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        text(&again).contains("nothing to apply"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(immich.ok("ls /var/lib/spine/backups"), backups);
+
+    // Every run left a receipt; none holds the secret.
+    let receipts = tmp.path().join("receipts");
+    let n = std::fs::read_dir(&receipts)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count();
+    assert_eq!(n, 2);
+    for e in std::fs::read_dir(&receipts).unwrap() {
+        assert!(
+            !std::fs::read_to_string(e.unwrap().path())
+                .unwrap_or_default()
+                .contains(SECRET)
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! The "VM 203 as found" scenario (GAP-OP-094) on test hosts: the Proxmox
+//! host and the VM, with the old subnet's address in cloud-init and netplan,
+//! the backup job under the removed legacy root, the stack one version behind
+//! without its ML container, and Tailscale under its old name.
+
+use std::path::{Path, PathBuf};
+
+use super::{Alias, TestHost, spine, ssh_config, test_registry, text, unique};
+
+pub const SECRET: &str = "Sup3rSecretDbPassw0rd";
+pub const MAC: &str = "52:54:00:12:02:30";
+
+/// Render the desired files of `reg` into `out` and return one.
+pub fn rendered(reg: &Path, out: &Path, host: &str, path: &str) -> String {
+    let o = spine(
+        &[
+            "render",
+            "--registry",
+            reg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "render: {}", text(&o));
+    std::fs::read_to_string(out.join(host).join(path.trim_start_matches('/'))).unwrap()
+}
+
+/// Put the compose stack of `reg` on the host and start it.
+pub fn deploy_stack(immich: &TestHost, reg: &Path, out: &Path) {
+    let compose = rendered(reg, out, "immich", "/home/ronny/immich/docker-compose.yml");
+    let env = rendered(reg, out, "immich", "/home/ronny/immich/.env")
+        .replace("DB_PASSWORD=(sensitive)", &format!("DB_PASSWORD={SECRET}"));
+    immich.write(
+        "/home/ronny/immich/docker-compose.yml",
+        &compose,
+        "ronny:ronny",
+        "644",
+    );
+    immich.write("/home/ronny/immich/.env", &env, "ronny:ronny", "600");
+    immich.ok("cd /home/ronny/immich && docker compose up -d --quiet-pull 2>&1");
+}
+
+pub fn deploy_script(immich: &TestHost) {
+    immich.write(
+        "/home/ronny/immich/scripts/pg-dump.sh",
+        "#!/bin/sh\nexit 0\n",
+        "ronny:ronny",
+        "755",
+    );
+}
+
+pub struct Vm203 {
+    pub pve: TestHost,
+    pub immich: TestHost,
+    pub reg: PathBuf,
+    pub cfg: PathBuf,
+}
+
+/// Old LAN 10.203.12.0/24 (where the VM is), new LAN 10.203.1.0/24 (where the
+/// registry wants it; the Proxmox host is there).
+pub fn vm203_as_found(dir: &Path) -> Vm203 {
+    let pve = TestHost::up(&unique("pv"), "10.203.1.10/24", &["--no-docker"]);
+    let immich = TestHost::up(
+        &unique("im"),
+        "10.203.12.230/24",
+        &[
+            "--mac",
+            MAC,
+            "--extra-gw",
+            "10.203.1.1/24",
+            "--ts-hostname",
+            "immich",
+            "--dns",
+            "10.203.1.204",
+        ],
+    );
+    let reg = test_registry(dir, "10.203.1", MAC, "v2.4.1");
+
+    // As found (GAP-OP-094): cloud-init and netplan on the old subnet.
+    pve.ok("qm create 203 --name immich --ipconfig0 ip=10.203.12.230/24,gw=10.203.12.1 --nameserver 10.203.1.204");
+    let netplan = rendered(
+        &reg,
+        &dir.join("r"),
+        "immich",
+        "/etc/netplan/50-cloud-init.yaml",
+    )
+    .replace("10.203.1.203/24", "10.203.12.230/24")
+    .replace("via: 10.203.1.1", "via: 10.203.12.1");
+    immich.write(
+        "/etc/netplan/50-cloud-init.yaml",
+        &netplan,
+        "root:root",
+        "600",
+    );
+    // Tailscale under its old name; accept-dns already off.
+    immich.ok("tailscale set --accept-dns=false");
+    // The backup job still calls a script under the removed legacy root.
+    deploy_script(&immich);
+    immich.ok("printf '0 3 * * * /home/ronny/ronny-ops/immich/scripts/backup-db.sh\\n' | crontab -u ronny -");
+    // The stack one version behind, the ML container missing.
+    let old = test_registry(&dir.join("old"), "10.203.1", MAC, "v2.3.0");
+    deploy_stack(&immich, &old, &dir.join("r-old"));
+    immich.ok("cd /home/ronny/immich && docker compose rm -sf immich-machine-learning 2>&1");
+
+    let cfg = ssh_config(
+        dir,
+        &[
+            Alias {
+                name: "immich-1",
+                hostname: Some(immich.addr()),
+                host: &immich,
+            },
+            Alias {
+                name: "10.203.1.203",
+                hostname: None,
+                host: &immich,
+            },
+            Alias {
+                name: "pve",
+                hostname: Some(pve.addr()),
+                host: &pve,
+            },
+        ],
+        &[&immich, &pve],
+    );
+    Vm203 {
+        pve,
+        immich,
+        reg,
+        cfg,
+    }
+}
