@@ -238,12 +238,18 @@ fn describe(ptr: &str) -> String {
     }
 }
 
+/// The name of the value a pointer lands on: its key, or for a list item the
+/// list's key and the index (`legacy_roots[0]`), never a bare `0`.
 fn last_segment(ptr: &str) -> String {
-    ptr.rsplit('/')
-        .next()
-        .unwrap_or("")
-        .replace("~1", "/")
-        .replace("~0", "~")
+    let unescape = |s: &str| s.replace("~1", "/").replace("~0", "~");
+    let mut segs = ptr.rsplit('/');
+    let last = unescape(segs.next().unwrap_or(""));
+    match segs.next() {
+        Some(parent) if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{}[{last}]", unescape(parent))
+        }
+        _ => last,
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -320,5 +326,15 @@ mod tests {
         ];
         assert_eq!(suggest("netwrok", &allowed).as_deref(), Some("network"));
         assert_eq!(suggest("zzz", &allowed), None);
+    }
+
+    #[test]
+    fn list_items_are_named_by_their_list() {
+        assert_eq!(
+            last_segment("/stacks/0/desired/legacy_roots/0"),
+            "legacy_roots[0]"
+        );
+        assert_eq!(last_segment("/hosts/a~1b"), "a/b");
+        assert_eq!(last_segment("/services/x/port"), "port");
     }
 }
