@@ -3,6 +3,7 @@
 //! A [`TestHost`] is removed when dropped, also when the test fails.
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod scenario;
 
 use std::collections::BTreeMap;
