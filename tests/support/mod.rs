@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod generate;
 pub mod scenario;
 
 use std::collections::BTreeMap;
