@@ -100,19 +100,29 @@ impl Origin {
 pub fn load(origin: &Origin) -> Loaded {
     match origin {
         Origin::Dir(dir) => load_dir(dir),
-        Origin::Embedded => {
-            let mut loaded = Loaded {
-                origin: "<embedded registry>".into(),
-                ..Default::default()
-            };
-            for (kind, text) in EMBEDDED {
-                let name = format!("<embedded>/{}", kind.file_name());
-                let src = SourceFile::new(Path::new(&name), name.clone(), text);
-                add(&mut loaded, kind, src);
-            }
-            loaded
-        }
+        Origin::Embedded => load_texts(
+            "<embedded registry>",
+            EMBEDDED.map(|(kind, text)| (kind, format!("<embedded>/{}", kind.file_name()), text)),
+        ),
     }
+}
+
+/// A registry held in memory (the embedded copy, fuzzing, benchmarks):
+/// `(file, name shown in diagnostics, text)`. Checked exactly as files on disk.
+pub fn load_texts<I, T>(origin: &str, files: I) -> Loaded
+where
+    I: IntoIterator<Item = (FileKind, String, T)>,
+    T: Into<std::sync::Arc<str>>,
+{
+    let mut loaded = Loaded {
+        origin: origin.into(),
+        ..Default::default()
+    };
+    for (kind, name, text) in files {
+        let src = SourceFile::new(Path::new(&name), name.clone(), text);
+        add(&mut loaded, kind, src);
+    }
+    loaded
 }
 
 pub fn load_dir(dir: &Path) -> Loaded {
