@@ -114,7 +114,8 @@ fn schedules(ctx: &Ctx) -> Vec<Finding> {
 /// Whether `path` is `root` or below it.
 fn under(path: &str, root: &str) -> bool {
     let root = root.trim_end_matches('/');
-    path == root || path.starts_with(&format!("{root}/"))
+    path.strip_prefix(root)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 fn paths(ctx: &Ctx) -> Vec<Finding> {
@@ -148,32 +149,41 @@ fn paths(ctx: &Ctx) -> Vec<Finding> {
                     );
                 }
             }
+            // Expanded once per job, not once per (job, root): a large
+            // registry has hundreds of each.
+            let scripts: Vec<String> = job
+                .scripts
+                .iter()
+                .map(|sc| expand_home(sc, &job.user))
+                .collect();
+            let words: Vec<String> = job
+                .command
+                .split(|c: char| {
+                    c.is_whitespace()
+                        || matches!(
+                            c,
+                            ';' | '&' | '|' | '<' | '>' | '(' | ')' | '"' | '\'' | '='
+                        )
+                })
+                .filter(|w| !w.is_empty())
+                .map(|w| expand_home(w, &job.user))
+                .collect();
             for &(ri, rk, root) in &roots {
                 let expanded = expand_home(root, &job.user);
-                let root_place = stack(ri, &["desired", "legacy_roots", &rk.to_string()]);
+                let root_place = || stack(ri, &["desired", "legacy_roots", &rk.to_string()]);
                 for (k, script) in job.scripts.iter().enumerate() {
-                    if under(&expand_home(script, &job.user), &expanded) {
+                    if under(&scripts[k], &expanded) {
                         out.push(
                             Finding::error("V10", stack(i, &["desired", "cron", &idx, "scripts", &k.to_string()]), format!(
                                 "cron job `{}` runs `{script}`, under the legacy root `{root}`", job.id
                             ))
                             .label("under a removed tree")
                             .help("move the script into a live path and update the job; the legacy tree is gone, so the job would fail silently")
-                            .related(root_place.clone(), "legacy root declared here"),
+                            .related(root_place(), "legacy root declared here"),
                         );
                     }
                 }
-                let mentions = job
-                    .command
-                    .split(|c: char| {
-                        c.is_whitespace()
-                            || matches!(
-                                c,
-                                ';' | '&' | '|' | '<' | '>' | '(' | ')' | '"' | '\'' | '='
-                            )
-                    })
-                    .any(|w| !w.is_empty() && under(&expand_home(w, &job.user), &expanded));
-                if mentions {
+                if words.iter().any(|w| under(w, &expanded)) {
                     out.push(
                         Finding::error(
                             "V10",
@@ -182,7 +192,7 @@ fn paths(ctx: &Ctx) -> Vec<Finding> {
                         )
                         .label("refers to a removed tree")
                         .help("point the command at the script's new home")
-                        .related(root_place.clone(), "legacy root declared here"),
+                        .related(root_place(), "legacy root declared here"),
                     );
                 }
             }
