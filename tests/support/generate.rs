@@ -27,7 +27,7 @@ pub const LARGE: Size = Size {
 const NODE_EVERY: usize = 20;
 
 fn host_id(i: usize) -> String {
-    if i % NODE_EVERY == 0 {
+    if i.is_multiple_of(NODE_EVERY) {
         format!("pve-{:02}", i / NODE_EVERY)
     } else {
         format!("vm-{i:03}")
@@ -82,7 +82,7 @@ fn services(size: Size) -> String {
     s.push_str("\nhosts:\n");
     for i in 0..size.hosts {
         let h = host_id(i);
-        let node = i % NODE_EVERY == 0;
+        let node = i.is_multiple_of(NODE_EVERY);
         let _ = writeln!(
             s,
             "  {h}:\n    tailscale_ip: {}\n    ssh: {h}\n    ssh_user: ops\n    os: ubuntu-24.04",
@@ -125,7 +125,7 @@ fn stacks(size: Size) -> String {
     for i in 0..size.hosts {
         let h = host_id(i);
         let _ = writeln!(s, "  - stack_id: {h}-apps\n    name: apps on {h}");
-        if i % NODE_EVERY != 0 {
+        if !i.is_multiple_of(NODE_EVERY) {
             let _ = writeln!(s, "    path: proxmox:vm-{}", 1000 + i);
         }
         let ids: Vec<String> = (0..size.services_per_host)
