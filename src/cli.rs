@@ -204,7 +204,12 @@ pub struct SshArgs {
     #[arg(long, value_name = "FILE", env = "SPINE_SSH_CONFIG")]
     pub ssh_config: Option<PathBuf>,
     /// Seconds to wait for each SSH connection
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 5,
+        env = "SPINE_CONNECT_TIMEOUT"
+    )]
     pub connect_timeout: u64,
     /// Hosts to read at the same time
     #[arg(long, value_name = "N", default_value_t = 8)]

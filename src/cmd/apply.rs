@@ -66,7 +66,8 @@ fn load_or_make(
     Ok((plan, false))
 }
 
-fn confirmed(yes: bool) -> Result<bool, String> {
+/// Asks on the terminal; a Ctrl-C while waiting counts as "no".
+fn confirmed(yes: bool, interrupted: &AtomicBool) -> Result<bool, String> {
     if yes {
         return Ok(true);
     }
@@ -75,12 +76,22 @@ fn confirmed(yes: bool) -> Result<bool, String> {
     }
     eprint!("Apply these changes? Only `yes` is accepted: ");
     let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    Ok(line.trim() == "yes")
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let r = std::io::stdin().lock().read_line(&mut line).map(|_| line);
+        let _ = tx.send(r);
+    });
+    loop {
+        if interrupted.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(r) => return r.map(|l| l.trim() == "yes").map_err(|e| e.to_string()),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 pub fn run(args: &ApplyArgs, g: Global) -> u8 {
@@ -89,6 +100,21 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         return exit::COULD_NOT_RUN;
     }
     let mut body = ReceiptBody::new(receipt::Command::Apply, std::env::args().collect());
+    // Ctrl-C is caught from the start: while planning nothing is held, so it
+    // ends the run before applying; while applying, the action in flight
+    // finishes (or rolls back) and the locks are released.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+            eprintln!("\ninterrupted: finishing the action in flight, then releasing the locks");
+        }
+    });
     let (loaded, reg) = match registry::checked(&args.registry, g.color) {
         Ok(r) => r,
         Err(c) => return c,
@@ -117,11 +143,16 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         return finish(args, &receipts, body, exit::OK, g);
     }
     if !from_file || !args.yes {
-        match confirmed(args.yes) {
+        match confirmed(args.yes, &interrupted) {
             Ok(true) => {}
             Ok(false) => {
-                eprintln!("not applied");
-                return exit::FAILED;
+                eprintln!("not applied: nothing was changed");
+                body.status = if interrupted.load(Ordering::SeqCst) {
+                    receipt::Status::Interrupted
+                } else {
+                    receipt::Status::Changes
+                };
+                return finish(args, &receipts, body, exit::FAILED, g);
             }
             Err(e) => {
                 eprintln!("spine: {e}");
@@ -141,21 +172,12 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
     };
     let ssh_opts = super::plan::ssh_options(&args.ssh);
     let provider: Arc<dyn Provider> = Arc::new(EnvProvider);
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    if interrupted.load(Ordering::SeqCst) {
+        eprintln!("interrupted before anything was applied");
+        body.status = receipt::Status::Interrupted;
+        return finish(args, &receipts, body, exit::FAILED, g);
+    }
     let outcomes: Vec<HostOutcome> = runtime.block_on(async {
-        let flag = interrupted.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::SeqCst);
-                eprintln!(
-                    "\ninterrupted: finishing the action in flight, then releasing the locks"
-                );
-            }
-        });
         let mut tasks = Vec::new();
         for h in todo {
             let routes = ssh::routes(&services, &h.host);
