@@ -29,6 +29,9 @@ fn main() -> ExitCode {
         Command::Receipts(c) => cmd::receipts::run(c, g),
         Command::Apply(args) => cmd::apply::run(args, g),
         Command::Unlock(args) => cmd::unlock::run(args, g),
+        Command::Doctor(args) => cmd::doctor::run(args, g),
+        Command::Completions { shell } => cmd::completions::completions(*shell),
+        Command::Man(args) => cmd::completions::man(args, g.quiet),
     };
     ExitCode::from(code)
 }

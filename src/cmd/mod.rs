@@ -1,6 +1,8 @@
 //! One file per command: each wires the pipeline stages it needs.
 
 pub mod apply;
+pub mod completions;
+pub mod doctor;
 pub mod plan;
 pub mod receipts;
 pub mod record;
