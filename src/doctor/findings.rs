@@ -178,7 +178,8 @@ pub async fn on_host(
     let Some(h) = reg.hosts.get(host) else {
         return Vec::new();
     };
-    let script = "printf '==ts\\n'; tailscale status --json 2>/dev/null; printf '\\n==ip\\n'; ip -o -4 addr show scope global 2>/dev/null";
+    // As the login user first, like a person would; sudo -n where only root may ask.
+    let script = "printf '==ts\\n'; ts=$(tailscale status --json 2>/dev/null) || ts=$(sudo -n tailscale status --json 2>/dev/null); printf '%s' \"$ts\"; printf '\\n==ip\\n'; ip -o -4 addr show scope global 2>/dev/null";
     let run = probe::ssh_run(route, opts, script).await;
     let source = format!("on the host through path {index} ({})", route.describe());
     if !run.works() {

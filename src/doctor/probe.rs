@@ -69,6 +69,8 @@ pub struct Effective {
     pub port: u16,
     /// `ProxyJump` from the command line or the ssh_config, if any.
     pub proxyjump: Option<String>,
+    /// `HostKeyAlias`, if set: the name known_hosts is searched for.
+    pub hostkeyalias: Option<String>,
 }
 
 fn ssh_base(opts: &SshOptions) -> Command {
@@ -112,6 +114,7 @@ pub async fn effective(
             Some(("hostname", v)) => e.hostname = v.to_string(),
             Some(("port", v)) => e.port = v.parse().unwrap_or(22),
             Some(("proxyjump", v)) if v != "none" => e.proxyjump = Some(v.to_string()),
+            Some(("hostkeyalias", v)) => e.hostkeyalias = Some(v.to_string()),
             _ => {}
         }
     }
@@ -247,6 +250,12 @@ impl SshRun {
 /// Run `command` over a fresh connection (no multiplexing) and split the
 /// outcome into host key, auth and command steps.
 pub async fn ssh_run(route: &Route, opts: &SshOptions, command: &str) -> SshRun {
+    // With a jump host the log holds both hops: only lines naming the target count.
+    let target = effective(&route.address, route.port, route.jump.as_deref(), opts)
+        .await
+        .unwrap_or_default();
+    let mut names = vec![target.hostname];
+    names.extend(target.hostkeyalias);
     let mut c = ssh_base(opts);
     let t = opts.connect_timeout.as_secs().max(1);
     c.args([
@@ -302,7 +311,7 @@ pub async fn ssh_run(route: &Route, opts: &SshOptions, command: &str) -> SshRun 
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     SshRun {
-        steps: read_log(&log, out.status.code(), &stdout),
+        steps: read_log(&log, out.status.code(), &stdout, &names),
         stdout,
     }
 }
@@ -324,12 +333,18 @@ fn errors(log: &str) -> String {
 }
 
 /// Split an `ssh -v` log into host key, auth and command steps.
-pub fn read_log(log: &str, code: Option<i32>, stdout: &str) -> Vec<Step> {
+pub fn read_log(log: &str, code: Option<i32>, stdout: &str, names: &[String]) -> Vec<Step> {
     let err = errors(log);
+    let about_target = |l: &str| {
+        names.iter().all(String::is_empty)
+            || names
+                .iter()
+                .any(|n| !n.is_empty() && l.contains(n.as_str()))
+    };
     let last = |needle: &str| {
         log.lines()
             .rev()
-            .find(|l| l.contains(needle))
+            .find(|l| l.contains(needle) && (needle == "Server host key:" || about_target(l)))
             .map(|l| l.trim_start_matches("debug1: ").trim().to_string())
     };
     let key_ok = last("is known and matches the");
@@ -425,7 +440,7 @@ pub async fn probe(route: &Route, opts: &SshOptions) -> (Vec<Step>, String, bool
             let hop = effective(&h, p, None, opts).await.unwrap_or(Effective {
                 hostname: h,
                 port: p.unwrap_or(22),
-                proxyjump: None,
+                ..Effective::default()
             });
             let target = format!(
                 "{}:{} through {}:{}",
@@ -479,9 +494,9 @@ mod tests {
     #[test]
     fn a_good_log_gives_three_ok_steps() {
         let log = "debug1: Server host key: ssh-ed25519 SHA256:abc\n\
-debug1: Host 'x' is known and matches the ED25519 host key.\n\
+debug1: Host '10.0.0.1' is known and matches the ED25519 host key.\n\
 debug1: Authenticated to 10.0.0.1 ([10.0.0.1]:22) using \"publickey\".\n";
-        let s = read_log(log, Some(0), "Linux 6.1 x86_64\n");
+        let s = read_log(log, Some(0), "Linux 6.1 x86_64\n", &["10.0.0.1".into()]);
         assert!(s.iter().all(|s| s.status == StepStatus::Ok), "{s:#?}");
         assert!(s[0].detail.contains("SHA256:abc"));
         assert_eq!(s[2].detail, "`uname -srm`: Linux 6.1 x86_64");
@@ -493,6 +508,7 @@ debug1: Authenticated to 10.0.0.1 ([10.0.0.1]:22) using \"publickey\".\n";
             "debug1: Server host key: ssh-ed25519 SHA256:abc\nHost key verification failed.\n",
             Some(255),
             "",
+            &[],
         );
         assert_eq!(
             (key[0].status, key[0].kind),
@@ -503,6 +519,7 @@ debug1: Authenticated to 10.0.0.1 ([10.0.0.1]:22) using \"publickey\".\n";
             "debug1: Host 'x' is known and matches the ED25519 host key.\nronny@x: Permission denied (publickey).\n",
             Some(255),
             "",
+            &[],
         );
         assert_eq!(
             (auth[1].status, auth[1].kind),
@@ -512,9 +529,21 @@ debug1: Authenticated to 10.0.0.1 ([10.0.0.1]:22) using \"publickey\".\n";
             "debug1: Host 'x' is known and matches the ED25519 host key.\ndebug1: Authenticated to x\nsh: uname: not found\n",
             Some(127),
             "",
+            &[],
         );
         assert_eq!(cmd[2].status, StepStatus::Fail);
         assert!(cmd[2].detail.contains("exit 127"), "{cmd:#?}");
+    }
+
+    #[test]
+    fn a_jump_hosts_lines_do_not_count_for_the_target() {
+        let log = "debug1: Host 'pve' is known and matches the ED25519 host key.\n\
+debug1: Authenticated to pve ([10.0.0.10]:22) using \"publickey\".\n\
+channel 0: open failed: connect failed: No route to host\n\
+stdio forwarding failed\n";
+        let s = read_log(log, Some(255), "", &["10.0.0.203".into()]);
+        assert_eq!(s[0].status, StepStatus::Fail, "{s:#?}");
+        assert_eq!(s[0].kind, Some(FailKind::Unreachable), "{s:#?}");
     }
 
     #[test]
