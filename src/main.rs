@@ -17,11 +17,7 @@ fn main() -> ExitCode {
             });
         }
     };
-    let g = Global {
-        color: cmd::use_color(cli.color),
-        quiet: cli.quiet,
-        verbose: cli.verbose,
-    };
+    let g = Global::new(cli.color, cli.quiet, cli.verbose);
     let code = match &cli.command {
         Command::Verify(args) => cmd::verify::run(args, g),
         Command::Render(args) => cmd::render::run(args, g),
