@@ -244,6 +244,14 @@ fn addresses(source: &str, ip_out: &str, want: &str) -> Finding {
         .filter_map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
             let at = w.iter().position(|x| *x == "inet")?;
+            let ifname = w.get(1)?.trim_end_matches(':');
+            // Bridges of docker and friends are not the host's LAN address.
+            if ["docker", "br-", "veth", "tailscale", "virbr"]
+                .iter()
+                .any(|p| ifname.starts_with(p))
+            {
+                return None;
+            }
             Some(format!(
                 "{} on {}",
                 w.get(at + 1)?,

@@ -28,7 +28,7 @@ pub enum StepStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
-    /// `dns`, `tcp`, `banner`, `host_key`, `auth` or `command`.
+    /// `dns`, `tcp`, `banner`, (`forward` through a jump host), `host_key`, `auth`, `command`.
     pub step: &'static str,
     pub status: StepStatus,
     pub kind: Option<FailKind>,
@@ -350,6 +350,20 @@ pub fn read_log(log: &str, code: Option<i32>, stdout: &str, names: &[String]) ->
     let key_ok = last("is known and matches the");
     let auth_ok = last("Authenticated to ");
     let mut steps = Vec::new();
+    // Through a jump host: the jump host could not reach the target.
+    if key_ok.is_none()
+        && (log.contains("open failed: connect failed") || log.contains("stdio forwarding failed"))
+    {
+        steps.push(Step::fail(
+            "forward",
+            classify(&err),
+            format!("the jump host cannot reach the target: {err}"),
+        ));
+        steps.push(Step::not_tried("host_key", "the target was not reached"));
+        steps.push(Step::not_tried("auth", "not logged in"));
+        steps.push(Step::not_tried("command", "not logged in"));
+        return steps;
+    }
     match &key_ok {
         Some(line) => {
             let fp = last("Server host key:")
@@ -542,7 +556,11 @@ debug1: Authenticated to pve ([10.0.0.10]:22) using \"publickey\".\n\
 channel 0: open failed: connect failed: No route to host\n\
 stdio forwarding failed\n";
         let s = read_log(log, Some(255), "", &["10.0.0.203".into()]);
-        assert_eq!(s[0].status, StepStatus::Fail, "{s:#?}");
+        assert_eq!(
+            (s[0].step, s[0].status),
+            ("forward", StepStatus::Fail),
+            "{s:#?}"
+        );
         assert_eq!(s[0].kind, Some(FailKind::Unreachable), "{s:#?}");
     }
 
