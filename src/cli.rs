@@ -97,6 +97,55 @@ spine receipts verify --require-signed --format json\n\n\
 An auditor needs only OpenSSH: see docs/receipts.md."
     )]
     Receipts(ReceiptsCommand),
+    /// Try every access path of a host step by step and say why the failing ones fail
+    #[command(after_help = "Examples:\n  \
+spine doctor immich                       # every path of host `immich`, one connection each\n  \
+spine doctor immich --ssh-config lab.cfg  # with another ssh_config\n  \
+spine doctor immich --format json | jq '.paths[] | {describe, works}'\n\n\
+Per path: DNS, TCP connect, SSH banner, host key, auth, and a command (`uname -srm`), each\n\
+classified (name does not resolve, refused, timeout, unreachable, host key, auth). For a VM\n\
+with a Proxmox host it reads `qm config VMID` there and compares ipconfig0 with the registry;\n\
+over a path that works it reads the host's Tailscale state and addresses.\n\
+Exit codes: 0 some path works, 1 no path works, 2 could not run (registry, unknown host).")]
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "Examples:\n  \
+spine completions bash > ~/.local/share/bash-completion/completions/spine\n  \
+spine completions zsh > \"${fpath[1]}/_spine\"\n  \
+spine completions fish > ~/.config/fish/completions/spine.fish")]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this command line definition
+    #[command(after_help = "Examples:\n  \
+spine man | man -l -                     # read it now\n  \
+spine man plan | man -l -                # the page of one command (spine-plan(1))\n  \
+spine man --out /usr/local/share/man/man1  # write spine.1 and one page per command")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Host id from SERVICE_REGISTRY.yaml
+    pub host: String,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Print the page of this command instead of spine(1)
+    pub command: Option<String>,
+    /// Write spine.1 and spine-COMMAND.1 for every command into DIR
+    #[arg(long, short = 'o', value_name = "DIR", conflicts_with = "command")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -165,8 +214,14 @@ pub struct ReceiptArgs {
 #[derive(Debug, Subcommand)]
 pub enum ReceiptsCommand {
     /// One line per receipt: sequence, run id, command, status, signed or not
+    #[command(
+        after_help = "Examples:\n  spine receipts list\n  spine receipts list --receipts /srv/spine/receipts"
+    )]
     List(ReceiptsDir),
     /// Print one receipt (its exact stored JSON)
+    #[command(
+        after_help = "Examples:\n  spine receipts show 42\n  spine receipts show 20261123T1015 | jq .body.hosts"
+    )]
     Show {
         /// Sequence number, run id (or a prefix of it) or file name
         id: String,
@@ -174,6 +229,11 @@ pub enum ReceiptsCommand {
         dir: ReceiptsDir,
     },
     /// Check every signature, the schema and the chain; report the first broken link
+    #[command(
+        after_help = "Examples:\n  spine receipts verify\n  spine receipts verify --require-signed --format json\n\n\
+Exit codes: 0 the chain is intact, 1 a problem was found, 2 could not run.\n\
+Without spine: see docs/receipts.md for the `ssh-keygen -Y verify` one-liner."
+    )]
     Verify {
         #[command(flatten)]
         dir: ReceiptsDir,

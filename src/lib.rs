@@ -6,6 +6,7 @@ pub mod apply;
 pub mod cli;
 pub mod cmd;
 pub mod diag;
+pub mod doctor;
 pub mod gather;
 pub mod kinds;
 pub mod load;

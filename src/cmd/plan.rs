@@ -102,6 +102,7 @@ pub fn run(args: &PlanArgs, g: Global) -> u8 {
             return err_code;
         }
     };
+    g.progress("spine: reading the hosts over SSH...");
     let plan = match make(&loaded, &reg, &args.hosts, &templates, &args.ssh) {
         Ok(p) => p,
         Err(e) => {
