@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cmd;
 pub mod diag;
 pub mod gather;
+pub mod health;
 pub mod kinds;
 pub mod load;
 pub mod model;

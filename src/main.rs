@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Receipts(c) => cmd::receipts::run(c, g),
         Command::Apply(args) => cmd::apply::run(args, g),
         Command::Unlock(args) => cmd::unlock::run(args, g),
+        Command::Health(args) => cmd::health::run(args, g),
     };
     ExitCode::from(code)
 }

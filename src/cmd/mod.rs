@@ -1,6 +1,7 @@
 //! One file per command: each wires the pipeline stages it needs.
 
 pub mod apply;
+pub mod health;
 pub mod plan;
 pub mod receipts;
 pub mod record;
