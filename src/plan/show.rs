@@ -61,6 +61,19 @@ pub fn host(h: &HostPlan, color: bool, verbose: bool) -> String {
     if let Some(e) = &h.error {
         let _ = writeln!(out, "  error: {e}");
     }
+    for p in &h.health {
+        let status = crate::health::show::paint(p.status.as_str(), p.status, color);
+        let time = match p.status {
+            crate::health::Status::Skip => String::new(),
+            _ => format!(" {}", crate::health::show::time(p.time_ms)),
+        };
+        let note = if p.note.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", p.note)
+        };
+        let _ = writeln!(out, "  health {} {status}{time} {}{note}", p.id, p.path);
+    }
     for r in &h.resources {
         let name = r
             .desired
