@@ -37,6 +37,13 @@ fn folders() -> Vec<Folder> {
     ]
 }
 
+/// The stand-in with `folders()`, its options changed by `change`.
+fn server(change: impl FnOnce(&mut Options)) -> standin::Infisical {
+    let mut opts = Options::default();
+    change(&mut opts);
+    standin::Infisical::start(folders(), opts)
+}
+
 fn projects(project_id: &str) -> IndexMap<String, InfisicalProject> {
     [(
         "immich".to_string(),
@@ -65,7 +72,7 @@ fn good(s: &standin::Infisical) -> Infisical {
 
 #[test]
 fn happy_path_v4_reads_each_folder_once() {
-    let s = standin::Infisical::start(folders(), Options::default());
+    let s = server(|_| ());
     let p = good(&s);
     assert_eq!(p.fetch("immich/DB_PASSWORD").unwrap().expose(), DB_PASSWORD);
     assert_eq!(p.fetch("immich/IMMICH_API_KEY").unwrap().expose(), API_KEY);
@@ -104,13 +111,7 @@ fn happy_path_v4_reads_each_folder_once() {
 
 #[test]
 fn older_server_falls_back_to_v3_raw() {
-    let s = standin::Infisical::start(
-        folders(),
-        Options {
-            v4: false,
-            ..Options::default()
-        },
-    );
+    let s = server(|o| o.v4 = false);
     let p = good(&s);
     assert_eq!(p.fetch("immich/DB_PASSWORD").unwrap().expose(), DB_PASSWORD);
     assert_eq!(
@@ -132,13 +133,7 @@ fn older_server_falls_back_to_v3_raw() {
 
 #[test]
 fn a_401_renews_the_token_once() {
-    let s = standin::Infisical::start(
-        folders(),
-        Options {
-            revoke_first_token: true,
-            ..Options::default()
-        },
-    );
+    let s = server(|o| o.revoke_first_token = true);
     let p = good(&s);
     assert_eq!(p.fetch("immich/DB_PASSWORD").unwrap().expose(), DB_PASSWORD);
     assert_eq!(
@@ -159,7 +154,7 @@ fn a_401_renews_the_token_once() {
 
 #[test]
 fn bad_credentials_say_which_variables_to_check() {
-    let s = standin::Infisical::start(folders(), Options::default());
+    let s = server(|_| ());
     let p = provider(&s.url(), "cs.wrong-secret-0000", Duration::from_secs(5));
     let e = p.fetch("immich/DB_PASSWORD").unwrap_err();
     assert!(
@@ -179,7 +174,7 @@ fn bad_credentials_say_which_variables_to_check() {
 
 #[test]
 fn a_missing_key_is_named_with_its_folder_and_a_suggestion() {
-    let s = standin::Infisical::start(folders(), Options::default());
+    let s = server(|_| ());
     let p = good(&s);
     let e = p.fetch("immich/DB_PASSWRD").unwrap_err();
     assert_eq!(
@@ -195,7 +190,7 @@ fn a_missing_key_is_named_with_its_folder_and_a_suggestion() {
 
 #[test]
 fn an_unknown_project_is_a_clear_error() {
-    let s = standin::Infisical::start(folders(), Options::default());
+    let s = server(|_| ());
     let cfg = Config {
         site_url: s.url(),
         client_id: CLIENT_ID.into(),
@@ -220,13 +215,7 @@ fn an_unknown_project_is_a_clear_error() {
 
 #[test]
 fn a_slow_server_times_out_and_a_dead_one_is_refused() {
-    let s = standin::Infisical::start(
-        folders(),
-        Options {
-            delay: Duration::from_secs(4),
-            ..Options::default()
-        },
-    );
+    let s = server(|o| o.delay = Duration::from_secs(4));
     let p = provider(&s.url(), CLIENT_SECRET, Duration::from_millis(700));
     let t = Instant::now();
     let e = p.fetch("immich/DB_PASSWORD").unwrap_err();
@@ -253,13 +242,7 @@ fn a_slow_server_times_out_and_a_dead_one_is_refused() {
 
 #[test]
 fn a_malformed_answer_is_reported_without_quoting_it() {
-    let s = standin::Infisical::start(
-        folders(),
-        Options {
-            malformed: true,
-            ..Options::default()
-        },
-    );
+    let s = server(|o| o.malformed = true);
     let e = good(&s).fetch("immich/DB_PASSWORD").unwrap_err();
     assert!(
         e.contains("malformed response from Infisical (GET /api/v4/secrets)"),
@@ -317,7 +300,7 @@ fn verify(reg: &Path, url: &str, secret: &str, extra: &[&str]) -> std::process::
 #[test]
 fn verify_secrets_gate_passes_and_fails_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let s = standin::Infisical::start(folders(), Options::default());
+    let s = server(|_| ());
     let reg = registry(dir.path(), PROJECT_ID, "DB_PASSWORD");
     let o = verify(&reg, &s.url(), CLIENT_SECRET, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -354,13 +337,7 @@ fn verify_secrets_gate_passes_and_fails_by_name() {
     );
 
     // Timeout through the command line flag, and a server that is down.
-    let slow = standin::Infisical::start(
-        folders(),
-        Options {
-            delay: Duration::from_secs(4),
-            ..Options::default()
-        },
-    );
+    let slow = server(|o| o.delay = Duration::from_secs(4));
     let o = verify(
         &reg,
         &slow.url(),
@@ -416,14 +393,10 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn no_secret_value_appears_in_any_output_or_file() {
     let dir = tempfile::tempdir().unwrap();
     // An older server that ignores viewSecretValue=false: values do come back.
-    let s = standin::Infisical::start(
-        folders(),
-        Options {
-            honour_view_secret_value: false,
-            revoke_first_token: true,
-            ..Options::default()
-        },
-    );
+    let s = server(|o| {
+        o.honour_view_secret_value = false;
+        o.revoke_first_token = true;
+    });
     let reg = registry(dir.path(), PROJECT_ID, "DB_PASSWORD");
     let mut outputs = String::new();
     for fmt in ["text", "json", "junit", "github"] {
@@ -436,13 +409,7 @@ fn no_secret_value_appears_in_any_output_or_file() {
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         outputs.push_str(&text(&o));
     }
-    let bad = standin::Infisical::start(
-        folders(),
-        Options {
-            malformed: true,
-            ..Options::default()
-        },
-    );
+    let bad = server(|o| o.malformed = true);
     let o = verify(&reg, &bad.url(), CLIENT_SECRET, &[]);
     assert_eq!(o.status.code(), Some(1));
     outputs.push_str(&text(&o));
