@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::secrets::ProviderKind;
 use crate::verify::output::Format;
 
 #[derive(Debug, Parser)]
@@ -124,6 +125,15 @@ spine man | man -l -                     # read it now\n  \
 spine man plan | man -l -                # the page of one command (spine-plan(1))\n  \
 spine man --out /usr/local/share/man/man1  # write spine.1 and one page per command")]
     Man(ManArgs),
+    /// Probe the services.health endpoints (read-only GETs, in parallel)
+    #[command(after_help = "Examples:\n  \
+spine health                          # every endpoint in services.health.yaml\n  \
+spine health --host immich            # the endpoints of one host\n  \
+spine health --id immich-ping --format json\n\n\
+Statuses: OK, DEGRADED (slow or unexpected body), TIMEOUT, REFUSED, FAIL, SKIP (disabled).\n\
+Exit codes: 0 every probed endpoint OK, 1 any was not, 2 no endpoint matches the filter\n\
+(or the registry cannot be read).")]
+    Health(HealthArgs),
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +156,23 @@ pub struct ManArgs {
     /// Write spine.1 and spine-COMMAND.1 for every command into DIR
     #[arg(long, short = 'o', value_name = "DIR", conflicts_with = "command")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub registry: RegistryArg,
+    /// Only the endpoints of this host id (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub host: Vec<String>,
+    /// Only the endpoint with this id (repeatable)
+    #[arg(long, value_name = "ID")]
+    pub id: Vec<String>,
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    #[command(flatten)]
+    pub receipt: ReceiptArgs,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +201,8 @@ pub struct ApplyArgs {
     /// Seconds after which a lock left by a vanished run may be broken
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub lock_ttl: u64,
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
     #[command(flatten)]
     pub receipt: ReceiptArgs,
 }
@@ -209,6 +238,30 @@ pub struct ReceiptArgs {
     /// Gap this run works on (GAP-OP-NNN), recorded in the receipt
     #[arg(long = "gap", value_name = "GAP_ID")]
     pub gap_id: Option<String>,
+}
+
+/// Where secret values come from (plan hashes them, apply writes them, verify --secrets checks names).
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    /// Secrets provider: `env` reads SPINE_SECRET_<PROJECT>_<KEY>; `infisical` logs in as a
+    /// machine identity (INFISICAL_CLIENT_ID / INFISICAL_CLIENT_SECRET)
+    #[arg(long, value_enum, value_name = "PROVIDER", env = "SPINE_SECRETS_PROVIDER", default_value_t = ProviderKind::Env)]
+    pub secrets_provider: ProviderKind,
+    /// Infisical site URL, e.g. https://app.infisical.com or your own server
+    #[arg(long, value_name = "URL", env = "INFISICAL_SITE_URL")]
+    pub infisical_url: Option<String>,
+    /// Seconds to wait for each Infisical request (connect included)
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
+    pub infisical_timeout: f64,
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v <= 3600.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds between 0 and 3600"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,6 +354,11 @@ pub struct PlanArgs {
     /// Exit 0 converged, 1 error, 2 changes, 3 unknowns and nothing else
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Do not probe the services.health endpoints beside the hosts
+    #[arg(long)]
+    pub no_health: bool,
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
     #[command(flatten)]
     pub receipt: ReceiptArgs,
 }
@@ -346,6 +404,11 @@ pub struct VerifyArgs {
     /// List the gates with what each checks, and exit
     #[arg(long)]
     pub list_gates: bool,
+    /// Also check that every referenced secret exists in the provider (gate V15; names only)
+    #[arg(long)]
+    pub secrets: bool,
+    #[command(flatten)]
+    pub provider: SecretsArgs,
     #[command(flatten)]
     pub receipt: ReceiptArgs,
 }

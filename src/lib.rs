@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod diag;
 pub mod doctor;
 pub mod gather;
+pub mod health;
 pub mod kinds;
 pub mod load;
 pub mod model;

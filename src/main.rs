@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(args, g),
         Command::Completions { shell } => cmd::completions::completions(*shell),
         Command::Man(args) => cmd::completions::man(args, g.quiet),
+        Command::Health(args) => cmd::health::run(args, g),
     };
     ExitCode::from(code)
 }

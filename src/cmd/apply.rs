@@ -14,7 +14,7 @@ use crate::load::Origin;
 use crate::plan::{self, Plan};
 use crate::receipt::{self, ActionResult, DriftSummary, HostRecord, ReceiptBody};
 use crate::render::Templates;
-use crate::secrets::{EnvProvider, Provider};
+use crate::secrets::Provider;
 
 /// A run id for locks and backup folders: sortable time, then random.
 fn run_id() -> String {
@@ -32,6 +32,7 @@ fn load_or_make(
     g: Global,
     loaded: &crate::load::Loaded,
     reg: &crate::model::Registry,
+    provider: &dyn Provider,
 ) -> Result<(Plan, bool), u8> {
     let as_file = match args.target.as_slice() {
         [one] => std::path::Path::new(one)
@@ -57,11 +58,19 @@ fn load_or_make(
         eprintln!("{:?}", miette::Report::new(e));
         exit::COULD_NOT_RUN
     })?;
-    let plan =
-        super::plan::make(loaded, reg, &args.target, &templates, &args.ssh).map_err(|e| {
-            eprintln!("{:?}", miette::Report::new(e));
-            exit::COULD_NOT_RUN
-        })?;
+    let plan = super::plan::make(
+        loaded,
+        reg,
+        &args.target,
+        &templates,
+        &args.ssh,
+        provider,
+        false,
+    )
+    .map_err(|e| {
+        eprintln!("{:?}", miette::Report::new(e));
+        exit::COULD_NOT_RUN
+    })?;
     let _ = emit(&plan::show::text(&plan, g.color, g.verbose));
     Ok((plan, false))
 }
@@ -122,7 +131,10 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
     let origin = Origin::choose(args.registry.registry.clone());
     let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);
-    let (plan, from_file) = match load_or_make(args, g, &loaded, &reg) {
+    let Ok(provider) = super::registry::provider(&args.secrets, &reg) else {
+        return exit::COULD_NOT_RUN;
+    };
+    let (plan, from_file) = match load_or_make(args, g, &loaded, &reg, provider.as_ref()) {
         Ok(p) => p,
         Err(c) => return c,
     };
@@ -171,7 +183,6 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         wait_timeout: args.wait_timeout,
     };
     let ssh_opts = super::plan::ssh_options(&args.ssh);
-    let provider: Arc<dyn Provider> = Arc::new(EnvProvider);
     if interrupted.load(Ordering::SeqCst) {
         eprintln!("interrupted before anything was applied");
         body.status = receipt::Status::Interrupted;

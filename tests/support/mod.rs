@@ -3,6 +3,8 @@
 //! A [`TestHost`] is removed when dropped, also when the test fails.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod infisical;
 pub mod scenario;
 
 use std::collections::BTreeMap;
