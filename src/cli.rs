@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::secrets::ProviderKind;
 use crate::verify::output::Format;
 
 #[derive(Debug, Parser)]
@@ -97,6 +98,81 @@ spine receipts verify --require-signed --format json\n\n\
 An auditor needs only OpenSSH: see docs/receipts.md."
     )]
     Receipts(ReceiptsCommand),
+    /// Try every access path of a host step by step and say why the failing ones fail
+    #[command(after_help = "Examples:\n  \
+spine doctor immich                       # every path of host `immich`, one connection each\n  \
+spine doctor immich --ssh-config lab.cfg  # with another ssh_config\n  \
+spine doctor immich --format json | jq '.paths[] | {describe, works}'\n\n\
+Per path: DNS, TCP connect, SSH banner, host key, auth, and a command (`uname -srm`), each\n\
+classified (name does not resolve, refused, timeout, unreachable, host key, auth). For a VM\n\
+with a Proxmox host it reads `qm config VMID` there and compares ipconfig0 with the registry;\n\
+over a path that works it reads the host's Tailscale state and addresses.\n\
+Exit codes: 0 some path works, 1 no path works, 2 could not run (registry, unknown host).")]
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "Examples:\n  \
+spine completions bash > ~/.local/share/bash-completion/completions/spine\n  \
+spine completions zsh > \"${fpath[1]}/_spine\"\n  \
+spine completions fish > ~/.config/fish/completions/spine.fish")]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this command line definition
+    #[command(after_help = "Examples:\n  \
+spine man | man -l -                     # read it now\n  \
+spine man plan | man -l -                # the page of one command (spine-plan(1))\n  \
+spine man --out /usr/local/share/man/man1  # write spine.1 and one page per command")]
+    Man(ManArgs),
+    /// Probe the services.health endpoints (read-only GETs, in parallel)
+    #[command(after_help = "Examples:\n  \
+spine health                          # every endpoint in services.health.yaml\n  \
+spine health --host immich            # the endpoints of one host\n  \
+spine health --id immich-ping --format json\n\n\
+Statuses: OK, DEGRADED (slow or unexpected body), TIMEOUT, REFUSED, FAIL, SKIP (disabled).\n\
+Exit codes: 0 every probed endpoint OK, 1 any was not, 2 no endpoint matches the filter\n\
+(or the registry cannot be read).")]
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Host id from SERVICE_REGISTRY.yaml
+    pub host: String,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Print the page of this command instead of spine(1)
+    pub command: Option<String>,
+    /// Write spine.1 and spine-COMMAND.1 for every command into DIR
+    #[arg(long, short = 'o', value_name = "DIR", conflicts_with = "command")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub registry: RegistryArg,
+    /// Only the endpoints of this host id (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub host: Vec<String>,
+    /// Only the endpoint with this id (repeatable)
+    #[arg(long, value_name = "ID")]
+    pub id: Vec<String>,
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    #[command(flatten)]
+    pub receipt: ReceiptArgs,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +201,8 @@ pub struct ApplyArgs {
     /// Seconds after which a lock left by a vanished run may be broken
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub lock_ttl: u64,
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
     #[command(flatten)]
     pub receipt: ReceiptArgs,
 }
@@ -162,11 +240,41 @@ pub struct ReceiptArgs {
     pub gap_id: Option<String>,
 }
 
+/// Where secret values come from (plan hashes them, apply writes them, verify --secrets checks names).
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    /// Secrets provider: `env` reads SPINE_SECRET_<PROJECT>_<KEY>; `infisical` logs in as a
+    /// machine identity (INFISICAL_CLIENT_ID / INFISICAL_CLIENT_SECRET)
+    #[arg(long, value_enum, value_name = "PROVIDER", env = "SPINE_SECRETS_PROVIDER", default_value_t = ProviderKind::Env)]
+    pub secrets_provider: ProviderKind,
+    /// Infisical site URL, e.g. https://app.infisical.com or your own server
+    #[arg(long, value_name = "URL", env = "INFISICAL_SITE_URL")]
+    pub infisical_url: Option<String>,
+    /// Seconds to wait for each Infisical request (connect included)
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
+    pub infisical_timeout: f64,
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v <= 3600.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds between 0 and 3600"
+        )),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ReceiptsCommand {
     /// One line per receipt: sequence, run id, command, status, signed or not
+    #[command(
+        after_help = "Examples:\n  spine receipts list\n  spine receipts list --receipts /srv/spine/receipts"
+    )]
     List(ReceiptsDir),
     /// Print one receipt (its exact stored JSON)
+    #[command(
+        after_help = "Examples:\n  spine receipts show 42\n  spine receipts show 20261123T1015 | jq .body.hosts"
+    )]
     Show {
         /// Sequence number, run id (or a prefix of it) or file name
         id: String,
@@ -174,6 +282,11 @@ pub enum ReceiptsCommand {
         dir: ReceiptsDir,
     },
     /// Check every signature, the schema and the chain; report the first broken link
+    #[command(
+        after_help = "Examples:\n  spine receipts verify\n  spine receipts verify --require-signed --format json\n\n\
+Exit codes: 0 the chain is intact, 1 a problem was found, 2 could not run.\n\
+Without spine: see docs/receipts.md for the `ssh-keygen -Y verify` one-liner."
+    )]
     Verify {
         #[command(flatten)]
         dir: ReceiptsDir,
@@ -204,7 +317,12 @@ pub struct SshArgs {
     #[arg(long, value_name = "FILE", env = "SPINE_SSH_CONFIG")]
     pub ssh_config: Option<PathBuf>,
     /// Seconds to wait for each SSH connection
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 5,
+        env = "SPINE_CONNECT_TIMEOUT"
+    )]
     pub connect_timeout: u64,
     /// Hosts to read at the same time
     #[arg(long, value_name = "N", default_value_t = 8)]
@@ -236,6 +354,11 @@ pub struct PlanArgs {
     /// Exit 0 converged, 1 error, 2 changes, 3 unknowns and nothing else
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Do not probe the services.health endpoints beside the hosts
+    #[arg(long)]
+    pub no_health: bool,
+    #[command(flatten)]
+    pub secrets: SecretsArgs,
     #[command(flatten)]
     pub receipt: ReceiptArgs,
 }
@@ -281,6 +404,11 @@ pub struct VerifyArgs {
     /// List the gates with what each checks, and exit
     #[arg(long)]
     pub list_gates: bool,
+    /// Also check that every referenced secret exists in the provider (gate V15; names only)
+    #[arg(long)]
+    pub secrets: bool,
+    #[command(flatten)]
+    pub provider: SecretsArgs,
     #[command(flatten)]
     pub receipt: ReceiptArgs,
 }

@@ -17,11 +17,7 @@ fn main() -> ExitCode {
             });
         }
     };
-    let g = Global {
-        color: cmd::use_color(cli.color),
-        quiet: cli.quiet,
-        verbose: cli.verbose,
-    };
+    let g = Global::new(cli.color, cli.quiet, cli.verbose);
     let code = match &cli.command {
         Command::Verify(args) => cmd::verify::run(args, g),
         Command::Render(args) => cmd::render::run(args, g),
@@ -29,6 +25,10 @@ fn main() -> ExitCode {
         Command::Receipts(c) => cmd::receipts::run(c, g),
         Command::Apply(args) => cmd::apply::run(args, g),
         Command::Unlock(args) => cmd::unlock::run(args, g),
+        Command::Doctor(args) => cmd::doctor::run(args, g),
+        Command::Completions { shell } => cmd::completions::completions(*shell),
+        Command::Man(args) => cmd::completions::man(args, g.quiet),
+        Command::Health(args) => cmd::health::run(args, g),
     };
     ExitCode::from(code)
 }

@@ -210,6 +210,8 @@ pub struct HealthDefaults {
     pub connect_timeout_sec: f64,
     #[serde(default = "ten")]
     pub max_time_sec: f64,
+    /// An answer slower than this is DEGRADED (spine extension; default: half of `max_time_sec`).
+    pub slow_sec: Option<f64>,
 }
 
 impl Default for HealthDefaults {
@@ -217,6 +219,7 @@ impl Default for HealthDefaults {
         Self {
             connect_timeout_sec: five(),
             max_time_sec: ten(),
+            slow_sec: None,
         }
     }
 }

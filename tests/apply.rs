@@ -3,22 +3,13 @@
 
 mod support;
 
-use support::scenario::{SECRET, Vm203, vm203_as_found};
-use support::{spine, text};
+use support::scenario::{SECRET, Vm203, spine_on, vm203_as_found};
+use support::text;
 
 fn apply(reg: &std::path::Path, cfg: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "apply",
-        "--yes",
-        "--registry",
-        reg.to_str().unwrap(),
-        "--ssh-config",
-        cfg.to_str().unwrap(),
-        "--confirm-timeout",
-        "30",
-    ];
+    let mut args = vec!["apply", "--yes", "--confirm-timeout", "30"];
     args.extend_from_slice(extra);
-    spine(&args, &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)])
+    spine_on(reg, cfg, &args)
 }
 
 #[test]

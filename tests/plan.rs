@@ -299,6 +299,20 @@ fn unreachable_refused_host_key_and_no_docker_are_classified() {
     assert_eq!(pve["failures"][0]["kind"], "unreachable", "{pve:#}");
     assert_eq!(find(&v, "cloudinit:vm-203").1, "unknown");
     assert_eq!(plan["summary"]["unreachable"], 1);
+    // The host's health endpoint was probed beside its drift: nothing holds
+    // the registry's LAN address, so it cannot be OK.
+    let probe = &plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "immich")
+        .unwrap()["health"][0];
+    assert_eq!(probe["id"], "immich-ping", "{probe:#}");
+    assert_eq!(probe["url"], "http://10.203.22.203:2283/api/server/ping");
+    assert!(
+        ["FAIL", "TIMEOUT"].contains(&probe["status"].as_str().unwrap()),
+        "{probe:#}"
+    );
     assert_ne!(out.status.code(), Some(0));
 
     // sshd not listening on the port: refused. A host key that is not the

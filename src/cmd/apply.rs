@@ -14,7 +14,7 @@ use crate::load::Origin;
 use crate::plan::{self, Plan};
 use crate::receipt::{self, ActionResult, DriftSummary, HostRecord, ReceiptBody};
 use crate::render::Templates;
-use crate::secrets::{EnvProvider, Provider};
+use crate::secrets::Provider;
 
 /// A run id for locks and backup folders: sortable time, then random.
 fn run_id() -> String {
@@ -32,6 +32,7 @@ fn load_or_make(
     g: Global,
     loaded: &crate::load::Loaded,
     reg: &crate::model::Registry,
+    provider: &dyn Provider,
 ) -> Result<(Plan, bool), u8> {
     let as_file = match args.target.as_slice() {
         [one] => std::path::Path::new(one)
@@ -57,16 +58,25 @@ fn load_or_make(
         eprintln!("{:?}", miette::Report::new(e));
         exit::COULD_NOT_RUN
     })?;
-    let plan =
-        super::plan::make(loaded, reg, &args.target, &templates, &args.ssh).map_err(|e| {
-            eprintln!("{:?}", miette::Report::new(e));
-            exit::COULD_NOT_RUN
-        })?;
+    let plan = super::plan::make(
+        loaded,
+        reg,
+        &args.target,
+        &templates,
+        &args.ssh,
+        provider,
+        false,
+    )
+    .map_err(|e| {
+        eprintln!("{:?}", miette::Report::new(e));
+        exit::COULD_NOT_RUN
+    })?;
     let _ = emit(&plan::show::text(&plan, g.color, g.verbose));
     Ok((plan, false))
 }
 
-fn confirmed(yes: bool) -> Result<bool, String> {
+/// Asks on the terminal; a Ctrl-C while waiting counts as "no".
+fn confirmed(yes: bool, interrupted: &AtomicBool) -> Result<bool, String> {
     if yes {
         return Ok(true);
     }
@@ -75,12 +85,22 @@ fn confirmed(yes: bool) -> Result<bool, String> {
     }
     eprint!("Apply these changes? Only `yes` is accepted: ");
     let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    Ok(line.trim() == "yes")
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let r = std::io::stdin().lock().read_line(&mut line).map(|_| line);
+        let _ = tx.send(r);
+    });
+    loop {
+        if interrupted.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(r) => return r.map(|l| l.trim() == "yes").map_err(|e| e.to_string()),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 pub fn run(args: &ApplyArgs, g: Global) -> u8 {
@@ -89,6 +109,21 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         return exit::COULD_NOT_RUN;
     }
     let mut body = ReceiptBody::new(receipt::Command::Apply, std::env::args().collect());
+    // Ctrl-C is caught from the start: while planning nothing is held, so it
+    // ends the run before applying; while applying, the action in flight
+    // finishes (or rolls back) and the locks are released.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+            eprintln!("\ninterrupted: finishing the action in flight, then releasing the locks");
+        }
+    });
     let (loaded, reg) = match registry::checked(&args.registry, g.color) {
         Ok(r) => r,
         Err(c) => return c,
@@ -96,7 +131,10 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
     let origin = Origin::choose(args.registry.registry.clone());
     let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);
-    let (plan, from_file) = match load_or_make(args, g, &loaded, &reg) {
+    let Ok(provider) = super::registry::provider(&args.secrets, &reg) else {
+        return exit::COULD_NOT_RUN;
+    };
+    let (plan, from_file) = match load_or_make(args, g, &loaded, &reg, provider.as_ref()) {
         Ok(p) => p,
         Err(c) => return c,
     };
@@ -117,11 +155,16 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         return finish(args, &receipts, body, exit::OK, g);
     }
     if !from_file || !args.yes {
-        match confirmed(args.yes) {
+        match confirmed(args.yes, &interrupted) {
             Ok(true) => {}
             Ok(false) => {
-                eprintln!("not applied");
-                return exit::FAILED;
+                eprintln!("not applied: nothing was changed");
+                body.status = if interrupted.load(Ordering::SeqCst) {
+                    receipt::Status::Interrupted
+                } else {
+                    receipt::Status::Changes
+                };
+                return finish(args, &receipts, body, exit::FAILED, g);
             }
             Err(e) => {
                 eprintln!("spine: {e}");
@@ -140,22 +183,12 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         wait_timeout: args.wait_timeout,
     };
     let ssh_opts = super::plan::ssh_options(&args.ssh);
-    let provider: Arc<dyn Provider> = Arc::new(EnvProvider);
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    if interrupted.load(Ordering::SeqCst) {
+        eprintln!("interrupted before anything was applied");
+        body.status = receipt::Status::Interrupted;
+        return finish(args, &receipts, body, exit::FAILED, g);
+    }
     let outcomes: Vec<HostOutcome> = runtime.block_on(async {
-        let flag = interrupted.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::SeqCst);
-                eprintln!(
-                    "\ninterrupted: finishing the action in flight, then releasing the locks"
-                );
-            }
-        });
         let mut tasks = Vec::new();
         for h in todo {
             let routes = ssh::routes(&services, &h.host);

@@ -1,6 +1,9 @@
 //! One file per command: each wires the pipeline stages it needs.
 
 pub mod apply;
+pub mod completions;
+pub mod doctor;
+pub mod health;
 pub mod plan;
 pub mod receipts;
 pub mod record;
@@ -47,4 +50,26 @@ pub struct Global {
     pub color: bool,
     pub quiet: bool,
     pub verbose: bool,
+    /// Progress messages: only on a terminal (stderr), never with --quiet.
+    pub progress: bool,
+}
+
+impl Global {
+    /// From the command line options and where stderr goes.
+    pub fn new(color: Color, quiet: bool, verbose: bool) -> Global {
+        Global {
+            color: use_color(color),
+            quiet,
+            verbose,
+            progress: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A progress line on stderr, when a person is watching; stdout stays
+    /// clean for pipes (`spine plan --format json | jq`).
+    pub fn progress(&self, msg: &str) {
+        if self.progress {
+            eprintln!("{msg}");
+        }
+    }
 }

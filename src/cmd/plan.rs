@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{Global, emit, exit, record, registry};
 use crate::cli::{PlanArgs, PlanFormat, SshArgs};
 use crate::gather::{self, ssh::SshOptions};
+use crate::health;
 use crate::kinds::Desired;
 use crate::load::Loaded;
 use crate::load::Origin;
@@ -13,7 +14,7 @@ use crate::model::Registry;
 use crate::plan::{self, FORMAT_VERSION, Plan};
 use crate::receipt::{self, DriftSummary, HostRecord, ReceiptBody};
 use crate::render::{self, Templates};
-use crate::secrets::{EnvProvider, ProviderHashes};
+use crate::secrets::{Provider, ProviderHashes};
 
 pub fn ssh_options(a: &SshArgs) -> SshOptions {
     SshOptions {
@@ -37,13 +38,16 @@ pub fn desired_by_host(
     Ok(by_on)
 }
 
-/// Make a plan for `hosts` (all managed hosts when empty).
+/// Make a plan for `hosts` (all managed hosts when empty). With `with_health`,
+/// the hosts' services.health endpoints are probed while the hosts are read.
 pub fn make(
     loaded: &Loaded,
     reg: &Registry,
     hosts: &[String],
     templates: &Templates,
     ssh: &SshArgs,
+    secrets: &dyn Provider,
+    with_health: bool,
 ) -> Result<Plan, render::RenderError> {
     let services = reg.services.clone().unwrap_or_default();
     let hosts = if hosts.is_empty() {
@@ -57,17 +61,25 @@ pub fn make(
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let facts = runtime.block_on(gather::gather_all(&services, &by_on, &opts, ssh.parallel));
-    let provider = EnvProvider;
-    let hashes = ProviderHashes(&provider);
+    let health_file = reg.health.as_ref().filter(|_| with_health);
+    let (facts, mut probes) = std::thread::scope(|s| {
+        let probing =
+            s.spawn(|| health_file.map_or_else(Vec::new, |f| health::probe_hosts(f, &hosts)));
+        let facts = runtime.block_on(gather::gather_all(&services, &by_on, &opts, ssh.parallel));
+        (facts, probing.join().unwrap_or_default())
+    });
+    let hashes = ProviderHashes(secrets);
     let host_plans: Vec<_> = facts
         .iter()
         .map(|f| {
-            plan::plan_host(
+            let mut hp = plan::plan_host(
                 by_on.get(&f.host).map_or(&[][..], Vec::as_slice),
                 f,
                 &hashes,
-            )
+            );
+            let (mine, rest) = probes.drain(..).partition(|p| p.host == hp.host);
+            (hp.health, probes) = (mine, rest);
+            hp
         })
         .collect();
     Ok(Plan {
@@ -102,7 +114,20 @@ pub fn run(args: &PlanArgs, g: Global) -> u8 {
             return err_code;
         }
     };
-    let plan = match make(&loaded, &reg, &args.hosts, &templates, &args.ssh) {
+    let Ok(provider) = registry::provider(&args.secrets, &reg) else {
+        return err_code;
+    };
+    let with_health = !args.no_health;
+    g.progress("spine: reading the hosts over SSH...");
+    let plan = match make(
+        &loaded,
+        &reg,
+        &args.hosts,
+        &templates,
+        &args.ssh,
+        provider.as_ref(),
+        with_health,
+    ) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{:?}", miette::Report::new(e));
@@ -172,6 +197,7 @@ fn receipt_body(
         })
         .collect();
     body.plan_hash = Some(plan::hash_json(plan));
+    body.health = plan.hosts.iter().flat_map(|h| h.health.clone()).collect();
     body.drift = DriftSummary {
         in_sync: plan.summary.in_sync as u64,
         drifted: plan.summary.changes() as u64,

@@ -1,8 +1,12 @@
 //! Loading a registry that must pass `spine verify` before anything acts on it.
 
-use crate::cli::RegistryArg;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{RegistryArg, SecretsArgs};
 use crate::load::{self, Loaded, Origin};
 use crate::model::Registry;
+use crate::secrets::{self, Provider};
 use crate::verify::{self, Status, output};
 
 /// The typed registry, or the exit code after reporting why it is unusable.
@@ -37,4 +41,24 @@ pub fn checked(arg: &RegistryArg, color: bool) -> Result<(Loaded, Registry), u8>
             Err(super::exit::COULD_NOT_RUN)
         }
     }
+}
+
+/// The secrets provider chosen on the command line, for this registry's
+/// `infisical_projects`; or the exit code after saying why it cannot be used.
+pub fn provider(a: &SecretsArgs, reg: &Registry) -> Result<Arc<dyn Provider>, u8> {
+    let projects = reg
+        .services
+        .as_ref()
+        .map(|s| s.infisical_projects.clone())
+        .unwrap_or_default();
+    secrets::choose(
+        a.secrets_provider,
+        a.infisical_url.as_deref(),
+        Duration::from_secs_f64(a.infisical_timeout),
+        &projects,
+    )
+    .map_err(|e| {
+        eprintln!("spine: secrets provider: {e}");
+        super::exit::COULD_NOT_RUN
+    })
 }

@@ -1,8 +1,10 @@
 //! `spine verify`: load, validate, report. Offline and fast: the CI gate.
 
-use super::{Global, emit, exit, record};
+use super::{Global, emit, exit, record, registry};
 use crate::cli::VerifyArgs;
+use crate::diag::FileKind;
 use crate::load::{self, Origin};
+use crate::model::Registry;
 use crate::receipt::{self, DriftSummary, ReceiptBody};
 use crate::verify::output::{self, Format};
 use crate::verify::{self, Status};
@@ -13,6 +15,12 @@ pub fn run(args: &VerifyArgs, g: Global) -> u8 {
         for (id, name, help) in verify::catalogue() {
             s.push_str(&format!("{id}  {name}\n     {help}\n"));
         }
+        let p = &verify::provided::ID;
+        s.push_str(&format!(
+            "{p}  {} (with --secrets)\n     {}\n",
+            verify::provided::NAME,
+            verify::provided::HELP
+        ));
         return finish(emit(&s), exit::OK);
     }
     if let Err(e) = record::ids(&args.receipt) {
@@ -54,7 +62,22 @@ pub fn run(args: &VerifyArgs, g: Global) -> u8 {
         }
         return exit::COULD_NOT_RUN;
     }
-    let outcome = verify::run(&loaded);
+    let mut outcome = verify::run(&loaded);
+    if args.secrets {
+        // The provider's projects come from SERVICE_REGISTRY.yaml, typed
+        // only if it passed its schema (V15 is skipped otherwise).
+        let reg = Registry::from_loaded(&loaded, &[FileKind::Services]).unwrap_or_default();
+        let Ok(provider) = registry::provider(&args.provider, &reg) else {
+            body.status = receipt::Status::Failed;
+            body.exit_code = i32::from(exit::COULD_NOT_RUN);
+            if let Err(e) = record::write(&args.receipt, &receipts, body, g.quiet) {
+                eprintln!("spine: could not write the receipt: {e}");
+            }
+            return exit::COULD_NOT_RUN;
+        };
+        let v15 = verify::provided::gate(&loaded, &outcome, provider.as_ref());
+        outcome.gates.push(v15);
+    }
     let text = match args.format {
         Format::Text => output::text(&outcome, args.strict, g.color, g.quiet),
         Format::Json => output::json(&outcome, args.strict),

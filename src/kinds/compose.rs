@@ -77,7 +77,11 @@ impl Kind for ComposeKind {
             );
             env_d.secrets = c.secrets.keys().cloned().collect();
             for (key, r) in &c.secrets {
-                env_d = env_d.arg(&format!("secret.{key}"), format!("{}/{}", r.project, r.key));
+                env_d = env_d.arg(
+                    &format!("secret.{key}"),
+                    crate::secrets::Reference::new(&r.project, &r.key, r.path.as_deref())
+                        .to_string(),
+                );
             }
             out.push(env_d);
             out.push(base(

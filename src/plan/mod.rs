@@ -35,6 +35,10 @@ pub struct HostPlan {
     /// SHA-256 over the observed facts of every resource on this host.
     pub fingerprint: Option<String>,
     pub resources: Vec<ResourcePlan>,
+    /// The host's services.health probes, made beside the reading. Left out
+    /// when there are none (plans saved before it still load and check).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<crate::health::Probe>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +145,7 @@ pub fn plan_host(resources: &[Desired], facts: &HostFacts, secrets: &dyn SecretH
         error: facts.error.clone(),
         fingerprint,
         resources: out,
+        health: Vec::new(),
     }
 }
 

@@ -61,6 +61,19 @@ pub fn host(h: &HostPlan, color: bool, verbose: bool) -> String {
     if let Some(e) = &h.error {
         let _ = writeln!(out, "  error: {e}");
     }
+    for p in &h.health {
+        let status = crate::health::show::paint(p.status.as_str(), p.status, color);
+        let time = match p.status {
+            crate::health::Status::Skip => String::new(),
+            _ => format!(" {}", crate::health::show::time(p.time_ms)),
+        };
+        let note = if p.note.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", p.note)
+        };
+        let _ = writeln!(out, "  health {} {status}{time} {}{note}", p.id, p.path);
+    }
     for r in &h.resources {
         let name = r
             .desired
@@ -129,4 +142,37 @@ pub fn json(plan: &Plan) -> String {
     let mut s = serde_json::to_string_pretty(plan).unwrap_or_default();
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::health::{Probe, Status};
+    use crate::plan::HostPlan;
+
+    #[test]
+    fn health_beside_the_host_and_old_plans_unchanged() {
+        let old = serde_json::json!({"host": "immich", "route": null, "failures": [],
+            "error": null, "fingerprint": null, "resources": []});
+        let mut h: HostPlan = serde_json::from_value(old.clone()).unwrap();
+        assert!(h.health.is_empty());
+        // A plan saved before `health` existed serialises to the same bytes,
+        // so its checksum still holds.
+        assert_eq!(serde_json::to_value(&h).unwrap(), old);
+        h.health.push(Probe {
+            id: "immich-ping".into(),
+            host: "immich".into(),
+            url: "http://10.203.1.203:2283/api/server/ping".into(),
+            path: "/api/server/ping".into(),
+            status: Status::Timeout,
+            http_status: None,
+            time_ms: 5000,
+            note: "no connection within 5.0s".into(),
+        });
+        let text = super::host(&h, false, false);
+        assert_eq!(
+            text,
+            "host immich: unreachable\n  \
+             health immich-ping TIMEOUT 5.00s /api/server/ping: no connection within 5.0s\n"
+        );
+    }
 }

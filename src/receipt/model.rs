@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::error::ReceiptError;
+use crate::health::Probe;
 
 /// The command a receipt records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,6 +334,8 @@ pub struct ReceiptBody {
     pub plan_hash: Option<String>,
     pub actions: Vec<Action>,
     pub drift: DriftSummary,
+    /// Health probes the run made (`spine health`, `spine plan`).
+    pub health: Vec<Probe>,
     pub loop_id: Option<LoopId>,
     pub gap_id: Option<GapId>,
     pub exit_code: i32,
@@ -351,6 +354,7 @@ impl ReceiptBody {
             plan_hash: None,
             actions: Vec::new(),
             drift: DriftSummary::default(),
+            health: Vec::new(),
             loop_id: None,
             gap_id: None,
             exit_code: 0,
@@ -384,6 +388,10 @@ pub struct Receipt {
     pub plan_hash: Option<String>,
     pub actions: Vec<Action>,
     pub drift: DriftSummary,
+    /// Health probes: the one field left out when empty, so receipts written
+    /// before it existed keep their exact bytes and still verify.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<Probe>,
     #[serde(rename = "loop")]
     pub loop_id: Option<LoopId>,
     #[serde(rename = "gap")]

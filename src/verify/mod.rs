@@ -5,6 +5,7 @@
 
 pub mod gates;
 pub mod output;
+pub mod provided;
 pub mod schema;
 
 use serde::Serialize;
@@ -192,7 +193,12 @@ pub fn run(loaded: &Loaded) -> Outcome {
     }
 }
 
-fn skip(id: &'static str, name: &'static str, help: &'static str, reason: String) -> GateResult {
+pub(crate) fn skip(
+    id: &'static str,
+    name: &'static str,
+    help: &'static str,
+    reason: String,
+) -> GateResult {
     GateResult {
         id,
         name,
@@ -203,7 +209,7 @@ fn skip(id: &'static str, name: &'static str, help: &'static str, reason: String
     }
 }
 
-fn result(
+pub(crate) fn result(
     id: &'static str,
     name: &'static str,
     help: &'static str,

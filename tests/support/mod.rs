@@ -5,6 +5,8 @@
 
 pub mod corpus;
 pub mod generate;
+pub mod http;
+pub mod infisical;
 pub mod scenario;
 
 use std::collections::BTreeMap;
@@ -254,6 +256,10 @@ pub fn spine(args: &[&str], envs: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spine"))
         .current_dir(&cwd)
         .env_remove("SPINE_RECEIPTS")
+        // Test hosts answer in milliseconds, but under a loaded 2-core CI
+        // machine a connection can take seconds; a test that wants a short
+        // timeout passes --connect-timeout, which wins over this.
+        .env("SPINE_CONNECT_TIMEOUT", "15")
         .args(args)
         .envs(envs.iter().copied())
         .env("NO_COLOR", "1")

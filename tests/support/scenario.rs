@@ -28,17 +28,24 @@ pub fn rendered(reg: &Path, out: &Path, host: &str, path: &str) -> String {
 
 /// Put the compose stack of `reg` on the host and start it.
 pub fn deploy_stack(immich: &TestHost, reg: &Path, out: &Path) {
-    let compose = rendered(reg, out, "immich", "/home/ronny/immich/docker-compose.yml");
-    let env = rendered(reg, out, "immich", "/home/ronny/immich/.env")
+    deploy_stack_in(immich, reg, out, "/home/ronny/immich");
+}
+
+/// Put the compose stack of `reg` (in `dir` on the host) there and start it.
+pub fn deploy_stack_in(immich: &TestHost, reg: &Path, out: &Path, dir: &str) {
+    let compose = rendered(reg, out, "immich", &format!("{dir}/docker-compose.yml"));
+    let env = rendered(reg, out, "immich", &format!("{dir}/.env"))
         .replace("DB_PASSWORD=(sensitive)", &format!("DB_PASSWORD={SECRET}"));
     immich.write(
-        "/home/ronny/immich/docker-compose.yml",
+        &format!("{dir}/docker-compose.yml"),
         &compose,
         "ronny:ronny",
         "644",
     );
-    immich.write("/home/ronny/immich/.env", &env, "ronny:ronny", "600");
-    immich.ok("cd /home/ronny/immich && docker compose up -d --quiet-pull 2>&1");
+    immich.write(&format!("{dir}/.env"), &env, "ronny:ronny", "600");
+    immich.ok(&format!(
+        "cd {dir} && docker compose up -d --quiet-pull --wait 2>&1"
+    ));
 }
 
 pub fn deploy_script(immich: &TestHost) {
@@ -129,5 +136,123 @@ pub fn vm203_as_found(dir: &Path) -> Vm203 {
         immich,
         reg,
         cfg,
+    }
+}
+
+/// One host, no Proxmox host, everything as the registry wants it.
+pub struct One {
+    pub immich: TestHost,
+    pub reg: PathBuf,
+    pub cfg: PathBuf,
+}
+
+/// A converged `immich` host at `{subnet}.203` (compose stack in
+/// `compose_dir`), its registry without a Proxmox host, and an ssh config.
+/// `before_deploy` runs on the host first (e.g. to mount a small tmpfs).
+pub fn converged_host(
+    dir: &Path,
+    subnet: &str,
+    mac: &str,
+    compose_dir: &str,
+    before_deploy: &str,
+) -> One {
+    let immich = TestHost::up(
+        &unique("im"),
+        &format!("{subnet}.203/24"),
+        &["--mac", mac, "--ts-hostname", "immich-1"],
+    );
+    let reg = test_registry(dir, subnet, mac, "v2.4.1");
+    for f in ["SERVICE_REGISTRY.yaml", "STACK_REGISTRY.yaml"] {
+        let p = reg.join(f);
+        let t = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("    vmid: 203\n", "")
+            .replace("    proxmox_host: pve\n", "")
+            .replace("path: proxmox:vm-203", "path: lan:immich")
+            .replace("~/immich/", &format!("{compose_dir}/"))
+            .replace("/home/ronny/immich", compose_dir);
+        std::fs::write(&p, t).unwrap();
+    }
+    // Keep the legacy pg-dump script path under /home/ronny/immich/scripts.
+    let stacks = std::fs::read_to_string(reg.join("STACK_REGISTRY.yaml")).unwrap();
+    std::fs::write(
+        reg.join("STACK_REGISTRY.yaml"),
+        stacks.replace(
+            &format!("{compose_dir}/scripts"),
+            "/home/ronny/immich/scripts",
+        ),
+    )
+    .unwrap();
+    if !before_deploy.is_empty() {
+        immich.ok(before_deploy);
+    }
+    let r = dir.join("r");
+    immich.write(
+        "/etc/netplan/50-cloud-init.yaml",
+        &rendered(&reg, &r, "immich", "/etc/netplan/50-cloud-init.yaml"),
+        "root:root",
+        "600",
+    );
+    immich.ok("tailscale set --accept-dns=false");
+    deploy_script(&immich);
+    let block = std::fs::read_to_string(r.join("immich/cron/ronny")).unwrap();
+    immich.sh_input("crontab -u ronny -", &block);
+    deploy_stack_in(&immich, &reg, &r, compose_dir);
+    let cfg = ssh_config(
+        dir,
+        &[Alias {
+            name: "immich-1",
+            hostname: Some(immich.addr()),
+            host: &immich,
+        }],
+        &[&immich],
+    );
+    One { immich, reg, cfg }
+}
+
+/// `args[0]` with `--registry REG --ssh-config CFG` and the rest of `args`.
+fn with_registry<'a>(reg: &'a Path, cfg: &'a Path, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec![
+        args[0],
+        "--registry",
+        reg.to_str().unwrap(),
+        "--ssh-config",
+        cfg.to_str().unwrap(),
+    ];
+    all.extend_from_slice(&args[1..]);
+    all
+}
+
+/// Run spine against a test registry and ssh config, with the test secret.
+pub fn spine_on(reg: &Path, cfg: &Path, args: &[&str]) -> std::process::Output {
+    spine(
+        &with_registry(reg, cfg, args),
+        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
+    )
+}
+
+/// Start spine in the background (to interrupt it, or race two runs), output
+/// piped; receipts go to `receipts`.
+pub fn spawn_on(reg: &Path, cfg: &Path, args: &[&str], receipts: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_spine"))
+        .args(with_registry(reg, cfg, args))
+        .arg("--receipts")
+        .arg(receipts)
+        .env("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)
+        .env("SPINE_CONNECT_TIMEOUT", "15")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start spine")
+}
+
+impl One {
+    pub fn spine(&self, args: &[&str]) -> std::process::Output {
+        spine_on(&self.reg, &self.cfg, args)
+    }
+
+    pub fn spawn(&self, args: &[&str], receipts: &Path) -> std::process::Child {
+        spawn_on(&self.reg, &self.cfg, args, receipts)
     }
 }

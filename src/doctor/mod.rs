@@ -1,0 +1,126 @@
+//! `spine doctor HOST`: why can't I reach this host? Every access path the
+//! registry gives is tried on its own, step by step (DNS, TCP, SSH banner,
+//! host key, auth, command), and failures get a hint that uses what the
+//! registry knows: the Proxmox host's cloud-init config for a VM, the
+//! host's Tailscale state and addresses when some path works.
+//!
+//! Sits beside gather: it reads hosts (never writes) and reuses the ssh
+//! failure classification of [`crate::gather::ssh`].
+
+pub mod findings;
+pub mod probe;
+pub mod show;
+
+use serde::Serialize;
+
+use crate::gather::ssh::{self, FailKind, Route, SshOptions};
+use crate::model::ServiceRegistry;
+pub use findings::Finding;
+use probe::{Step, StepStatus};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One access path and how far it got.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathReport {
+    /// 1-based position in the registry's `desired.access`.
+    pub index: usize,
+    pub route: Route,
+    pub describe: String,
+    /// Where ssh really connects (after the ssh_config), `host:port`.
+    pub target: String,
+    pub steps: Vec<Step>,
+    pub works: bool,
+    pub hints: Vec<String>,
+}
+
+impl PathReport {
+    /// The first step that failed.
+    pub fn failed(&self) -> Option<&Step> {
+        self.steps.iter().find(|s| s.status == StepStatus::Fail)
+    }
+
+    pub fn fail_kind(&self) -> Option<FailKind> {
+        self.failed().and_then(|s| s.kind)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub paths: usize,
+    pub working: usize,
+    /// `OK` (some path works) or `FAIL`.
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub format_version: u32,
+    pub tool: String,
+    pub host: String,
+    pub ssh_config: String,
+    pub paths: Vec<PathReport>,
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+}
+
+/// Diagnose `host`: every path concurrently (each on its own connection),
+/// the Proxmox check beside them, then what a working path can tell.
+pub async fn diagnose(reg: &ServiceRegistry, host: &str, opts: &SshOptions) -> Report {
+    let routes = ssh::routes(reg, host);
+    let tasks: Vec<_> = routes
+        .iter()
+        .map(|r| {
+            let (r, o) = (r.clone(), opts.clone());
+            tokio::spawn(async move { probe::probe(&r, &o).await })
+        })
+        .collect();
+    let pve = findings::proxmox(reg, host, opts).await;
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap_or_else(|e| {
+            let step = Step {
+                step: "dns",
+                status: StepStatus::Fail,
+                kind: Some(FailKind::Other),
+                detail: format!("the probe task failed: {e}"),
+            };
+            (vec![step], String::new(), false)
+        }));
+    }
+    let mut paths: Vec<PathReport> = routes
+        .iter()
+        .zip(results)
+        .enumerate()
+        .map(|(i, (r, (steps, target, works)))| PathReport {
+            index: i + 1,
+            route: r.clone(),
+            describe: r.describe(),
+            target,
+            steps,
+            works,
+            hints: Vec::new(),
+        })
+        .collect();
+    let mut found: Vec<Finding> = pve.into_iter().collect();
+    if let Some(p) = paths.iter().find(|p| p.works) {
+        found.extend(findings::on_host(reg, host, &p.route, p.index, opts).await);
+    }
+    for p in &mut paths {
+        p.hints = findings::hints(reg, host, p, &found);
+    }
+    let working = paths.iter().filter(|p| p.works).count();
+    Report {
+        format_version: FORMAT_VERSION,
+        tool: format!("spine {}", env!("CARGO_PKG_VERSION")),
+        host: host.to_string(),
+        ssh_config: probe::config_name(opts),
+        summary: Summary {
+            paths: paths.len(),
+            working,
+            status: if working > 0 { "OK" } else { "FAIL" },
+        },
+        paths,
+        findings: found,
+    }
+}

@@ -1,0 +1,432 @@
+//! Fault tests for `spine apply` on real test hosts. Each asserts that
+//! nothing is lost: the old files are intact or recoverable from the run's
+//! backup folder, and the host still answers.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::scenario::{One, SECRET, converged_host};
+use support::{spine, text};
+
+const HOME: &str = "/home/ronny/immich";
+
+fn backups(one: &One) -> String {
+    one.immich
+        .ok("find /var/lib/spine/backups -type f 2>/dev/null | sort")
+}
+
+#[test]
+fn a_stale_plan_is_refused_and_nothing_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = converged_host(tmp.path(), "10.203.40", "52:54:00:40:02:03", HOME, "");
+    one.immich.ok("tailscale set --hostname=wrong-name");
+    let plan = tmp.path().join("p.plan");
+    let o = one.spine(&["plan", "-o", plan.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Someone edits the crontab after the plan was made.
+    one.immich
+        .ok("(crontab -u ronny -l; echo '0 5 * * * /bin/true') | crontab -u ronny -");
+    let o = one.spine(&["apply", plan.to_str().unwrap(), "--yes"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("stale plan") && t.contains("cron:ronny"), "{t}");
+    assert!(
+        one.immich
+            .ok("tailscale status --json")
+            .contains("wrong-name"),
+        "nothing was applied"
+    );
+    assert!(backups(&one).is_empty(), "nothing was written");
+    assert!(
+        one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0),
+        "lock released"
+    );
+}
+
+#[test]
+fn tampered_truncated_and_foreign_plans_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = converged_host(tmp.path(), "10.203.41", "52:54:00:41:02:03", HOME, "");
+    one.immich.ok("tailscale set --hostname=wrong-name");
+    let plan = tmp.path().join("p.plan");
+    let o = one.spine(&["plan", "-o", plan.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let good = std::fs::read_to_string(&plan).unwrap();
+    assert!(
+        good.contains("wrong-name"),
+        "the plan saw the drift: {}",
+        text(&o)
+    );
+
+    std::fs::write(&plan, good.replacen("wrong-name", "wrong-nama", 1)).unwrap();
+    let o = one.spine(&["apply", plan.to_str().unwrap(), "--yes"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("modified after it was written"),
+        "{}",
+        text(&o)
+    );
+
+    std::fs::write(&plan, &good[..good.len() / 2]).unwrap();
+    let o = one.spine(&["apply", plan.to_str().unwrap(), "--yes"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("is not a spine plan (or is truncated)"),
+        "{}",
+        text(&o)
+    );
+
+    std::fs::write(&plan, &good).unwrap();
+    let health = one.reg.join("services.health.yaml");
+    let h = std::fs::read_to_string(&health).unwrap();
+    std::fs::write(&health, format!("{h}# edited\n")).unwrap();
+    let o = one.spine(&["apply", plan.to_str().unwrap(), "--yes"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("made from another registry"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(&health, h).unwrap();
+
+    // Without a terminal and without --yes, apply refuses.
+    let o = one.spine(&["apply", plan.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("pass --yes"), "{}", text(&o));
+    assert!(
+        one.immich
+            .ok("tailscale status --json")
+            .contains("wrong-name")
+    );
+}
+
+#[test]
+fn a_held_lock_refuses_apply_and_unlock_respects_expiry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = converged_host(tmp.path(), "10.203.42", "52:54:00:42:02:03", HOME, "");
+    one.immich.ok("tailscale set --hostname=wrong-name");
+    let info = r#"{"lock_id":"L1","run_id":"R1","operator":"alice@laptop","started":"2026-11-23T10:00:00Z","expires":"2999-01-01T00:00:00Z","pid":4242}"#;
+    one.immich.ok(&format!(
+        "mkdir -p /var/lib/spine/lock && printf '%s\\n' '{info}' > /var/lib/spine/lock/info"
+    ));
+    let o = one.spine(&["apply", "--yes"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("host is locked by alice@laptop (run R1")
+            && t.contains("spine unlock immich L1"),
+        "{t}"
+    );
+    assert!(
+        one.immich
+            .ok("tailscale status --json")
+            .contains("wrong-name")
+    );
+
+    let o = one.spine(&["unlock", "immich", "OTHER"]);
+    assert_eq!(o.status.code(), Some(1), "wrong id: {}", text(&o));
+    let o = one.spine(&["unlock", "immich", "L1"]);
+    assert_eq!(o.status.code(), Some(1), "not expired: {}", text(&o));
+    assert!(text(&o).contains("may still be running"));
+    let o = one.spine(&["unlock", "immich", "L1", "--force"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
+
+    // An expired lock can be broken without --force.
+    let expired = info.replace("2999-01-01", "2001-01-01");
+    one.immich.ok(&format!(
+        "mkdir -p /var/lib/spine/lock && printf '%s\\n' '{expired}' > /var/lib/spine/lock/info"
+    ));
+    assert!(one.spine(&["unlock", "immich", "L1"]).status.success());
+
+    // Two applies of one plan at once: one applies, the other is refused
+    // (locked, or stale once the first has changed the host).
+    let plan = tmp.path().join("p.plan");
+    assert!(
+        one.spine(&["plan", "-o", plan.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let receipts = tmp.path().join("receipts");
+    let spawn = || one.spawn(&["apply", plan.to_str().unwrap(), "--yes"], &receipts);
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [a.status.code(), b.status.code()];
+    assert!(
+        codes.contains(&Some(0)) && codes.contains(&Some(1)),
+        "{codes:?}\n{}\n{}",
+        text(&a),
+        text(&b)
+    );
+    let loser = if a.status.success() {
+        text(&b)
+    } else {
+        text(&a)
+    };
+    assert!(
+        loser.contains("host is locked by") || loser.contains("stale plan"),
+        "{loser}"
+    );
+    assert!(
+        one.immich
+            .ok("tailscale status --json")
+            .contains("\"HostName\": \"immich-1\"")
+    );
+}
+
+#[test]
+fn a_compose_service_that_never_becomes_healthy_times_out_and_keeps_the_old_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = converged_host(tmp.path(), "10.203.43", "52:54:00:43:02:03", HOME, "");
+    // v2.9.9: a server image whose healthcheck never passes.
+    one.immich.ok(
+        "printf 'FROM ghcr.io/immich-app/immich-server:v2.4.1\\nHEALTHCHECK --interval=1s --retries=1 CMD [\"/bin/busybox\",\"false\"]\\n' \
+         | DOCKER_BUILDKIT=0 docker build -q -t ghcr.io/immich-app/immich-server:v2.9.9 - >/dev/null",
+    );
+    let before = one.immich.ok(&format!("cat {HOME}/docker-compose.yml"));
+    one.immich.ok("docker tag ghcr.io/immich-app/immich-machine-learning:v2.4.1 ghcr.io/immich-app/immich-machine-learning:v2.9.9");
+    let p = one.reg.join("STACK_REGISTRY.yaml");
+    let t = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("v2.4.1", "v2.9.9");
+    std::fs::write(&p, t).unwrap();
+
+    let started = Instant::now();
+    let o = one.spine(&["apply", "--yes", "--wait-timeout", "8"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("compose:immich/containers failed"), "{t}");
+    assert!(
+        t.contains("the previous files are in /var/lib/spine/backups/"),
+        "{t}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(90));
+    // The replaced compose file is recoverable from the run's backup.
+    let kept = one.immich.ok(&format!(
+        "cat /var/lib/spine/backups/*{HOME}/docker-compose.yml"
+    ));
+    assert_eq!(kept, before);
+    assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
+}
+
+#[test]
+fn a_full_disk_fails_the_write_and_leaves_the_old_file_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = converged_host(
+        tmp.path(),
+        "10.203.44",
+        "52:54:00:44:02:03",
+        "/opt/immich",
+        "mount -t tmpfs -o size=512k tmpfs /opt",
+    );
+    // A drifted .env, then fill /opt.
+    one.immich.ok("sed -i 's|^TZ=.*|TZ=UTC|' /opt/immich/.env");
+    let before = one.immich.ok("cat /opt/immich/.env");
+    one.immich
+        .ok("dd if=/dev/zero of=/opt/filler bs=4k 2>/dev/null || true");
+    let o = one.spine(&["apply", "--yes"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.to_lowercase().contains("no space left"), "{t}");
+    assert!(!t.contains(SECRET));
+    assert_eq!(
+        one.immich.ok("cat /opt/immich/.env"),
+        before,
+        "the old file is whole"
+    );
+    assert!(
+        one.immich
+            .ok("ls -A /opt/immich")
+            .lines()
+            .all(|l| !l.starts_with(".spine.")),
+        "no temp file left"
+    );
+    assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
+}
+
+#[test]
+fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The host is at 10.203.45.50; the registry moves it into 10.203.46.0/24,
+    // a subnet this machine cannot reach: the confirmation never comes.
+    let immich = support::TestHost::up(
+        &support::unique("im"),
+        "10.203.45.50/24",
+        &[
+            "--mac",
+            "52:54:00:45:00:50",
+            "--no-docker",
+            "--ts-hostname",
+            "immich-1",
+        ],
+    );
+    let reg = support::test_registry(tmp.path(), "10.203.46", "52:54:00:45:00:50", "v2.4.1");
+    let cfg = support::ssh_config(
+        tmp.path(),
+        &[
+            support::Alias {
+                name: "immich-1",
+                hostname: Some(immich.addr()),
+                host: &immich,
+            },
+            support::Alias {
+                name: "10.203.46.203",
+                hostname: None,
+                host: &immich,
+            },
+            support::Alias {
+                name: "pve",
+                hostname: Some("10.203.47.10"),
+                host: &immich,
+            },
+        ],
+        &[&immich],
+    );
+    let before = immich.ok("cat /etc/netplan/50-cloud-init.yaml");
+    let started = Instant::now();
+    let o = spine(
+        &[
+            "apply",
+            "immich",
+            "--yes",
+            "--registry",
+            reg.to_str().unwrap(),
+            "--ssh-config",
+            cfg.to_str().unwrap(),
+            "--confirm-timeout",
+            "12",
+            "--connect-timeout",
+            "2",
+        ],
+        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("ROLLED BACK") && t.contains("restored the old network by itself"),
+        "{t}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(80),
+        "{:?}",
+        started.elapsed()
+    );
+    // The host answers on its old address with its old file.
+    assert!(
+        immich
+            .ok("ip -4 -o addr show dev eth0")
+            .contains("10.203.45.50/24")
+    );
+    assert_eq!(immich.ok("cat /etc/netplan/50-cloud-init.yaml"), before);
+    let receipts = std::fs::read_dir(tmp.path().join("receipts")).unwrap();
+    let body: String = receipts
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(body.contains("\"status\":\"rolled_back\""), "{body}");
+}
+
+#[test]
+fn sshd_killed_mid_apply_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = converged_host(tmp.path(), "10.203.48", "52:54:00:48:02:03", HOME, "");
+    one.immich
+        .ok("cd /home/ronny/immich && docker compose rm -sf immich-machine-learning 2>&1");
+    one.immich.ok("tailscale set --hostname=wrong-name");
+    let before = one.immich.ok(&format!("cat {HOME}/docker-compose.yml"));
+    let child = one.spawn(&["apply", "--yes"], &tmp.path().join("receipts"));
+    // Once the run holds the lock, kill every sshd of the host.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0) {
+        assert!(Instant::now() < deadline, "apply never took the lock");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Only this host's sshd processes: the ones in its network namespace
+    // (test hosts share the machine's PID namespace).
+    one.immich
+        .ok("pkill -KILL --ns $$ --nslist net -x sshd || true");
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{t}");
+    // Nothing half-written: the compose file is the old one or the new one, whole.
+    let now = one.immich.ok(&format!("cat {HOME}/docker-compose.yml"));
+    assert!(
+        now == before || now.contains("immich-machine-learning"),
+        "{now}"
+    );
+    assert!(
+        one.immich
+            .ok(&format!("ls -A {HOME}"))
+            .lines()
+            .all(|l| !l.starts_with(".spine."))
+    );
+    // The host comes back; the lock left behind names the run and can be broken.
+    one.immich.ok("/usr/sbin/sshd -f /etc/ssh/sshd_config");
+    let info = one
+        .immich
+        .ok("cat /var/lib/spine/lock/info 2>/dev/null || true");
+    if let Some(id) = info
+        .split("\"lock_id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+    {
+        let o = one.spine(&["unlock", "immich", id, "--force"]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let o = one.spine(&["plan"]);
+    assert!(
+        o.status.success() && text(&o).contains("host immich (via"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn an_interrupted_apply_finishes_the_action_in_flight_and_unlocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = converged_host(tmp.path(), "10.203.49", "52:54:00:49:02:03", HOME, "");
+    one.immich
+        .ok("cd /home/ronny/immich && docker compose rm -sf immich-machine-learning 2>&1");
+    one.immich.ok("crontab -u ronny -r");
+    let child = one.spawn(&["apply", "--yes"], &tmp.path().join("receipts"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while one
+        .immich
+        .sh("pgrep --ns $$ --nslist net -f '[c]ompose -p immich up'")
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(Instant::now() < deadline, "compose never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("INTERRUPTED"), "{t}");
+    assert!(
+        t.contains("interrupted before this action"),
+        "the cron change after it was not started: {t}"
+    );
+    assert!(
+        one.immich
+            .ok("docker ps --format '{{.Names}}'")
+            .contains("immich_machine_learning"),
+        "the action in flight finished"
+    );
+    assert!(
+        one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0),
+        "lock released"
+    );
+    let receipts = std::fs::read_dir(tmp.path().join("receipts")).unwrap();
+    let body: String = receipts
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(body.contains("\"status\":\"interrupted\""), "{body}");
+}

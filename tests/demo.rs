@@ -1,0 +1,148 @@
+//! The README's quick start: `demo/up` builds VM 203 as found, `spine plan`
+//! shows its drifts, `spine apply` fixes them, `demo/down` leaves nothing.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::{repo, require_prerequisites, spine, text, unique};
+
+struct Demo {
+    dir: std::path::PathBuf,
+    name: String,
+}
+
+impl Demo {
+    fn env(&self, c: &mut Command) {
+        c.env("SPINE_DEMO_DIR", &self.dir)
+            .env("SPINE_DEMO_NAME", &self.name)
+            .env("SPINE", env!("CARGO_BIN_EXE_spine"));
+    }
+
+    fn run(&self, script: &str) -> Output {
+        let mut c = Command::new(repo().join("demo").join(script));
+        self.env(&mut c);
+        c.output().expect("run the demo script")
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.run("down");
+    }
+}
+
+fn netns() -> String {
+    String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned()
+}
+
+#[test]
+fn demo_up_plan_apply_down() {
+    require_prerequisites();
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = Demo {
+        dir: tmp.path().join("demo"),
+        name: unique("dm"),
+    };
+    let up = demo.run("up");
+    let out = text(&up);
+    assert!(up.status.success(), "demo/up: {out}");
+    let dir = demo.dir.to_str().unwrap();
+    for line in [
+        format!("export SPINE_SECRET_IMMICH_DB_PASSWORD=\"$(cat {dir}/db_password)\""),
+        format!("plan --registry {dir}/registry --ssh-config {dir}/ssh_config"),
+        format!("apply --registry {dir}/registry --ssh-config {dir}/ssh_config --yes"),
+        "demo/down".to_string(),
+    ] {
+        assert!(out.contains(&line), "demo/up prints `{line}`:\n{out}");
+    }
+    let secret = std::fs::read_to_string(demo.dir.join("db_password")).unwrap();
+    assert!(secret.len() >= 16);
+    assert!(!out.contains(&secret), "demo/up printed the secret");
+
+    let reg = demo.dir.join("registry");
+    let cfg = demo.dir.join("ssh_config");
+    let receipts = demo.dir.join("receipts");
+    let envs = [("SPINE_SECRET_IMMICH_DB_PASSWORD", secret.as_str())];
+    let args = |cmd: &str| -> Vec<String> {
+        [
+            cmd,
+            "--registry",
+            reg.to_str().unwrap(),
+            "--ssh-config",
+            cfg.to_str().unwrap(),
+            "--receipts",
+            receipts.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let plan = |extra: &[&str]| {
+        let mut a = args("plan");
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        spine(&a, &envs)
+    };
+
+    // The drifts of VM 203 as found, exactly.
+    let out = plan(&["--detailed-exitcode"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "changes to make: {t}");
+    for drift in [
+        "ipconfig0 is `ip=10.203.212.230/24,gw=10.203.212.1`, should be `ip=10.203.201.203/24,gw=10.203.201.1`",
+        "netplan /etc/netplan/50-cloud-init.yaml: change: content differs at /network/ethernets/eth0/addresses",
+        "hostname is `immich`, should be `immich-1`",
+        "immich-machine-learning is not there",
+        "IMMICH_VERSION differs",
+        "ronny-ops/immich/scripts/backup-db.sh` refers to a legacy root",
+        "summary: 7 to change, 0 to create, 0 unknown (0 in sync)",
+    ] {
+        assert!(t.contains(drift), "plan shows `{drift}`:\n{t}");
+    }
+    assert!(!t.contains(&secret));
+
+    // Apply, then nothing is left to change.
+    let mut a = args("apply");
+    a.push("--yes".into());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = spine(&a, &envs);
+    assert_eq!(out.status.code(), Some(0), "apply: {}", text(&out));
+    let out = plan(&["--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "converged: {}", text(&out));
+    assert!(text(&out).contains("7 in sync"), "{}", text(&out));
+
+    // demo/down leaves nothing behind.
+    let down = demo.run("down");
+    assert!(down.status.success(), "demo/down: {}", text(&down));
+    assert!(!demo.dir.exists(), "{} is left", demo.dir.display());
+    let ns = netns();
+    for h in ["pve", "immich"] {
+        let name = format!("{}-{h}", demo.name);
+        assert!(
+            !ns.lines()
+                .any(|l| l.split_whitespace().next() == Some(name.as_str())),
+            "netns {name} is left: {ns}"
+        );
+        let state = Path::new("/tmp/spine-hosts").join(&name);
+        assert!(!state.exists(), "{} is left", state.display());
+    }
+    let bridge = Command::new("ip")
+        .args(["-4", "addr", "show"])
+        .output()
+        .unwrap();
+    let addrs = String::from_utf8_lossy(&bridge.stdout);
+    assert!(
+        !addrs.contains("10.203.201.1/") && !addrs.contains("10.203.212.1/"),
+        "demo gateways are left: {addrs}"
+    );
+    // Idempotent.
+    assert!(demo.run("down").status.success());
+}
