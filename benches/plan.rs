@@ -11,7 +11,8 @@
 //! Needs root and the test-host prerequisites (`.ci/install-deps`); refuses
 //! clearly without them. Not run by `cargo test`: run it with
 //! `cargo bench --bench plan` (as root). `SPINE_BENCH_HOSTS` (default 20),
-//! `SPINE_BENCH_REPS` (default 9).
+//! `SPINE_BENCH_REPS` (default 9), `SPINE_BENCH_HOLD=1` (keep the hosts up
+//! until Enter, for profiling).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -65,7 +66,9 @@ struct Bench {
 }
 
 impl Bench {
-    /// `spine plan` on the first `n` hosts; the plan must be converged.
+    /// `spine plan` on the first `n` hosts. Every host must be read (no
+    /// unknown, none unreachable); drift is allowed (a stand-in container's
+    /// healthcheck can time out on a loaded machine: "unhealthy").
     fn spine(&self, n: usize, dump: Option<&Path>) -> Duration {
         let mut c = Command::new(env!("CARGO_BIN_EXE_spine"));
         c.current_dir(&self.dir)
@@ -84,12 +87,26 @@ impl Bench {
         let t = Instant::now();
         let out = c.output().expect("run spine");
         let took = t.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary = stdout
+            .lines()
+            .find(|l| l.starts_with("summary: "))
+            .unwrap_or_default();
         assert!(
-            out.status.code() == Some(0),
-            "spine plan on {n} hosts is not a converged plan (exit {:?}):\n{}",
+            matches!(out.status.code(), Some(0 | 2))
+                && summary.contains(" 0 unknown (")
+                && summary.ends_with(" in sync)"),
+            "spine plan on {n} hosts did not read every host (exit {:?}):\n{}",
             out.status.code(),
             support::text(&out)
         );
+        if out.status.code() == Some(2) {
+            let drift: Vec<&str> = stdout
+                .lines()
+                .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+                .collect();
+            eprintln!("plan bench: note: {summary}\n{}", drift.join("\n"));
+        }
         took
     }
 
@@ -189,6 +206,24 @@ fn stats(xs: &[Duration]) -> Stats {
     }
 }
 
+/// `SPINE_BENCH_HOLD=1`: keep the hosts up for profiling until a line
+/// arrives on stdin, and say how to reach them.
+fn hold(b: &Bench) {
+    let f = &b.fleet;
+    eprintln!(
+        "plan bench: holding. SPINE_SECRET_IMMICH_DB_PASSWORD={SECRET} {} plan --registry {} --ssh-config {} --receipts {}",
+        env!("CARGO_BIN_EXE_spine"),
+        f.registry.display(),
+        f.ssh_config.display(),
+        b.dir.join("receipts").display()
+    );
+    eprintln!(
+        "plan bench: scripts in {}; press Enter to remove the hosts",
+        b.dir.join("gather-dump").display()
+    );
+    let _ = std::io::stdin().read_line(&mut String::new());
+}
+
 fn main() {
     // `cargo test --all-targets` runs bench binaries without `--bench`.
     if !std::env::args().any(|a| a == "--bench") {
@@ -274,6 +309,9 @@ fn main() {
             f.max,
             s.median / f.median
         );
+    }
+    if std::env::var_os("SPINE_BENCH_HOLD").is_some() {
+        hold(&b);
     }
     eprintln!("plan bench: removing the test hosts");
     b.fleet.down();

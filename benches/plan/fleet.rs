@@ -17,7 +17,7 @@ use crate::support::{TestHost, spine, text, unique};
 pub const MAX_HOSTS: usize = 99;
 const SUBNET: &str = "10.203.100";
 /// Hosts set up at the same time (each starts its own dockerd and stack).
-const SETUP_PARALLEL: usize = 5;
+const SETUP_PARALLEL: usize = 4;
 
 /// One member of the fleet: its registry id, address and test host.
 pub struct Member {
