@@ -11,7 +11,8 @@
 //! Needs root and the test-host prerequisites (`.ci/install-deps`); refuses
 //! clearly without them. Not run by `cargo test`: run it with
 //! `cargo bench --bench plan` (as root). `SPINE_BENCH_HOSTS` (default 20),
-//! `SPINE_BENCH_REPS` (default 9), `SPINE_BENCH_HOLD=1` (keep the hosts up
+//! `SPINE_BENCH_REPS` (default 9), `SPINE_BENCH_PLAN_ARGS` (extra `spine plan`
+//! options, e.g. `--parallel 20`), `SPINE_BENCH_HOLD=1` (keep the hosts up
 //! until Enter, for profiling).
 
 #[path = "../tests/support/mod.rs"]
@@ -63,6 +64,8 @@ struct Bench {
     dir: PathBuf,
     /// The gather script spine sent to each member, by member index.
     scripts: Vec<PathBuf>,
+    /// Extra `spine plan` options (`SPINE_BENCH_PLAN_ARGS`, e.g. `--parallel 20`).
+    plan_args: Vec<String>,
 }
 
 impl Bench {
@@ -79,6 +82,7 @@ impl Bench {
             .arg("--receipts")
             .arg(self.dir.join("receipts"))
             .args(self.fleet.members[..n].iter().map(|m| &m.id))
+            .args(&self.plan_args)
             .env("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET);
         quiet_env(&mut c);
         if let Some(d) = dump {
@@ -263,6 +267,11 @@ fn main() {
         fleet,
         dir: tmp.path().to_path_buf(),
         scripts: Vec::new(),
+        plan_args: std::env::var("SPINE_BENCH_PLAN_ARGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
     };
     scripts_and_check(&mut b);
 
