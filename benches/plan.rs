@@ -56,6 +56,7 @@ fn quiet_env(c: &mut Command) -> &mut Command {
         .env_remove("SPINE_SIGNING_KEY")
         .env_remove("SPINE_SSH_CONFIG")
         .env_remove("SPINE_REGISTRY")
+        .env_remove("SPINE_SECRETS_PROVIDER")
         .env("NO_COLOR", "1")
 }
 
