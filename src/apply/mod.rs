@@ -66,6 +66,13 @@ impl HostOutcome {
     pub fn ok(&self) -> bool {
         self.error.is_none() && !self.rolled_back && !self.interrupted
     }
+
+    /// Record a failed action and make it the host's error.
+    fn failed(&mut self, kind: &str, id: &str, started: Instant, e: String) {
+        self.actions
+            .push(action(kind, id, ActionResult::Failed, started, e.clone()));
+        self.error = Some(format!("{id}: {e}"));
+    }
 }
 
 fn action(
@@ -235,14 +242,7 @@ pub async fn apply_host(
         let change = match kind.apply(&r.desired, &observed, provider.as_ref()) {
             Ok(c) => c,
             Err(e) => {
-                out.actions.push(action(
-                    &kind_name,
-                    &id,
-                    ActionResult::Failed,
-                    started,
-                    e.clone(),
-                ));
-                out.error = Some(format!("{id}: {e}"));
+                out.failed(&kind_name, &id, started, e);
                 continue;
             }
         };
@@ -368,16 +368,7 @@ pub async fn apply_host(
                     remote::backup_dir(&opts.run_id)
                 ));
             }
-            Err(e) => {
-                out.actions.push(action(
-                    &kind_name,
-                    &id,
-                    ActionResult::Failed,
-                    started,
-                    e.clone(),
-                ));
-                out.error = Some(format!("{id}: {e}"));
-            }
+            Err(e) => out.failed(&kind_name, &id, started, e),
         }
     }
     out.interrupted = interrupted.load(Ordering::SeqCst);

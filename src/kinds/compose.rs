@@ -367,18 +367,11 @@ fn compare_containers(d: &Desired, actual: &Value) -> Verdict {
     if reasons.is_empty() {
         return Verdict::InSync;
     }
-    let action = if services.is_empty() {
-        Action::Create
-    } else {
-        Action::Change
-    };
-    Verdict::Drift {
-        action,
-        reason: reasons.join("; "),
-        diff: text_diff(
-            &format!("containers of compose project {}", d.get("project")),
-            &have_lines,
-            &want_sorted,
-        ),
-    }
+    super::drift(
+        services.is_empty(),
+        &reasons,
+        &format!("containers of compose project {}", d.get("project")),
+        &have_lines,
+        &want_sorted,
+    )
 }

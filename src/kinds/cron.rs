@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{Action, Desired, Kind, Observed, SecretHashes, Verdict, text_diff};
+use super::{Desired, Kind, Observed, SecretHashes, Verdict};
 use crate::gather::script::{Section, q};
 use crate::model::CronJob;
 use crate::render::{RenderCx, RenderError};
@@ -191,16 +191,13 @@ impl Kind for Cron {
             }
             return Verdict::InSync;
         }
-        let action = if current.is_empty() {
-            Action::Create
-        } else {
-            Action::Change
-        };
-        Verdict::Drift {
-            action,
-            reason: reasons.join("; "),
-            diff: text_diff(&format!("crontab of {}", d.get("user")), current, &want),
-        }
+        super::drift(
+            current.is_empty(),
+            &reasons,
+            &format!("crontab of {}", d.get("user")),
+            current,
+            &want,
+        )
     }
 
     fn apply(

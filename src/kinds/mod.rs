@@ -215,6 +215,25 @@ pub fn put_file(d: &Desired, content: &str) -> String {
 }
 
 /// A unified diff of two texts, or `None` when equal.
+/// Drift with a text diff: a create when nothing is there yet, else a change.
+pub fn drift(
+    nothing_there: bool,
+    reasons: &[String],
+    what: &str,
+    have: &str,
+    want: &str,
+) -> Verdict {
+    Verdict::Drift {
+        action: if nothing_there {
+            Action::Create
+        } else {
+            Action::Change
+        },
+        reason: reasons.join("; "),
+        diff: text_diff(what, have, want),
+    }
+}
+
 pub fn text_diff(name: &str, actual: &str, desired: &str) -> Option<String> {
     if actual == desired {
         return None;
