@@ -337,3 +337,13 @@ impl Diagnostic for Diag {
         Some(Box::new(self.others.iter().map(|d| d as &dyn Diagnostic)))
     }
 }
+
+/// The closest allowed word, if it is close enough to be a likely typo.
+pub fn suggest(given: &str, allowed: &[String]) -> Option<String> {
+    allowed
+        .iter()
+        .map(|a| (strsim::jaro_winkler(given, a), a))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, a)| a.clone())
+}

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use super::{Action, Desired, Kind, Observed, SecretHashes, Verdict, text_diff};
 use crate::gather::script::{Section, q};
 use crate::render::{RenderCx, RenderError, secret_placeholder};
-use crate::verify::gates::secrets::is_secret_key;
 
 pub struct ComposeKind;
 
@@ -236,7 +235,7 @@ fn observe_env(d: &Desired, s: &Section, secrets: &dyn SecretHashes) -> Observed
                 // unseen, it is not ours to compare.
                 MATCHES.to_string()
             }
-        } else if is_secret_key(&k) {
+        } else if crate::secrets::is_secret_key(&k) {
             MATCHES.to_string()
         } else {
             v

@@ -339,7 +339,7 @@ impl Infisical {
             Some(v) => Ok(v.clone()),
             None => {
                 let names: Vec<String> = listing.keys().cloned().collect();
-                let hint = match crate::verify::schema::suggest(&r.key, &names) {
+                let hint = match crate::diag::suggest(&r.key, &names) {
                     Some(s) => format!(" (did you mean {s}?)"),
                     None => String::new(),
                 };

@@ -161,6 +161,25 @@ impl SecretHashes for ProviderHashes<'_> {
     }
 }
 
+/// Key words that make a key secret (REFERENCE.md: PASSWORD, TOKEN, API_KEY, SECRET).
+const WORDS: [&str; 7] = [
+    "PASSWORD",
+    "PASSWD",
+    "TOKEN",
+    "API_KEY",
+    "APIKEY",
+    "SECRET",
+    "PRIVATE_KEY",
+];
+
+/// Whether a key names a secret (`DB_PASSWORD`, `client_secret`; not `secrets_project`).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_uppercase().replace('-', "_");
+    WORDS
+        .iter()
+        .any(|w| k == *w || k.ends_with(&format!("_{w}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
 
-use crate::diag::{FileKind, Finding, Place};
+use crate::diag::{FileKind, Finding, Place, suggest};
 use crate::load::yaml::Node;
 
 pub const SERVICE_SCHEMA: &str = include_str!("../../schemas/service-registry.schema.json");
@@ -254,16 +254,6 @@ fn last_segment(ptr: &str) -> String {
 
 fn escape(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
-}
-
-/// The closest allowed word, if it is close enough to be a likely typo.
-pub fn suggest(given: &str, allowed: &[String]) -> Option<String> {
-    allowed
-        .iter()
-        .map(|a| (strsim::jaro_winkler(given, a), a))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, a)| a.clone())
 }
 
 fn follow_ref<'a>(root: &'a Value, node: &'a Value) -> &'a Value {

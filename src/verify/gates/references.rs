@@ -3,8 +3,8 @@
 
 use super::{endpoint, host, service, stack};
 use crate::diag::Finding;
+use crate::diag::suggest;
 use crate::model::Via;
-use crate::verify::schema::suggest;
 use crate::verify::{Ctx, Gate};
 
 pub const SERVICE_HOSTS: Gate = Gate {

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::stack;
 use crate::diag::{FileKind, Finding, Place, pointer};
+use crate::secrets::is_secret_key;
 use crate::verify::{Ctx, Gate};
 
 pub const REFERENCES_ONLY: Gate = Gate {
@@ -14,24 +15,6 @@ pub const REFERENCES_ONLY: Gate = Gate {
     help: "Keys that name a secret (…PASSWORD, …TOKEN, …API_KEY, …SECRET, …PRIVATE_KEY) hold a reference (`secrets:` entry with project and key), never a literal value, anywhere in the registry.",
     run: references_only,
 };
-
-const WORDS: [&str; 7] = [
-    "PASSWORD",
-    "PASSWD",
-    "TOKEN",
-    "API_KEY",
-    "APIKEY",
-    "SECRET",
-    "PRIVATE_KEY",
-];
-
-/// Whether a key names a secret (`DB_PASSWORD`, `client_secret`; not `secrets_project`).
-pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_uppercase().replace('-', "_");
-    WORDS
-        .iter()
-        .any(|w| k == *w || k.ends_with(&format!("_{w}")))
-}
 
 fn literal(v: &Value) -> bool {
     match v {
@@ -80,7 +63,7 @@ fn redacted(f: Finding) -> Finding {
 
 #[cfg(test)]
 mod tests {
-    use super::is_secret_key;
+    use crate::secrets::is_secret_key;
 
     #[test]
     fn secret_keys() {
