@@ -592,12 +592,14 @@ fn concurrent_appends_from_threads_form_one_chain() {
     assert_eq!(r.head.unwrap().sequence, 20);
 }
 
-/// Helper run in child processes by the tests below; does nothing otherwise.
+/// Helper run in child processes by the tests below (`--ignored`), never on
+/// its own: it needs the folder and count they pass.
 #[test]
+#[ignore = "run only as a child process of the concurrency tests"]
 fn child_appender() {
-    let Ok(dir) = std::env::var("SPINE_TEST_CHILD_DIR") else {
-        return;
-    };
+    let dir = std::env::var("SPINE_TEST_CHILD_DIR").expect(
+        "child_appender runs as a child of the concurrency tests, with SPINE_TEST_CHILD_DIR",
+    );
     let n: usize = std::env::var("SPINE_TEST_CHILD_COUNT")
         .unwrap()
         .parse()
@@ -612,13 +614,19 @@ fn child_appender() {
 
 fn spawn_child(dir: &Path, count: usize, envs: &[(&str, &str)]) -> Child {
     let mut cmd = Proc::new(std::env::current_exe().unwrap());
-    cmd.args(["child_appender", "--exact", "--test-threads=1", "--quiet"])
-        .env("SPINE_TEST_CHILD_DIR", dir)
-        .env("SPINE_TEST_CHILD_COUNT", count.to_string())
-        .env("SPINE_OPERATOR", ID)
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("SPINE_SIGNING_KEY")
-        .stdout(Stdio::null());
+    cmd.args([
+        "child_appender",
+        "--exact",
+        "--ignored",
+        "--test-threads=1",
+        "--quiet",
+    ])
+    .env("SPINE_TEST_CHILD_DIR", dir)
+    .env("SPINE_TEST_CHILD_COUNT", count.to_string())
+    .env("SPINE_OPERATOR", ID)
+    .env_remove("SSH_AUTH_SOCK")
+    .env_remove("SPINE_SIGNING_KEY")
+    .stdout(Stdio::null());
     for (k, v) in envs {
         cmd.env(k, v);
     }
