@@ -238,11 +238,24 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         }
     }
     let all_ok = outcomes.iter().all(HostOutcome::ok);
+    let touched = outcomes.iter().flat_map(|o| &o.actions).any(|a| {
+        matches!(
+            a.result,
+            ActionResult::Changed | ActionResult::Failed | ActionResult::RolledBack
+        )
+    });
     text.push_str(&format!(
-        "apply {}: {} host(s); backups of replaced files under /var/lib/spine/backups/{} on each host\n",
+        "apply {}: {} host(s); {}\n",
         if all_ok { "OK" } else { "FAILED" },
         outcomes.len(),
-        opts.run_id
+        if touched {
+            format!(
+                "backups of replaced files under /var/lib/spine/backups/{} on each host changed",
+                opts.run_id
+            )
+        } else {
+            "nothing was changed".to_string()
+        }
     ));
     let _ = emit(&text);
 
