@@ -44,12 +44,15 @@ pub enum Color {
 pub enum Command {
     /// Check the registries offline: schemas, references, cross-file facts (the CI gate)
     #[command(after_help = "Examples:\n  \
-spine verify                          # the registry in ./registry (or the built-in copy)\n  \
-spine verify --registry ops/bindings  # any folder holding the three files\n  \
+spine verify                          # the operator's repository holding this folder (or ./registry)\n  \
+spine verify --repo ~/code/agentic-spine  # docs/governance/ + ops/bindings/\n  \
+spine verify --registry registry      # one folder holding the three files\n  \
+spine verify --builtin                # the registry built into spine\n  \
 spine verify --format github          # annotations for GitHub Actions\n  \
 spine verify --format junit > verify.xml\n  \
 spine verify --list-gates             # what each gate checks\n\n\
-Exit codes: 0 all gates pass, 1 a gate failed (--strict: or warned), 2 the registry could not be read.")]
+Exit codes: 0 all gates pass, 1 a gate failed (--strict: or warned), 2 the registry could not be read\n\
+or was not found (it says what it looked for).")]
     Verify(VerifyArgs),
     /// Render a host's desired files from the registry and templates, for inspection
     #[command(after_help = "Examples:\n  \
@@ -225,7 +228,7 @@ pub struct UnlockArgs {
 /// Where receipts go and how they are signed (every verify/plan/apply run writes one).
 #[derive(Debug, Args)]
 pub struct ReceiptArgs {
-    /// Receipts folder [default: `receipts/` beside the registry folder]
+    /// Receipts folder [default: `receipts/` at the repository root, or beside a --registry folder]
     #[arg(long, value_name = "DIR", env = "SPINE_RECEIPTS")]
     pub receipts: Option<PathBuf>,
     /// SSH key that signs the receipt (private key, or a .pub whose key is in ssh-agent)
@@ -383,12 +386,64 @@ pub struct RenderArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Which registry files to read. With none of these options: the operator's
+/// repository holding the working directory, else `./registry`.
 #[derive(Debug, Args)]
 pub struct RegistryArg {
-    /// Folder holding SERVICE_REGISTRY.yaml, STACK_REGISTRY.yaml and services.health.yaml
-    /// [default: ./registry if present, else the registry built into spine]
+    /// The operator's repository: docs/governance/{SERVICE,STACK}_REGISTRY.yaml and
+    /// ops/bindings/{services.health,ssh.targets,vm.lifecycle,secrets.binding}.yaml
+    /// [default: the repository holding the working directory]
+    #[arg(long, value_name = "DIR", env = "SPINE_REPO")]
+    pub repo: Option<PathBuf>,
+    /// One folder holding SERVICE_REGISTRY.yaml, STACK_REGISTRY.yaml and services.health.yaml
+    /// (and, when present, the bindings); wins over --repo
     #[arg(long, short = 'r', value_name = "DIR", env = "SPINE_REGISTRY")]
     pub registry: Option<PathBuf>,
+    /// Use the registry built into spine (never used unless asked for)
+    #[arg(long)]
+    pub builtin: bool,
+    /// This file instead of SERVICE_REGISTRY.yaml
+    #[arg(long, value_name = "FILE")]
+    pub service_registry: Option<PathBuf>,
+    /// This file instead of STACK_REGISTRY.yaml
+    #[arg(long, value_name = "FILE")]
+    pub stack_registry: Option<PathBuf>,
+    /// This file instead of services.health.yaml
+    #[arg(long, value_name = "FILE")]
+    pub services_health: Option<PathBuf>,
+    /// This file instead of ssh.targets.yaml (host ids, LAN addresses, users)
+    #[arg(long, value_name = "FILE")]
+    pub ssh_targets: Option<PathBuf>,
+    /// This file instead of vm.lifecycle.yaml (VM ids)
+    #[arg(long, value_name = "FILE")]
+    pub vm_lifecycle: Option<PathBuf>,
+    /// This file instead of secrets.binding.yaml (Infisical environment and base path)
+    #[arg(long, value_name = "FILE")]
+    pub secrets_binding: Option<PathBuf>,
+}
+
+impl RegistryArg {
+    /// What to load, as the loader understands it.
+    pub fn request(&self) -> crate::load::Request {
+        use crate::diag::FileKind;
+        let files = [
+            (FileKind::Services, &self.service_registry),
+            (FileKind::Stacks, &self.stack_registry),
+            (FileKind::Health, &self.services_health),
+            (FileKind::SshTargets, &self.ssh_targets),
+            (FileKind::VmLifecycle, &self.vm_lifecycle),
+            (FileKind::SecretsBinding, &self.secrets_binding),
+        ]
+        .into_iter()
+        .filter_map(|(k, p)| p.clone().map(|p| (k, p)))
+        .collect();
+        crate::load::Request {
+            builtin: self.builtin,
+            registry: self.registry.clone(),
+            repo: self.repo.clone(),
+            files,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -26,16 +26,33 @@ pub enum FileKind {
     Stacks,
     #[serde(rename = "services.health.yaml")]
     Health,
+    /// The operator's bindings spine reads facts from (optional files).
+    #[serde(rename = "ssh.targets.yaml")]
+    SshTargets,
+    #[serde(rename = "vm.lifecycle.yaml")]
+    VmLifecycle,
+    #[serde(rename = "secrets.binding.yaml")]
+    SecretsBinding,
 }
 
 impl FileKind {
+    /// The three registry files (each required, each with a schema gate).
     pub const ALL: [FileKind; 3] = [FileKind::Services, FileKind::Stacks, FileKind::Health];
+    /// The operator's bindings, read when present for facts the registry does not hold.
+    pub const BINDINGS: [FileKind; 3] = [
+        FileKind::SshTargets,
+        FileKind::VmLifecycle,
+        FileKind::SecretsBinding,
+    ];
 
     pub fn file_name(self) -> &'static str {
         match self {
             FileKind::Services => "SERVICE_REGISTRY.yaml",
             FileKind::Stacks => "STACK_REGISTRY.yaml",
             FileKind::Health => "services.health.yaml",
+            FileKind::SshTargets => "ssh.targets.yaml",
+            FileKind::VmLifecycle => "vm.lifecycle.yaml",
+            FileKind::SecretsBinding => "secrets.binding.yaml",
         }
     }
 }

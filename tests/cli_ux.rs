@@ -186,10 +186,10 @@ fn with_closed_stdout(args: &[&str]) -> std::process::Output {
 #[test]
 fn broken_pipes_end_quietly() {
     let cases: &[(&[&str], i32)] = &[
-        (&["verify", "--format", "json"], 0),
-        (&["verify"], 0),
+        (&["verify", "--builtin", "--format", "json"], 0),
+        (&["verify", "--builtin"], 0),
         (&["verify", "--list-gates"], 0),
-        (&["render", "immich"], 0),
+        (&["render", "--builtin", "immich"], 0),
         (&["completions", "bash"], 0),
         (&["man"], 0),
     ];
@@ -208,7 +208,7 @@ fn broken_pipes_end_quietly() {
         .current_dir(dir.path())
         .arg("-c")
         .arg(format!(
-            "{} verify --format json | head -c1; echo \" rc=${{PIPESTATUS[0]}}\"",
+            "{} verify --builtin --format json | head -c1; echo \" rc=${{PIPESTATUS[0]}}\"",
             env!("CARGO_BIN_EXE_spine")
         ))
         .env_remove("SPINE_REGISTRY")
@@ -244,7 +244,7 @@ fn no_color_and_progress_only_on_a_terminal() {
         c.current_dir(dir.path())
             .args([
                 "-qec",
-                &format!("{} verify", env!("CARGO_BIN_EXE_spine")),
+                &format!("{} verify --builtin", env!("CARGO_BIN_EXE_spine")),
                 "/dev/null",
             ])
             .env_remove("SPINE_REGISTRY")

@@ -10,7 +10,6 @@ use crate::apply::{self, HostOutcome, Options};
 use crate::cli::ApplyArgs;
 use crate::gather::ssh;
 use crate::kinds::Verdict;
-use crate::load::Origin;
 use crate::plan::{self, Plan};
 use crate::receipt::{self, ActionResult, DriftSummary, HostRecord, ReceiptBody};
 use crate::render::Templates;
@@ -128,7 +127,9 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         Ok(r) => r,
         Err(c) => return c,
     };
-    let origin = Origin::choose(args.registry.registry.clone());
+    let Ok(origin) = super::registry::origin(&args.registry) else {
+        return exit::COULD_NOT_RUN;
+    };
     let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);
     let Ok(provider) = super::registry::provider(&args.secrets, &reg) else {

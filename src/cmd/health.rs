@@ -5,7 +5,7 @@ use super::{Global, emit, exit, record};
 use crate::cli::{HealthArgs, PlanFormat};
 use crate::diag::FileKind;
 use crate::health::{self, Limits, Probe, Tally, show};
-use crate::load::{self, Loaded, Origin};
+use crate::load::{self, Loaded};
 use crate::model::{HealthFile, Registry};
 use crate::receipt::{self, DriftSummary, ReceiptBody};
 use crate::verify::{self, Status, output, schema};
@@ -76,7 +76,9 @@ pub fn run(args: &HealthArgs, g: Global) -> u8 {
         return exit::COULD_NOT_RUN;
     }
     let mut body = ReceiptBody::new(receipt::Command::Health, std::env::args().collect());
-    let origin = Origin::choose(args.registry.registry.clone());
+    let Ok(origin) = super::registry::origin(&args.registry) else {
+        return exit::COULD_NOT_RUN;
+    };
     let loaded = load::load(&origin);
     let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);

@@ -164,7 +164,9 @@ pub fn run(args: &PlanArgs, g: Global) -> u8 {
             _ => 2,
         }
     };
-    let origin = Origin::choose(args.registry.registry.clone());
+    let Ok(origin) = super::registry::origin(&args.registry) else {
+        return err_code;
+    };
     let receipts = record::receipts_dir(&args.receipt, &origin);
     let body = receipt_body(body, &plan, &loaded, &origin, code);
     if let Err(e) = record::write(&args.receipt, &receipts, body, g.quiet) {

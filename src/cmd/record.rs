@@ -7,40 +7,44 @@ use crate::cli::ReceiptArgs;
 use crate::load::{Loaded, Origin};
 use crate::receipt::{self, GapId, LoopId, ReceiptBody, RegistryInfo, Signer, Store};
 
-/// The receipts folder: `--receipts`, else `receipts/` beside the registry folder.
+/// The receipts folder: `--receipts`, else `receipts/` at the repository
+/// root (beside a `--registry` folder).
 pub fn receipts_dir(args: &ReceiptArgs, origin: &Origin) -> PathBuf {
-    if let Some(d) = &args.receipts {
-        return d.clone();
-    }
-    match origin {
-        Origin::Dir(dir) => match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.join("receipts"),
-            _ => PathBuf::from("receipts"),
-        },
-        Origin::Embedded => PathBuf::from("receipts"),
+    match &args.receipts {
+        Some(d) => d.clone(),
+        None => origin.receipts_default(),
     }
 }
 
 /// The registry as the run read it: the hash of each file's exact bytes and
 /// the git commit of its folder.
 pub fn registry_info(loaded: &Loaded, origin: &Origin) -> RegistryInfo {
-    let git_commit = match origin {
-        Origin::Dir(dir) => RegistryInfo::collect(dir, &[])
-            .ok()
-            .and_then(|r| r.git_commit),
-        Origin::Embedded => None,
-    };
+    let git_commit = origin
+        .root()
+        .and_then(|dir| RegistryInfo::collect(dir, &[]).ok())
+        .and_then(|r| r.git_commit);
     let files = loaded
         .docs
         .iter()
         .map(|(kind, doc)| {
             (
-                kind.file_name().to_string(),
+                relative_name(origin, *kind, &doc.source.name),
                 receipt::sha256_hex(doc.source.text.as_bytes()),
             )
         })
         .collect();
     RegistryInfo { git_commit, files }
+}
+
+/// A file's name relative to the registry folder or repository root.
+fn relative_name(origin: &Origin, kind: crate::diag::FileKind, name: &str) -> String {
+    match origin.root() {
+        Some(root) => Path::new(name)
+            .strip_prefix(root)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| name.to_string()),
+        None => kind.file_name().to_string(),
+    }
 }
 
 /// Check `--loop`/`--gap` before the run starts (a bad id must not cost a run).

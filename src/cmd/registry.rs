@@ -9,9 +9,18 @@ use crate::model::Registry;
 use crate::secrets::{self, Provider};
 use crate::verify::{self, Status, output};
 
+/// The registry the command line names (or the repository around the working
+/// directory); when there is none, says what was looked for: exit 2.
+pub fn origin(arg: &RegistryArg) -> Result<Origin, u8> {
+    Origin::choose(&arg.request()).map_err(|e| {
+        eprintln!("spine: {e}");
+        super::exit::COULD_NOT_RUN
+    })
+}
+
 /// The typed registry, or the exit code after reporting why it is unusable.
 pub fn checked(arg: &RegistryArg, color: bool) -> Result<(Loaded, Registry), u8> {
-    let loaded = load::load(&Origin::choose(arg.registry.clone()));
+    let loaded = load::load(&origin(arg)?);
     if !loaded.failures.is_empty() {
         for d in &loaded.failures {
             eprint!("{}", output::render_diag(d, color));

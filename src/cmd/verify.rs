@@ -3,7 +3,7 @@
 use super::{Global, emit, exit, record, registry};
 use crate::cli::VerifyArgs;
 use crate::diag::FileKind;
-use crate::load::{self, Origin};
+use crate::load;
 use crate::model::Registry;
 use crate::receipt::{self, DriftSummary, ReceiptBody};
 use crate::verify::output::{self, Format};
@@ -28,7 +28,9 @@ pub fn run(args: &VerifyArgs, g: Global) -> u8 {
         return exit::COULD_NOT_RUN;
     }
     let mut body = ReceiptBody::new(receipt::Command::Verify, std::env::args().collect());
-    let origin = Origin::choose(args.registry.registry.clone());
+    let Ok(origin) = super::registry::origin(&args.registry) else {
+        return exit::COULD_NOT_RUN;
+    };
     let loaded = load::load(&origin);
     let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);

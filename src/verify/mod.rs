@@ -64,6 +64,8 @@ pub struct GateResult {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub origin: String,
+    /// The files read, as named in diagnostics.
+    pub files: Vec<String>,
     pub gates: Vec<GateResult>,
 }
 
@@ -97,6 +99,7 @@ fn schema_gate_name(kind: FileKind) -> &'static str {
         FileKind::Services => "SERVICE_REGISTRY.yaml matches its schema",
         FileKind::Stacks => "STACK_REGISTRY.yaml matches its schema",
         FileKind::Health => "services.health.yaml matches its schema",
+        _ => "binding loads",
     }
 }
 
@@ -152,6 +155,7 @@ pub fn run(loaded: &Loaded) -> Outcome {
             }
             return Outcome {
                 origin: loaded.origin.clone(),
+                files: names(loaded),
                 gates: results,
             };
         }
@@ -189,8 +193,13 @@ pub fn run(loaded: &Loaded) -> Outcome {
     }
     Outcome {
         origin: loaded.origin.clone(),
+        files: names(loaded),
         gates: results,
     }
+}
+
+fn names(loaded: &Loaded) -> Vec<String> {
+    loaded.file_names().into_iter().map(String::from).collect()
 }
 
 pub(crate) fn skip(

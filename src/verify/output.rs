@@ -132,6 +132,7 @@ pub fn json(outcome: &Outcome, strict: bool) -> String {
         "format_version": JSON_FORMAT_VERSION,
         "tool": format!("spine {}", env!("CARGO_PKG_VERSION")),
         "registry": outcome.origin,
+        "files": outcome.files,
         "gates": outcome.gates.iter().map(|g| json!({
             "id": g.id, "name": g.name, "status": g.status, "reason": g.reason, "help": g.help,
             "diagnostics": g.diags.len(),

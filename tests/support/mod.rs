@@ -249,10 +249,24 @@ pub fn test_registry(dir: &Path, new: &str, mac: &str, version: &str) -> PathBuf
 /// Run the spine binary. Receipts go to a throw-away folder unless the test
 /// says where (`--receipts`, or a registry folder with its own `receipts/`).
 pub fn spine(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    // A working folder of its own: with no --registry, the built-in registry is
-    // used and its receipts land here, never in the repository's receipts/.
+    // A working folder of its own holding a copy of the shipped registry in
+    // `registry/`: with no --registry, spine finds that copy and its receipts
+    // land here, never in the repository's receipts/.
     let cwd = std::env::temp_dir().join(format!("spine-test-cwd-{}", std::process::id()));
-    std::fs::create_dir_all(&cwd).unwrap();
+    let local = cwd.join("registry");
+    std::fs::create_dir_all(&local).unwrap();
+    for f in [
+        "SERVICE_REGISTRY.yaml",
+        "STACK_REGISTRY.yaml",
+        "services.health.yaml",
+    ] {
+        if !local.join(f).is_file() {
+            // Tests run in parallel: copy aside, then rename into place.
+            let part = local.join(format!("{f}.{:?}.part", std::thread::current().id()));
+            std::fs::copy(repo().join("registry").join(f), &part).unwrap();
+            std::fs::rename(&part, local.join(f)).unwrap();
+        }
+    }
     Command::new(env!("CARGO_BIN_EXE_spine"))
         .current_dir(&cwd)
         .env_remove("SPINE_RECEIPTS")
