@@ -47,10 +47,51 @@ pub struct Host {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(from = "ProjectForm")]
 pub struct InfisicalProject {
     pub project_id: Option<String>,
     pub environment: Option<String>,
     pub path: Option<String>,
+}
+
+/// `infisical_projects.<name>` as written: a project id, or the full mapping.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ProjectForm {
+    Id(String),
+    Full {
+        project_id: Option<String>,
+        environment: Option<String>,
+        path: Option<String>,
+    },
+}
+
+impl From<ProjectForm> for InfisicalProject {
+    fn from(f: ProjectForm) -> Self {
+        match f {
+            ProjectForm::Id(id) => InfisicalProject {
+                project_id: Some(id),
+                ..Default::default()
+            },
+            ProjectForm::Full {
+                project_id,
+                environment,
+                path,
+            } => InfisicalProject {
+                project_id,
+                environment,
+                path,
+            },
+        }
+    }
+}
+
+/// The status words spine knows; `active` (or no status) means running.
+pub const ACTIVE: &str = "active";
+
+/// Whether an entry with this `status` is meant to be running: no status, or `active`.
+pub fn is_active(status: Option<&str>) -> bool {
+    status.is_none_or(|s| s == ACTIVE)
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -236,11 +277,67 @@ pub struct Endpoint {
     pub id: String,
     pub host: String,
     pub url: String,
-    pub expect: Option<u16>,
+    pub expect: Option<Expect>,
     pub expect_body: Option<String>,
     pub enabled: Option<bool>,
     pub disabled_reason: Option<String>,
     pub description: Option<String>,
+}
+
+/// The status codes that mean healthy: one code, a list, or "401,403".
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "ExpectForm", into = "Vec<u16>")]
+pub struct Expect(pub Vec<u16>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ExpectForm {
+    One(u16),
+    List(Vec<u16>),
+    Text(String),
+}
+
+impl TryFrom<ExpectForm> for Expect {
+    type Error = String;
+    fn try_from(f: ExpectForm) -> Result<Self, String> {
+        Ok(Expect(match f {
+            ExpectForm::One(c) => vec![c],
+            ExpectForm::List(l) => l,
+            ExpectForm::Text(t) => t
+                .split(',')
+                .map(|c| {
+                    c.trim()
+                        .parse()
+                        .map_err(|_| format!("`{t}` is not a list of status codes"))
+                })
+                .collect::<Result<_, _>>()?,
+        }))
+    }
+}
+
+impl From<Expect> for Vec<u16> {
+    fn from(e: Expect) -> Self {
+        e.0
+    }
+}
+
+impl Expect {
+    /// Whether `status` is one of the expected codes (default: 200).
+    pub fn accepts(e: Option<&Expect>, status: u16) -> bool {
+        e.map_or(status == 200, |e| e.0.contains(&status))
+    }
+    /// The expected codes as text: `200`, `401 or 403`.
+    pub fn show(e: Option<&Expect>) -> String {
+        e.map_or_else(
+            || "200".into(),
+            |e| {
+                e.0.iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            },
+        )
+    }
 }
 
 /// The registry, typed. A file that failed its schema is `None`: gates that
@@ -291,5 +388,32 @@ pub fn expand_home(path: &str, user: &str) -> String {
             }
         }
         None => path.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expect_is_one_code_a_list_or_a_comma_separated_string() {
+        let e = |t: &str| serde_json::from_str::<Expect>(t).map(|e| e.0);
+        assert_eq!(e("200").unwrap(), vec![200]);
+        assert_eq!(e("[401, 403]").unwrap(), vec![401, 403]);
+        assert_eq!(e(r#""401, 403""#).unwrap(), vec![401, 403]);
+        assert!(e(r#""4o1""#).is_err());
+    }
+
+    #[test]
+    fn an_infisical_project_is_an_id_or_a_mapping() {
+        let p: InfisicalProject = serde_json::from_str(r#""01dd-id""#).unwrap();
+        assert_eq!(p.project_id.as_deref(), Some("01dd-id"));
+        assert_eq!(p.environment, None);
+        let p: InfisicalProject =
+            serde_json::from_str(r#"{"project_id": "x", "environment": "prod"}"#).unwrap();
+        assert_eq!(
+            (p.project_id.as_deref(), p.environment.as_deref()),
+            (Some("x"), Some("prod"))
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
 use super::{Limits, Probe, Status};
-use crate::model::Endpoint;
+use crate::model::{Endpoint, Expect};
 
 /// Bodies longer than this are not read to the end (and cannot match).
 const BODY_LIMIT: u64 = 64 * 1024;
@@ -110,8 +110,8 @@ pub fn probe(ep: &Endpoint, limits: &Limits) -> Probe {
         }
     };
     out.http_status = Some(status);
-    let expect = ep.expect.unwrap_or(200);
-    (out.status, out.note) = if status != expect {
+    (out.status, out.note) = if !Expect::accepts(ep.expect.as_ref(), status) {
+        let expect = Expect::show(ep.expect.as_ref());
         (Status::Fail, format!("HTTP {status}, expected {expect}"))
     } else if let Some(want) = &ep.expect_body
         && !body.as_deref().is_some_and(|b| body_matches(b, want))
@@ -155,6 +155,48 @@ mod tests {
         assert!(body_matches(b"{\"res\":\"pong\"}\r\n", r#"{"res":"pong"}"#));
         assert!(!body_matches(br#"{"res": "pong"}"#, r#"{"res":"pong"}"#));
         assert!(!body_matches(b"", r#"{"res":"pong"}"#));
+    }
+
+    /// A one-shot HTTP server on loopback answering with `status`.
+    fn answer_once(status: u16) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn expect_as_a_list_of_codes_is_honoured() {
+        let limits = Limits::from(&crate::model::HealthDefaults::default());
+        let ep = |url: String, expect: &str| Endpoint {
+            id: "x".into(),
+            host: "h".into(),
+            url,
+            expect: Some(serde_json::from_str(expect).unwrap()),
+            expect_body: None,
+            enabled: None,
+            disabled_reason: None,
+            description: None,
+        };
+        let p = probe(&ep(answer_once(403), r#""401,403""#), &limits);
+        assert_eq!(p.status, Status::Ok, "{}", p.note);
+        let p = probe(&ep(answer_once(401), "[401, 403]"), &limits);
+        assert_eq!(p.status, Status::Ok, "{}", p.note);
+        let p = probe(&ep(answer_once(200), r#""401,403""#), &limits);
+        assert_eq!(
+            (p.status, p.note.as_str()),
+            (Status::Fail, "HTTP 200, expected 401 or 403")
+        );
     }
 
     #[test]

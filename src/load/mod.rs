@@ -26,6 +26,9 @@ pub struct Document {
     pub json: serde_json::Value,
     /// Duplicate keys (the first definition was kept).
     pub duplicates: Vec<YamlProblem>,
+    /// JSON pointers of `key: null` entries in the operator's sections, left
+    /// out of `json`: null means "not known yet" and is read as absent.
+    pub nulls: Vec<String>,
 }
 
 /// The registry as read from disk: the files that loaded, and why others did not.
@@ -386,7 +389,9 @@ fn add(loaded: &mut Loaded, kind: FileKind, src: SourceFile) {
                 ));
                 return;
             }
-            let json = tree.to_json();
+            let mut json = tree.to_json();
+            let mut nulls = Vec::new();
+            strip_nulls(&mut json, &mut String::new(), &mut nulls);
             loaded.docs.insert(
                 kind,
                 Document {
@@ -395,9 +400,47 @@ fn add(loaded: &mut Loaded, kind: FileKind, src: SourceFile) {
                     tree,
                     json,
                     duplicates,
+                    nulls,
                 },
             );
         }
+    }
+}
+
+/// Remove `key: null` from mappings, except inside spine's own `desired:`
+/// sections (closed and strict: a null there is a schema error). Records the
+/// pointer of each removed key.
+fn strip_nulls(v: &mut serde_json::Value, at: &mut String, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.retain(|k, v| {
+                let keep = !v.is_null();
+                if !keep {
+                    out.push(format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")));
+                }
+                keep
+            });
+            for (k, child) in map.iter_mut() {
+                if k == "desired" {
+                    continue;
+                }
+                let len = at.len();
+                at.push('/');
+                at.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                strip_nulls(child, at, out);
+                at.truncate(len);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, child) in items.iter_mut().enumerate() {
+                let len = at.len();
+                at.push('/');
+                at.push_str(&i.to_string());
+                strip_nulls(child, at, out);
+                at.truncate(len);
+            }
+        }
+        _ => {}
     }
 }
 

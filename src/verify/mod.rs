@@ -137,6 +137,11 @@ pub fn run(loaded: &Loaded) -> Outcome {
         if diags.is_empty() {
             valid.push(kind);
         }
+        diags.extend(
+            schema::unknown_status_words(kind, &doc.json)
+                .iter()
+                .map(|f| Diag::resolve(f, loaded)),
+        );
         results.push(result(id, name, SCHEMA_HELP, diags));
     }
 

@@ -56,6 +56,67 @@ fn compiled(kind: FileKind) -> &'static Compiled {
     })
 }
 
+/// The status words the schema documents (`$defs/status/examples`).
+pub fn known_status_words(kind: FileKind) -> Vec<&'static str> {
+    compiled(kind)
+        .schema
+        .pointer("/$defs/status/examples")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Status words the schema does not know: a warning each (the vocabulary is
+/// open; an unknown word is read as "not active").
+pub fn unknown_status_words(kind: FileKind, json: &Value) -> Vec<Finding> {
+    let known = known_status_words(kind);
+    let entries: Vec<(String, &Value)> = match kind {
+        FileKind::Services => json
+            .get("services")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (format!("/services/{}", escape(k)), v))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        FileKind::Stacks => json
+            .get("stacks")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .enumerate()
+                    .map(|(i, v)| (format!("/stacks/{i}"), v))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    entries
+        .into_iter()
+        .filter_map(|(at, v)| {
+            let word = v.get("status")?.as_str()?;
+            if known.contains(&word) {
+                return None;
+            }
+            let known_list: Vec<String> = known.iter().map(|s| s.to_string()).collect();
+            let help = match suggest(word, &known_list) {
+                Some(s) => format!("did you mean `{s}`? known words: {}; an unknown word is read as not active", known.join(", ")),
+                None => format!("known words: {}; an unknown word is read as not active (checked only as a stopped entry)", known.join(", ")),
+            };
+            Some(
+                Finding::warning(
+                    gate_id(kind),
+                    Place::value(kind, format!("{at}/status")),
+                    format!("status `{word}` is not a word spine knows"),
+                )
+                .label("unknown status")
+                .help(help),
+            )
+        })
+        .collect()
+}
+
 /// Validate one file's JSON; every error becomes a finding.
 pub fn check(kind: FileKind, json: &Value, tree: &Node) -> Vec<Finding> {
     let c = compiled(kind);
