@@ -340,6 +340,123 @@ impl Expect {
     }
 }
 
+/// One entry of ssh.targets.yaml `ssh.targets[]` (index kept for diagnostics).
+#[derive(Debug, Clone, Default)]
+pub struct SshTarget {
+    pub index: usize,
+    pub id: String,
+    /// The preferred address (the operator's scripts read `.host`).
+    pub host: Option<String>,
+    pub user: Option<String>,
+    pub tailscale_ip: Option<String>,
+}
+
+/// One entry of vm.lifecycle.yaml `vms[]`.
+#[derive(Debug, Clone, Default)]
+pub struct Vm {
+    pub index: usize,
+    pub id: u32,
+    pub hostname: Option<String>,
+    pub status: Option<String>,
+    pub lan_ip: Option<String>,
+    pub tailscale_ip: Option<String>,
+    pub ssh_target: Option<String>,
+    pub ssh_user: Option<String>,
+}
+
+/// secrets.binding.yaml `infisical:`.
+#[derive(Debug, Clone, Default)]
+pub struct InfisicalBinding {
+    pub environment: Option<String>,
+    pub base_path: Option<String>,
+}
+
+/// Facts from the operator's bindings (each file optional). Read leniently,
+/// the way the operator's scripts read them (`yq .ssh.targets[].host`): an
+/// entry without the keys spine needs is passed over.
+#[derive(Debug, Clone, Default)]
+pub struct Bindings {
+    pub ssh_targets: Vec<SshTarget>,
+    /// `ssh.defaults.user` (the user of a target without its own).
+    pub ssh_default_user: Option<String>,
+    pub vms: Vec<Vm>,
+    pub infisical: Option<InfisicalBinding>,
+}
+
+fn text_at(v: &Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Bindings {
+    fn from_loaded(loaded: &Loaded) -> Self {
+        let json = |k: FileKind| loaded.docs.get(&k).map(|d| &d.json);
+        let mut b = Bindings::default();
+        if let Some(ssh) = json(FileKind::SshTargets).and_then(|j| j.get("ssh")) {
+            b.ssh_default_user = ssh.get("defaults").and_then(|d| text_at(d, "user"));
+            let targets = ssh.get("targets").and_then(Value::as_array);
+            for (index, t) in targets.into_iter().flatten().enumerate() {
+                let Some(id) = text_at(t, "id") else { continue };
+                b.ssh_targets.push(SshTarget {
+                    index,
+                    id,
+                    host: text_at(t, "host"),
+                    user: text_at(t, "user"),
+                    tailscale_ip: text_at(t, "tailscale_ip"),
+                });
+            }
+        }
+        let vms = json(FileKind::VmLifecycle)
+            .and_then(|j| j.get("vms"))
+            .and_then(Value::as_array);
+        for (index, v) in vms.into_iter().flatten().enumerate() {
+            let Some(id) = v.get("id").and_then(Value::as_u64) else {
+                continue;
+            };
+            b.vms.push(Vm {
+                index,
+                id: u32::try_from(id).unwrap_or(u32::MAX),
+                hostname: text_at(v, "hostname"),
+                status: text_at(v, "status"),
+                lan_ip: text_at(v, "lan_ip"),
+                tailscale_ip: text_at(v, "tailscale_ip"),
+                ssh_target: text_at(v, "ssh_target"),
+                ssh_user: text_at(v, "ssh_user"),
+            });
+        }
+        b.infisical = json(FileKind::SecretsBinding)
+            .and_then(|j| j.get("infisical"))
+            .map(|i| InfisicalBinding {
+                environment: text_at(i, "environment"),
+                base_path: text_at(i, "base_path"),
+            });
+        b
+    }
+
+    pub fn target(&self, id: &str) -> Option<&SshTarget> {
+        self.ssh_targets.iter().find(|t| t.id == id)
+    }
+
+    /// The user the operator's tooling logs in to `target` as.
+    pub fn user_of<'a>(&'a self, target: &'a SshTarget) -> Option<&'a str> {
+        target.user.as_deref().or(self.ssh_default_user.as_deref())
+    }
+
+    pub fn vm(&self, id: u32) -> Option<&Vm> {
+        self.vms.iter().find(|v| v.id == id)
+    }
+
+    /// The VM whose hostname (or ssh target) is this host id.
+    pub fn vm_of_host(&self, host: &str) -> Option<&Vm> {
+        self.vms
+            .iter()
+            .find(|v| v.hostname.as_deref() == Some(host) || v.ssh_target.as_deref() == Some(host))
+    }
+}
+
 /// The registry, typed. A file that failed its schema is `None`: gates that
 /// need it are skipped (and say so), never passed.
 #[derive(Debug, Clone, Default)]
@@ -347,6 +464,7 @@ pub struct Registry {
     pub services: Option<ServiceRegistry>,
     pub stacks: Option<StackRegistry>,
     pub health: Option<HealthFile>,
+    pub bindings: Bindings,
 }
 
 impl Registry {
@@ -371,6 +489,7 @@ impl Registry {
             services: typed(loaded, valid, FileKind::Services)?,
             stacks: typed(loaded, valid, FileKind::Stacks)?,
             health: typed(loaded, valid, FileKind::Health)?,
+            bindings: Bindings::from_loaded(loaded),
         })
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::diag::{Diag, FileKind, Finding, Severity};
 use crate::load::{Loaded, problem_diag};
-use crate::model::{HealthFile, Registry, ServiceRegistry, StackRegistry};
+use crate::model::{Bindings, HealthFile, Registry, ServiceRegistry, StackRegistry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -39,6 +39,10 @@ pub struct Ctx<'a> {
     pub services: &'a ServiceRegistry,
     pub stacks: &'a StackRegistry,
     pub health: &'a HealthFile,
+    /// Facts from the operator's bindings (ssh.targets, vm.lifecycle, secrets.binding).
+    pub bindings: &'a Bindings,
+    /// Pointers of `null` values in SERVICE_REGISTRY.yaml (not known yet).
+    pub nulls: &'a [String],
 }
 
 /// A semantic gate.
@@ -46,7 +50,10 @@ pub struct Gate {
     pub id: &'static str,
     pub name: &'static str,
     pub help: &'static str,
-    pub run: fn(&Ctx) -> Vec<Finding>,
+    /// What the gate looks at, for the reason when there was nothing to check.
+    pub subject: &'static str,
+    /// Findings; adds to the counter each item it checked.
+    pub run: fn(&Ctx, &mut usize) -> Vec<Finding>,
 }
 
 /// One gate's outcome.
@@ -58,6 +65,8 @@ pub struct GateResult {
     pub status: Status,
     pub reason: Option<String>,
     pub diags: Vec<Diag>,
+    /// How many items the gate checked (entries, files, jobs, images...).
+    pub checked: usize,
 }
 
 /// The outcome of `spine verify`.
@@ -142,7 +151,10 @@ pub fn run(loaded: &Loaded) -> Outcome {
                 .iter()
                 .map(|f| Diag::resolve(f, loaded)),
         );
-        results.push(result(id, name, SCHEMA_HELP, diags));
+        results.push(GateResult {
+            checked: 1,
+            ..result(id, name, SCHEMA_HELP, diags)
+        });
     }
 
     let registry = match Registry::from_loaded(loaded, &valid) {
@@ -171,13 +183,32 @@ pub fn run(loaded: &Loaded) -> Outcome {
                 services,
                 stacks,
                 health,
+                bindings: &registry.bindings,
+                nulls: loaded
+                    .docs
+                    .get(&FileKind::Services)
+                    .map_or(&[][..], |d| &d.nulls),
             };
             for g in gates::ALL {
-                let diags = (g.run)(&ctx)
+                let mut checked = 0;
+                let diags: Vec<Diag> = (g.run)(&ctx, &mut checked)
                     .iter()
                     .map(|f| Diag::resolve(f, loaded))
                     .collect();
-                results.push(result(g.id, g.name, g.help, diags));
+                results.push(if checked == 0 && diags.is_empty() {
+                    // "Could not check" is never PASS.
+                    skip(
+                        g.id,
+                        g.name,
+                        g.help,
+                        format!("checked nothing: the registry has no {}", g.subject),
+                    )
+                } else {
+                    GateResult {
+                        checked,
+                        ..result(g.id, g.name, g.help, diags)
+                    }
+                });
             }
         }
         _ => {
@@ -220,6 +251,7 @@ pub(crate) fn skip(
         status: Status::Skip,
         reason: Some(reason),
         diags: Vec::new(),
+        checked: 0,
     }
 }
 
@@ -243,6 +275,7 @@ pub(crate) fn result(
         help,
         status,
         reason: None,
+        checked: 0,
         diags,
     }
 }

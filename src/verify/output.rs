@@ -63,8 +63,56 @@ fn paint(s: &str, status: Status, color: bool) -> String {
     format!("\x1b[{code}m{s}\x1b[0m")
 }
 
-pub fn text(outcome: &Outcome, strict: bool, color: bool, quiet: bool) -> String {
+/// The short report that leads the text output: the verdict, each problem
+/// on one line (`GATE FILE:LINE:COL message`), and the files read.
+fn lead(outcome: &Outcome, strict: bool, color: bool) -> String {
     let mut out = String::new();
+    let verdict = verdict(outcome, strict);
+    let shown = if verdict == "PASS" {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    let _ = writeln!(
+        out,
+        "verify: {} ({} fail, {} warn, {} skip, {} pass of {} gates)",
+        paint(verdict, shown, color),
+        outcome.count(Status::Fail),
+        outcome.count(Status::Warn),
+        outcome.count(Status::Skip),
+        outcome.count(Status::Pass),
+        outcome.gates.len(),
+    );
+    let mut diags: Vec<&Diag> = outcome.gates.iter().flat_map(|g| g.diags.iter()).collect();
+    // Errors first, then warnings; each in gate order.
+    diags.sort_by_key(|d| std::cmp::Reverse(d.severity));
+    for d in diags {
+        let (word, status) = match d.severity {
+            Severity::Error => ("error", Status::Fail),
+            Severity::Warning => ("warn ", Status::Warn),
+        };
+        let at = if d.at.line > 0 {
+            format!("{}:{}:{}", d.file, d.at.line, d.at.column)
+        } else {
+            d.file.clone()
+        };
+        let _ = writeln!(
+            out,
+            "  {} {} {at} {}",
+            d.gate,
+            paint(word, status, color),
+            d.message
+        );
+    }
+    if !outcome.files.is_empty() {
+        let _ = writeln!(out, "read: {}", outcome.files.join(", "));
+    }
+    out.push('\n');
+    out
+}
+
+pub fn text(outcome: &Outcome, strict: bool, color: bool, quiet: bool) -> String {
+    let mut out = lead(outcome, strict, color);
     for g in &outcome.gates {
         if quiet && g.status == Status::Pass {
             continue;
@@ -73,6 +121,8 @@ pub fn text(outcome: &Outcome, strict: bool, color: bool, quiet: bool) -> String
         let _ = write!(out, "{} {status} {}", g.id, g.name);
         if let Some(r) = &g.reason {
             let _ = write!(out, " ({r})");
+        } else if g.checked > 0 {
+            let _ = write!(out, " [{} checked]", g.checked);
         }
         out.push('\n');
     }
@@ -135,7 +185,7 @@ pub fn json(outcome: &Outcome, strict: bool) -> String {
         "files": outcome.files,
         "gates": outcome.gates.iter().map(|g| json!({
             "id": g.id, "name": g.name, "status": g.status, "reason": g.reason, "help": g.help,
-            "diagnostics": g.diags.len(),
+            "diagnostics": g.diags.len(), "checked": g.checked,
         })).collect::<Vec<_>>(),
         "diagnostics": diags,
         "summary": {

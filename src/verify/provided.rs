@@ -17,10 +17,9 @@ pub fn gate(loaded: &Loaded, outcome: &Outcome, provider: &dyn Provider) -> Gate
     let valid: Vec<FileKind> = FileKind::ALL
         .into_iter()
         .filter(|k| {
-            outcome
-                .gates
-                .iter()
-                .any(|g| g.id == schema::gate_id(*k) && g.status == Status::Pass)
+            outcome.gates.iter().any(|g| {
+                g.id == schema::gate_id(*k) && matches!(g.status, Status::Pass | Status::Warn)
+            })
         })
         .collect();
     let needed = [FileKind::Services, FileKind::Stacks];
@@ -37,11 +36,13 @@ pub fn gate(loaded: &Loaded, outcome: &Outcome, provider: &dyn Provider) -> Gate
         Err(e) => return skip(ID, NAME, HELP, format!("registry could not be typed: {e}")),
     };
     let mut diags: Vec<Diag> = Vec::new();
+    let mut checked = 0;
     for (i, st) in reg.stacks.unwrap_or_default().stacks.iter().enumerate() {
         let Some(c) = st.desired.as_ref().and_then(|d| d.compose.as_ref()) else {
             continue;
         };
         for (key, r) in &c.secrets {
+            checked += 1;
             let reference = Reference::new(&r.project, &r.key, r.path.as_deref()).to_string();
             if let Err(e) = provider.exists(&reference) {
                 let place = Place::key(
@@ -65,5 +66,16 @@ pub fn gate(loaded: &Loaded, outcome: &Outcome, provider: &dyn Provider) -> Gate
             }
         }
     }
-    result(ID, NAME, HELP, diags)
+    if checked == 0 {
+        return skip(
+            ID,
+            NAME,
+            HELP,
+            "checked nothing: no stack refers to a secret (desired.compose.secrets)".into(),
+        );
+    }
+    GateResult {
+        checked,
+        ..result(ID, NAME, HELP, diags)
+    }
 }

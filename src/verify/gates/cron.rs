@@ -13,6 +13,7 @@ pub const SCHEDULES: Gate = Gate {
     id: "V09",
     name: "cron schedules are valid and can fire",
     help: "Each cron job's `schedule` is a 5-field expression or @hourly/@daily/@weekly/@monthly/@yearly/@reboot that fires at least once (e.g. `0 3 31 2 *` never does); job ids are unique.",
+    subject: "cron jobs (stacks' `desired.cron`)",
     run: schedules,
 };
 
@@ -20,6 +21,7 @@ pub const PATHS: Gate = Gate {
     id: "V10",
     name: "cron scripts are absolute and outside legacy roots",
     help: "Each cron job's `scripts` are absolute paths, and neither they nor the command refer to a path under any stack's `legacy_roots` (a removed tree makes the job fail silently).",
+    subject: "cron jobs (stacks' `desired.cron`)",
     run: paths,
 };
 
@@ -71,12 +73,13 @@ pub fn schedule_problem(spec: &str) -> Option<(String, String)> {
     }
 }
 
-fn schedules(ctx: &Ctx) -> Vec<Finding> {
+fn schedules(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut ids: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for (i, st) in ctx.stacks.stacks.iter().enumerate() {
         let Some(d) = &st.desired else { continue };
         for (j, job) in d.cron.iter().enumerate() {
+            *n += 1;
             let idx = j.to_string();
             if let Some((message, help)) = schedule_problem(&job.schedule) {
                 out.push(
@@ -118,7 +121,7 @@ fn under(path: &str, root: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-fn paths(ctx: &Ctx) -> Vec<Finding> {
+fn paths(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
     let mut out = Vec::new();
     // Legacy roots hold everywhere: a removed tree is gone for every stack.
     let roots: Vec<(usize, usize, &str)> = ctx
@@ -138,6 +141,7 @@ fn paths(ctx: &Ctx) -> Vec<Finding> {
     for (i, st) in ctx.stacks.stacks.iter().enumerate() {
         let Some(d) = &st.desired else { continue };
         for (j, job) in d.cron.iter().enumerate() {
+            *n += 1;
             let idx = j.to_string();
             for (k, script) in job.scripts.iter().enumerate() {
                 let place = stack(i, &["desired", "cron", &idx, "scripts", &k.to_string()]);

@@ -4,9 +4,9 @@
 //! file and container, a VM id, an address). When two statements disagree the
 //! tool cannot know which one is true, so both places are named.
 
-use super::{host, service, stack};
+use super::{host, service, ssh_target, stack, vm};
 use crate::diag::{Finding, Place};
-use crate::model::{Via, expand_home};
+use crate::model::{Via, expand_home, is_active};
 use crate::verify::gates::images::tag_of;
 use crate::verify::{Ctx, Gate};
 
@@ -14,6 +14,7 @@ pub const AGREE: Gate = Gate {
     id: "V12",
     name: "facts stated twice agree",
     help: "Where two places state one fact (ssh user, Tailscale address, LAN address, compose directory, container, VM id, deploy target, application version), they give the same value.",
+    subject: "fact stated in two places",
     run: agree,
 };
 
@@ -32,10 +33,122 @@ fn is_ip(s: &str) -> bool {
     s.parse::<std::net::IpAddr>().is_ok()
 }
 
-fn agree(ctx: &Ctx) -> Vec<Finding> {
+/// Compare one fact stated in two places; count the comparison.
+fn same(n: &mut usize, out: &mut Vec<Finding>, what: &str, a: (Place, &str), b: (Place, &str)) {
+    *n += 1;
+    if a.1 != b.1 {
+        out.push(clash(what, a.0, a.1, b.0, b.1));
+    }
+}
+
+/// One fact stated in several files: one finding when they disagree, at the
+/// first statement, naming every other place.
+fn all_agree(n: &mut usize, what: &str, said: &[(Place, String)]) -> Option<Finding> {
+    if said.len() < 2 {
+        return None;
+    }
+    *n += 1;
+    let (first, value) = &said[0];
+    let other = said.iter().find(|(_, v)| v != value)?;
+    let mut f = clash(what, first.clone(), value, other.0.clone(), &other.1);
+    if said.len() > 2 {
+        f.message = format!(
+            "{what} is stated in {} places with two values: `{value}` and `{}`",
+            said.len(),
+            other.1
+        );
+    }
+    for (place, v) in &said[1..] {
+        if place != &other.0 {
+            f = f.related(place.clone(), format!("says `{v}`"));
+        }
+    }
+    Some(f)
+}
+
+/// The facts about host `id` that SERVICE_REGISTRY.yaml, ssh.targets.yaml and
+/// vm.lifecycle.yaml each state: ssh user, Tailscale address, LAN address, VM id.
+fn host_statements(ctx: &Ctx, id: &str) -> [(&'static str, Vec<(Place, String)>); 4] {
+    let b = ctx.bindings;
+    let (mut user, mut ts, mut lan, mut vmid) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    if let Some(h) = ctx.services.hosts.get(id) {
+        if let Some(u) = &h.ssh_user {
+            user.push((host(id, &["ssh_user"]), u.clone()));
+        }
+        if let Some(a) = &h.tailscale_ip {
+            ts.push((host(id, &["tailscale_ip"]), a.clone()));
+        }
+        if let Some(v) = h.vmid {
+            vmid.push((host(id, &["vmid"]), v.to_string()));
+        }
+    }
+    if let Some(t) = b.target(id) {
+        if let Some(u) = b.user_of(t) {
+            let place = if t.user.is_some() {
+                ssh_target(t.index, "user")
+            } else {
+                Place::value(crate::diag::FileKind::SshTargets, "/ssh/defaults/user")
+            };
+            user.push((place, u.to_string()));
+        }
+        if let Some(a) = &t.tailscale_ip {
+            ts.push((ssh_target(t.index, "tailscale_ip"), a.clone()));
+        }
+        // `host` is the LAN address unless the target is reached over Tailscale.
+        if let Some(a) = t
+            .host
+            .as_ref()
+            .filter(|a| is_ip(a) && t.tailscale_ip.as_ref() != Some(*a))
+        {
+            lan.push((ssh_target(t.index, "host"), a.clone()));
+        }
+    }
+    if let Some(v) = b.vm_of_host(id).filter(|v| is_active(v.status.as_deref())) {
+        if let Some(u) = &v.ssh_user {
+            user.push((vm(v.index, "ssh_user"), u.clone()));
+        }
+        if let Some(a) = &v.tailscale_ip {
+            ts.push((vm(v.index, "tailscale_ip"), a.clone()));
+        }
+        if let Some(a) = &v.lan_ip {
+            lan.push((vm(v.index, "lan_ip"), a.clone()));
+        }
+        if !vmid.is_empty() {
+            vmid.push((vm(v.index, "id"), v.id.to_string()));
+        }
+    }
+    [
+        ("ssh user", user),
+        ("Tailscale address", ts),
+        ("LAN address", lan),
+        ("VM id", vmid),
+    ]
+}
+
+/// SERVICE_REGISTRY hosts, ssh.targets.yaml and vm.lifecycle.yaml agree on
+/// each host's ssh user, Tailscale address, LAN address and VM id.
+fn binding_facts(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
+    let b = ctx.bindings;
+    let mut ids: Vec<&str> = ctx.services.hosts.keys().map(String::as_str).collect();
+    for t in &b.ssh_targets {
+        if !ids.contains(&t.id.as_str()) {
+            ids.push(&t.id);
+        }
+    }
     let mut out = Vec::new();
+    for id in ids {
+        for (fact, said) in host_statements(ctx, id) {
+            out.extend(all_agree(n, &format!("the {fact} of host `{id}`"), &said));
+        }
+    }
+    out
+}
+
+fn agree(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
+    let mut out = binding_facts(ctx, n);
     for (id, h) in &ctx.services.hosts {
         let Some(d) = &h.desired else { continue };
+        *n += 1;
         if let (Some(a), Some(b)) = (&h.ssh_user, &d.ssh_user)
             && a != b
         {
@@ -92,7 +205,20 @@ fn agree(ctx: &Ctx) -> Vec<Finding> {
         }
     }
     for (i, st) in ctx.stacks.stacks.iter().enumerate() {
+        if let (Some(p), Some(t)) = (&st.path, &st.deploy_target)
+            && p.starts_with("proxmox:vm-")
+            && t.starts_with("proxmox:vm-")
+        {
+            same(
+                n,
+                &mut out,
+                &format!("the VM of stack `{}`", st.stack_id),
+                (stack(i, &["deploy_target"]), t),
+                (stack(i, &["path"]), p),
+            );
+        }
         let Some(d) = &st.desired else { continue };
+        *n += 1;
         if let Some(t) = &st.deploy_target
             && ctx.services.hosts.contains_key(t)
             && *t != d.host

@@ -8,6 +8,7 @@ pub const PINNED: Gate = Gate {
     id: "V11",
     name: "images are pinned",
     help: "Every compose image names an explicit version tag or digest: no bare name, no `latest`, no `release` (Immich: never deploy latest).",
+    subject: "compose images (stacks' `desired.compose.services`)",
     run: pinned,
 };
 
@@ -23,13 +24,14 @@ pub fn tag_of(image: &str) -> (Option<&str>, Option<&str>) {
     (last.split_once(':').map(|(_, t)| t), digest)
 }
 
-fn pinned(ctx: &Ctx) -> Vec<Finding> {
+fn pinned(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
     let mut out = Vec::new();
     for (i, st) in ctx.stacks.stacks.iter().enumerate() {
         let Some(c) = st.desired.as_ref().and_then(|d| d.compose.as_ref()) else {
             continue;
         };
         for (name, cs) in &c.services {
+            *n += 1;
             let place = stack(i, &["desired", "compose", "services", name, "image"]);
             let problem = match tag_of(&cs.image) {
                 (_, Some(_)) => None,

@@ -8,6 +8,7 @@ pub const V2: Gate = Gate {
     id: "V14",
     name: "Immich v2 layout",
     help: "Immich v2: the health path is /api/server/ping (/api/server-info/ping is gone); there are no immich-web or immich-microservices services (one server on 2283, ML on 3003); the database image is a VectorChord one (plain pgvector fails migrations).",
+    subject: "Immich services, stacks or health probes",
     run: v2,
 };
 
@@ -29,8 +30,10 @@ fn retired_finding(place: Place, what: &str) -> Finding {
     .help("remove it: the v2 `immich-server` serves the web UI and runs the background jobs")
 }
 
-fn v2(ctx: &Ctx) -> Vec<Finding> {
+fn v2(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
     let mut out = Vec::new();
+    // Every service and probe is looked at (a retired name or path can be anywhere).
+    *n += ctx.services.services.len() + ctx.health.endpoints.len();
     for (id, s) in &ctx.services.services {
         if s.health.as_deref() == Some(OLD_PING) {
             out.push(

@@ -9,8 +9,9 @@ mod references;
 pub mod secrets;
 mod uniqueness;
 
-use super::Gate;
+use super::{Ctx, Gate};
 use crate::diag::{FileKind, Place, pointer};
+use crate::model::is_active;
 
 pub const ALL: &[Gate] = &[
     references::SERVICE_HOSTS,
@@ -58,4 +59,66 @@ fn endpoint(index: usize, field: &str) -> Place {
             field.to_string(),
         ]),
     )
+}
+
+fn ssh_target(index: usize, field: &str) -> Place {
+    Place::value(
+        FileKind::SshTargets,
+        pointer([
+            "ssh".to_string(),
+            "targets".into(),
+            index.to_string(),
+            field.into(),
+        ]),
+    )
+}
+
+fn vm(index: usize, field: &str) -> Place {
+    Place::value(
+        FileKind::VmLifecycle,
+        pointer(["vms".to_string(), index.to_string(), field.into()]),
+    )
+}
+
+/// A host id the operator's files know: a key of SERVICE_REGISTRY `hosts`,
+/// or an `id` of ssh.targets.yaml (hosts such as `pve` live only there).
+fn known_host(ctx: &Ctx, id: &str) -> bool {
+    ctx.services.hosts.contains_key(id) || ctx.bindings.target(id).is_some()
+}
+
+/// Every known host id, for "did you mean" help.
+fn host_ids(ctx: &Ctx) -> Vec<String> {
+    let mut ids: Vec<String> = ctx.services.hosts.keys().cloned().collect();
+    for t in &ctx.bindings.ssh_targets {
+        if !ids.contains(&t.id) {
+            ids.push(t.id.clone());
+        }
+    }
+    ids
+}
+
+/// Whether service `id` is meant to be running (no status, or `active`).
+fn service_active(ctx: &Ctx, id: &str) -> bool {
+    ctx.services
+        .services
+        .get(id)
+        .is_some_and(|s| is_active(s.status.as_deref()))
+}
+
+/// A finding that is an error for live entries and a warning otherwise.
+fn by_status(live: bool, f: crate::diag::Finding) -> crate::diag::Finding {
+    if live {
+        f
+    } else {
+        crate::diag::Finding {
+            severity: crate::diag::Severity::Warning,
+            ..f
+        }
+    }
+}
+
+/// Resolve `proxmox:vm-N` (a stack's `path` or `deploy_target`) to the VM id.
+fn vm_id_of(target: &str) -> Option<Result<u32, ()>> {
+    let n = target.strip_prefix("proxmox:vm-")?;
+    Some(n.parse().map_err(|_| ()))
 }

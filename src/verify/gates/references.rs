@@ -1,50 +1,57 @@
 //! V04-V06: every id one entry names exists, and health probes point where the
 //! registry says the service is (IP parity).
 
-use super::{endpoint, host, service, stack};
-use crate::diag::Finding;
-use crate::diag::suggest;
-use crate::model::Via;
+use super::{
+    by_status, endpoint, host, host_ids, known_host, service, service_active, service_key,
+    ssh_target, stack, vm, vm_id_of,
+};
+use crate::diag::{Finding, Place, suggest};
+use crate::model::{Service, Via, is_active};
 use crate::verify::{Ctx, Gate};
 
 pub const SERVICE_HOSTS: Gate = Gate {
     id: "V04",
     name: "every service's host exists",
-    help: "Each service's `host`, each VM's `proxmox_host` and each jump path's `jump` name a key of `hosts` in SERVICE_REGISTRY.yaml.",
+    help: "Each service's `host`, each VM's `proxmox_host` and each jump path's `jump` name a host: a key of `hosts` in SERVICE_REGISTRY.yaml or an `id` in ssh.targets.yaml. A service that is not active is only warned about.",
+    subject: "services or hosts",
     run: service_hosts,
 };
 
 pub const HEALTH_PARITY: Gate = Gate {
     id: "V05",
     name: "health endpoints match their hosts (IP parity)",
-    help: "Each services.health endpoint names a known host, and its URL's address and port are ones the registry gives that host and its services.",
+    help: "Each enabled services.health endpoint names a known host; its URL's address is one the registry, ssh.targets.yaml or vm.lifecycle.yaml gives that host; its port is a port (`port` or any `*_port`) of a service on that host. Disabled probes are not checked; a probe of a service that is not active is a warning.",
+    subject: "enabled health endpoints",
     run: health_parity,
 };
 
 pub const STACK_SERVICES: Gate = Gate {
     id: "V06",
     name: "every stack's services exist",
-    help: "A stack's `desired.host`, `desired.services`, compose `registry` links and secret projects name entries that exist, on the stack's host.",
+    help: "A stack's `desired.host`, `desired.services`, compose `registry` links and secret projects name entries that exist, on the stack's host; each service's `secrets_project` is a key of `infisical_projects`; a `proxmox:vm-N` in a stack's `path` or `deploy_target` is a VM the registry or vm.lifecycle.yaml knows.",
+    subject: "stacks or secrets projects",
     run: stack_services,
 };
 
 fn missing_host(ctx: &Ctx, name: &str) -> String {
-    let ids: Vec<String> = ctx.services.hosts.keys().cloned().collect();
+    let ids = host_ids(ctx);
     match suggest(name, &ids) {
         Some(s) => format!("did you mean `{s}`? known hosts: {}", ids.join(", ")),
         None => format!(
-            "add `{name}` under `hosts:` in SERVICE_REGISTRY.yaml, or use one of: {}",
+            "add `{name}` under `hosts:` in SERVICE_REGISTRY.yaml (or as an ssh.targets.yaml target), or use one of: {}",
             ids.join(", ")
         ),
     }
 }
 
-fn service_hosts(ctx: &Ctx) -> Vec<Finding> {
+fn service_hosts(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
     let mut out = Vec::new();
     let hosts = &ctx.services.hosts;
     for (id, s) in &ctx.services.services {
-        if !hosts.contains_key(&s.host) {
-            out.push(
+        *n += 1;
+        if !known_host(ctx, &s.host) {
+            out.push(by_status(
+                is_active(s.status.as_deref()),
                 Finding::error(
                     "V04",
                     service(id, "host"),
@@ -52,12 +59,13 @@ fn service_hosts(ctx: &Ctx) -> Vec<Finding> {
                 )
                 .label("no such host")
                 .help(missing_host(ctx, &s.host)),
-            );
+            ));
         }
     }
     for (id, h) in hosts {
+        *n += 1;
         if let Some(p) = &h.proxmox_host
-            && !hosts.contains_key(p)
+            && !known_host(ctx, p)
         {
             out.push(
                 Finding::error(
@@ -142,10 +150,81 @@ pub(crate) fn split_url(url: &str) -> Option<(String, u16, String)> {
     Some((addr.trim_matches(['[', ']']).to_string(), port, path))
 }
 
-fn health_parity(ctx: &Ctx) -> Vec<Finding> {
+/// Every address the operator's files give host `id`, with where they say so.
+fn addresses_of(ctx: &Ctx, id: &str) -> Vec<(String, Place)> {
+    let mut known: Vec<(String, Place)> = Vec::new();
+    if let Some(h) = ctx.services.hosts.get(id) {
+        if let Some(ip) = &h.tailscale_ip {
+            known.push((ip.clone(), host(id, &["tailscale_ip"])));
+        }
+        if let Some(d) = &h.desired {
+            if let Some(n) = &d.network {
+                known.push((
+                    n.ip().to_string(),
+                    host(id, &["desired", "network", "address"]),
+                ));
+            }
+            for (j, a) in d.access.iter().enumerate() {
+                known.push((
+                    a.address.clone(),
+                    host(id, &["desired", "access", &j.to_string(), "address"]),
+                ));
+            }
+            if let Some(t) = &d.tailscale {
+                known.push((
+                    t.hostname.clone(),
+                    host(id, &["desired", "tailscale", "hostname"]),
+                ));
+            }
+        }
+        if let Some(alias) = &h.ssh {
+            known.push((alias.clone(), host(id, &["ssh"])));
+        }
+    }
+    if let Some(t) = ctx.bindings.target(id) {
+        if let Some(a) = &t.host {
+            known.push((a.clone(), ssh_target(t.index, "host")));
+        }
+        if let Some(a) = &t.tailscale_ip {
+            known.push((a.clone(), ssh_target(t.index, "tailscale_ip")));
+        }
+    }
+    if let Some(v) = ctx.bindings.vm_of_host(id) {
+        if let Some(a) = &v.lan_ip {
+            known.push((a.clone(), vm(v.index, "lan_ip")));
+        }
+        if let Some(a) = &v.tailscale_ip {
+            known.push((a.clone(), vm(v.index, "tailscale_ip")));
+        }
+    }
+    known
+}
+
+/// Every TCP port a service declares: `port` and each `*_port`.
+pub(crate) fn ports_of(s: &Service) -> Vec<(String, i64)> {
+    let mut ports: Vec<(String, i64)> = Vec::new();
+    if let Some(p) = s.port {
+        ports.push(("port".into(), i64::from(p)));
+    }
+    for (field, v) in &s.other {
+        if field.ends_with("_port")
+            && let Some(p) = v.as_i64()
+        {
+            ports.push((field.clone(), p));
+        }
+    }
+    ports
+}
+
+fn health_parity(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
     let mut out = Vec::new();
     for (i, e) in ctx.health.endpoints.iter().enumerate() {
-        let Some(h) = ctx.services.hosts.get(&e.host) else {
+        // A disabled probe is not checked as if it were live.
+        if e.enabled == Some(false) {
+            continue;
+        }
+        *n += 1;
+        if !known_host(ctx, &e.host) {
             out.push(
                 Finding::error(
                     "V05",
@@ -156,7 +235,7 @@ fn health_parity(ctx: &Ctx) -> Vec<Finding> {
                 .help(missing_host(ctx, &e.host)),
             );
             continue;
-        };
+        }
         let Some((addr, port, path)) = split_url(&e.url) else {
             out.push(
                 Finding::error(
@@ -169,105 +248,176 @@ fn health_parity(ctx: &Ctx) -> Vec<Finding> {
             );
             continue;
         };
-        // Every address the registry gives this host, with where it says so.
-        let mut known: Vec<(String, crate::diag::Place)> = Vec::new();
-        if let Some(ip) = &h.tailscale_ip {
-            known.push((ip.clone(), host(&e.host, &["tailscale_ip"])));
-        }
-        if let Some(d) = &h.desired {
-            if let Some(n) = &d.network {
-                known.push((
-                    n.ip().to_string(),
-                    host(&e.host, &["desired", "network", "address"]),
-                ));
-            }
-            for (j, a) in d.access.iter().enumerate() {
-                known.push((
-                    a.address.clone(),
-                    host(&e.host, &["desired", "access", &j.to_string(), "address"]),
-                ));
-            }
-            if let Some(t) = &d.tailscale {
-                known.push((
-                    t.hostname.clone(),
-                    host(&e.host, &["desired", "tailscale", "hostname"]),
-                ));
-            }
-        }
-        if let Some(alias) = &h.ssh {
-            known.push((alias.clone(), host(&e.host, &["ssh"])));
-        }
-        if !known.iter().any(|(k, _)| *k == addr) {
-            let mut f = Finding::error(
-                "V05",
-                endpoint(i, "url"),
-                format!("health endpoint `{}` probes {addr}, which the registry does not give host `{}`", e.id, e.host),
-            )
-            .label(format!("{addr} is not an address of `{}`", e.host));
-            let mut list: Vec<&str> = Vec::new();
-            for (k, _) in &known {
-                if !list.contains(&k.as_str()) {
-                    list.push(k);
-                }
-            }
-            f = f.help(if list.is_empty() {
-                format!(
-                    "give host `{}` a `desired.network.address` or `tailscale_ip`",
-                    e.host
-                )
-            } else {
-                format!(
-                    "use one of the host's addresses ({}) or correct the host's address",
-                    list.join(", ")
-                )
-            });
-            if let Some((_, place)) = known
-                .iter()
-                .find(|(_, p)| p.pointer.ends_with("/network/address"))
-            {
-                f = f.related(place.clone(), "the host's LAN address is stated here");
-            }
-            out.push(f);
-        }
-        // Port parity: the service on this host whose health path the URL probes,
-        // or failing that any service port on the host.
-        let on_host: Vec<(&String, &crate::model::Service)> = ctx
-            .services
-            .services
-            .iter()
-            .filter(|(_, s)| s.host == e.host)
-            .collect();
-        let by_path = on_host
-            .iter()
-            .find(|(_, s)| s.health.as_deref() == Some(path.as_str()));
-        match by_path {
-            Some((sid, s)) if s.port.is_some_and(|p| p != port) => out.push(
-                Finding::error("V05", endpoint(i, "url"), format!(
-                    "health endpoint `{}` probes port {port}, but service `{sid}` listens on {}",
-                    e.id,
-                    s.port.unwrap_or_default()
-                ))
-                .label(format!("port {port}"))
-                .help("make the URL's port and the service's `port` agree")
-                .related(service(sid, "port"), format!("`{sid}` port stated here")),
-            ),
-            Some(_) => {}
-            None if !on_host.iter().any(|(_, s)| s.port == Some(port)) && !on_host.is_empty() => out.push(
-                Finding::error("V05", endpoint(i, "url"), format!(
-                    "health endpoint `{}` probes port {port}, which no service on host `{}` uses",
-                    e.id, e.host
-                ))
-                .label(format!("port {port}"))
-                .help("use the port of the service this probe checks, as SERVICE_REGISTRY.yaml gives it"),
-            ),
-            None => {}
-        }
+        out.extend(address_parity(ctx, i, e, &addr));
+        out.extend(port_parity(ctx, i, e, port, &path));
     }
     out
 }
 
-fn stack_services(ctx: &Ctx) -> Vec<Finding> {
-    let mut out = Vec::new();
+fn address_parity(ctx: &Ctx, i: usize, e: &crate::model::Endpoint, addr: &str) -> Option<Finding> {
+    let known = addresses_of(ctx, &e.host);
+    if known.iter().any(|(k, _)| k == addr) {
+        return None;
+    }
+    let mut list: Vec<&str> = Vec::new();
+    for (k, _) in &known {
+        if !list.contains(&k.as_str()) {
+            list.push(k);
+        }
+    }
+    let f = Finding::error(
+        "V05",
+        endpoint(i, "url"),
+        format!(
+            "health endpoint `{}` probes {addr}, which the registry does not give host `{}`",
+            e.id, e.host
+        ),
+    )
+    .label(format!("{addr} is not an address of `{}`", e.host));
+    if list.is_empty() {
+        // Nothing says where this host is: spine cannot tell.
+        return Some(by_status(false, f).help(format!(
+            "spine cannot tell whether {addr} is right: give host `{}` a `host` in ssh.targets.yaml or a `tailscale_ip`",
+            e.host
+        )));
+    }
+    let mut f = f.help(format!(
+        "use one of the host's addresses ({}) or correct the host's address",
+        list.join(", ")
+    ));
+    if let Some((_, place)) = known
+        .iter()
+        .find(|(_, p)| p.pointer.ends_with("/network/address") || p.pointer.ends_with("/host"))
+    {
+        f = f.related(place.clone(), "the host's LAN address is stated here");
+    }
+    Some(f)
+}
+
+/// The service a probe checks is the one on its host listening on its port;
+/// failing that, the only service there whose `health` is the probe's path.
+fn port_parity(
+    ctx: &Ctx,
+    i: usize,
+    e: &crate::model::Endpoint,
+    port: u16,
+    path: &str,
+) -> Option<Finding> {
+    let on_host: Vec<(&String, &Service)> = ctx
+        .services
+        .services
+        .iter()
+        .filter(|(_, s)| s.host == e.host)
+        .collect();
+    let by_port: Vec<&(&String, &Service)> = on_host
+        .iter()
+        .filter(|(_, s)| ports_of(s).iter().any(|(_, p)| *p == i64::from(port)))
+        .collect();
+    if !by_port.is_empty() {
+        if by_port.iter().any(|(_, s)| is_active(s.status.as_deref())) {
+            return None;
+        }
+        let (sid, s) = by_port[0];
+        let status = s.status.as_deref().unwrap_or_default();
+        return Some(
+            Finding::warning(
+                "V05",
+                endpoint(i, "url"),
+                format!(
+                    "health endpoint `{}` is enabled, but the service it probes (`{sid}`, port {port}) is `{status}`",
+                    e.id
+                ),
+            )
+            .label("probes a service that is not active")
+            .help("set `enabled: false` on the probe, or the service's status back to `active`")
+            .related(service(sid, "status"), format!("`{sid}` is `{status}` here")),
+        );
+    }
+    if on_host.is_empty() {
+        return None;
+    }
+    let by_path: Vec<&(&String, &Service)> = on_host
+        .iter()
+        .filter(|(_, s)| s.health.as_deref() == Some(path))
+        .collect();
+    match by_path.as_slice() {
+        [(sid, s)] if s.port.is_some() => Some(by_status(
+            service_active(ctx, sid),
+            Finding::error(
+                "V05",
+                endpoint(i, "url"),
+                format!(
+                    "health endpoint `{}` probes port {port}, but service `{sid}` listens on {}",
+                    e.id,
+                    s.port.unwrap_or_default()
+                ),
+            )
+            .label(format!("port {port}"))
+            .help("make the URL's port and the service's `port` agree")
+            .related(service(sid, "port"), format!("`{sid}` port stated here")),
+        )),
+        _ => match ctx.services.services.get(&e.id) {
+            // The probe's own service, on its host, declares no port: the
+            // registry leaves the port out, spine cannot tell more.
+            Some(s) if s.host == e.host && s.port.is_none() => Some(
+                Finding::warning(
+                    "V05",
+                    endpoint(i, "url"),
+                    format!(
+                        "health endpoint `{}` probes port {port}, which service `{}` on host `{}` does not declare",
+                        e.id, e.id, e.host
+                    ),
+                )
+                .label(format!("port {port}"))
+                .help(format!("add the port to service `{}` in SERVICE_REGISTRY.yaml (e.g. `metrics_port: {port}`), so clashes on the host can be checked", e.id))
+                .related(service_key(&e.id), format!("`{}` has no port here", e.id)),
+            ),
+            _ => Some(
+            Finding::error(
+                "V05",
+                endpoint(i, "url"),
+                format!(
+                    "health endpoint `{}` probes port {port}, which no service on host `{}` uses",
+                    e.id, e.host
+                ),
+            )
+            .label(format!("port {port}"))
+            .help("use the port of the service this probe checks, as SERVICE_REGISTRY.yaml gives it (or add that service's port there)"),
+        ),
+        },
+    }
+}
+
+fn stack_services(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
+    let mut out = secrets_projects(ctx, n);
+    for (i, st) in ctx.stacks.stacks.iter().enumerate() {
+        for field in ["path", "deploy_target"] {
+            let value = if field == "path" {
+                &st.path
+            } else {
+                &st.deploy_target
+            };
+            let Some(t) = value else { continue };
+            let Some(id) = vm_id_of(t) else { continue };
+            *n += 1;
+            let known = id.is_ok_and(|id| {
+                ctx.services.hosts.values().any(|h| h.vmid == Some(id))
+                    || ctx.bindings.vm(id).is_some()
+            });
+            if !known {
+                out.push(by_status(
+                    is_active(st.status.as_deref()),
+                    Finding::error(
+                        "V06",
+                        stack(i, &[field]),
+                        format!("stack `{}` names `{t}`, a VM nobody knows", st.stack_id),
+                    )
+                    .label("no such VM")
+                    .help("give the VM's host a `vmid` in SERVICE_REGISTRY.yaml (or list it in vm.lifecycle.yaml), or correct the VM id"),
+                ));
+            }
+        }
+    }
     let svcs = &ctx.services.services;
     let ids: Vec<String> = svcs.keys().cloned().collect();
     let unknown_service = |name: &str| match suggest(name, &ids) {
@@ -278,6 +428,7 @@ fn stack_services(ctx: &Ctx) -> Vec<Finding> {
     };
     for (i, st) in ctx.stacks.stacks.iter().enumerate() {
         let Some(d) = &st.desired else { continue };
+        *n += 1;
         if !ctx.services.hosts.contains_key(&d.host) {
             out.push(
                 Finding::error(
@@ -354,6 +505,36 @@ fn stack_services(ctx: &Ctx) -> Vec<Finding> {
                 );
             }
         }
+    }
+    out
+}
+
+/// Each service's `secrets_project` is a key of `infisical_projects`.
+fn secrets_projects(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
+    let projects = &ctx.services.infisical_projects;
+    let known: Vec<String> = projects.keys().cloned().collect();
+    let mut out = Vec::new();
+    for (id, s) in &ctx.services.services {
+        let Some(p) = &s.secrets_project else {
+            continue;
+        };
+        *n += 1;
+        if projects.contains_key(p) {
+            continue;
+        }
+        out.push(by_status(
+            is_active(s.status.as_deref()),
+            Finding::error(
+                "V06",
+                service(id, "secrets_project"),
+                format!("service `{id}` uses secrets project `{p}`, which `infisical_projects` does not have"),
+            )
+            .label("no such project")
+            .help(match suggest(p, &known) {
+                Some(s) => format!("did you mean `{s}`? projects are the keys of `infisical_projects:` in SERVICE_REGISTRY.yaml"),
+                None => format!("add `{p}: <Infisical project id>` under `infisical_projects:` in SERVICE_REGISTRY.yaml (known: {})", known.join(", ")),
+            }),
+        ));
     }
     out
 }

@@ -13,6 +13,7 @@ pub const REFERENCES_ONLY: Gate = Gate {
     id: "V13",
     name: "secrets are references, not values",
     help: "Keys that name a secret (…PASSWORD, …TOKEN, …API_KEY, …SECRET, …PRIVATE_KEY) hold a reference (`secrets:` entry with project and key), never a literal value, anywhere in the registry.",
+    subject: "entries that could hold a secret",
     run: references_only,
 };
 
@@ -24,7 +25,7 @@ fn literal(v: &Value) -> bool {
     }
 }
 
-fn references_only(ctx: &Ctx) -> Vec<Finding> {
+fn references_only(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
     let mut out = Vec::new();
     // Plain .env values under a secret-looking name.
     for (i, st) in ctx.stacks.stacks.iter().enumerate() {
@@ -32,6 +33,7 @@ fn references_only(ctx: &Ctx) -> Vec<Finding> {
             continue;
         };
         for (key, v) in &c.env {
+            *n += 1;
             if is_secret_key(key) && literal(v) {
                 out.push(redacted(
                     Finding::error("V13", stack(i, &["desired", "compose", "env", key]), format!("`{key}` holds a literal secret value in `env`"))
@@ -42,6 +44,7 @@ fn references_only(ctx: &Ctx) -> Vec<Finding> {
     }
     // Anywhere in the operator's own sections.
     for (id, s) in &ctx.services.services {
+        *n += 1;
         for (key, v) in &s.other {
             if is_secret_key(key) && literal(v) {
                 out.push(redacted(
