@@ -1,7 +1,8 @@
-//! How fast `spine verify` is (README "Speed"): the shipped registry and a
-//! generated one of 200 hosts / 1,000 services, each as load only, schema
-//! gates only, and load + every gate; then the `spine` binary end to end
-//! (process start, load, gates, JSON output, receipt).
+//! How fast `spine verify` is (README "Speed"): the shipped registry, the
+//! operator's real repository (`../shared/fixtures/agentic-spine`, or
+//! `$SPINE_FIXTURE_DIR`) and a generated one of 200 hosts / 1,000 services,
+//! each as load only, schema gates only, and load + every gate; then the
+//! `spine` binary end to end (process start, load, gates, output, receipt).
 //!
 //! `cargo bench --bench verify` (criterion; HTML-less, numbers on stdout).
 
@@ -13,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use spine::load::{self, Loaded};
+use spine::load::{self, Files, Loaded, Origin};
 use spine::verify;
 
 fn schema_only(loaded: &Loaded) -> usize {
@@ -44,6 +45,62 @@ fn in_process(c: &mut Criterion, label: &str, dir: &Path) {
     g.finish();
 }
 
+/// The operator's repository: it loads, and gives exactly the failures
+/// tests/agentic_spine.rs lists (V06, V07, V12).
+fn operator_repo(c: &mut Criterion, dir: &Path, receipts: &Path) {
+    let origin = Origin::Files(Files::repo(dir));
+    let loaded = load::load(&origin);
+    assert!(
+        loaded.failures.is_empty(),
+        "the operator's repository loads"
+    );
+    assert_eq!(verify::run(&loaded).failing_ids(), ["V06", "V07", "V12"]);
+    let mut g = c.benchmark_group("agentic-spine");
+    g.bench_function("load", |b| b.iter(|| load::load(&origin)));
+    g.bench_function("gates (schema + semantic)", |b| {
+        b.iter(|| verify::run(&loaded))
+    });
+    g.bench_function("full (load + gates)", |b| {
+        b.iter(|| verify::run(&load::load(&origin)))
+    });
+    g.finish();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_spine"))
+            .args(["verify", "--color", "never"])
+            .current_dir(dir)
+            .env("SPINE_RECEIPTS", receipts)
+            .env_remove("SPINE_REGISTRY")
+            .env_remove("SPINE_REPO")
+            .env_remove("SPINE_SIGNING_KEY")
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .expect("run spine")
+    };
+    assert_eq!(
+        run().status.code(),
+        Some(1),
+        "spine verify finds the 3 errors"
+    );
+    let mut g = c.benchmark_group("agentic-spine");
+    g.sample_size(30);
+    g.bench_function("spine verify (process)", |b| b.iter(run));
+    g.finish();
+}
+
+/// The fixture, as tests/agentic_spine.rs finds it (missing: the bench fails).
+fn fixture() -> PathBuf {
+    let dir = std::env::var_os("SPINE_FIXTURE_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/agentic-spine"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("docs/governance/SERVICE_REGISTRY.yaml").is_file(),
+        "the operator's repository fixture is missing at {}",
+        dir.display()
+    );
+    dir
+}
+
 fn process(c: &mut Criterion, label: &str, dir: &Path, receipts: &Path) {
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_spine"))
@@ -68,6 +125,7 @@ fn benches(c: &mut Criterion) {
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("registry");
     let large = generate::write(tmp.path(), generate::LARGE);
     let receipts = tmp.path().join("receipts");
+    operator_repo(c, &fixture(), &receipts);
     in_process(c, "shipped", &shipped);
     in_process(c, "large-1000", &large);
     process(c, "shipped", &shipped, &receipts);

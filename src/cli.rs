@@ -390,8 +390,8 @@ pub struct RenderArgs {
 /// repository holding the working directory, else `./registry`.
 #[derive(Debug, Args)]
 pub struct RegistryArg {
-    /// The operator's repository: docs/governance/{SERVICE,STACK}_REGISTRY.yaml and
-    /// ops/bindings/{services.health,ssh.targets,vm.lifecycle,secrets.binding}.yaml
+    /// The operator's repository: docs/governance/{SERVICE,STACK}_REGISTRY.yaml and ops/bindings/
+    /// {services.health,ssh.targets,vm.lifecycle,secrets.binding,docker.compose.targets}.yaml
     /// [default: the repository holding the working directory]
     #[arg(long, value_name = "DIR", env = "SPINE_REPO")]
     pub repo: Option<PathBuf>,
@@ -420,6 +420,9 @@ pub struct RegistryArg {
     /// This file instead of secrets.binding.yaml (Infisical environment and base path)
     #[arg(long, value_name = "FILE")]
     pub secrets_binding: Option<PathBuf>,
+    /// This file instead of docker.compose.targets.yaml (compose folders found on each host)
+    #[arg(long, value_name = "FILE")]
+    pub compose_targets: Option<PathBuf>,
 }
 
 impl RegistryArg {
@@ -433,6 +436,7 @@ impl RegistryArg {
             (FileKind::SshTargets, &self.ssh_targets),
             (FileKind::VmLifecycle, &self.vm_lifecycle),
             (FileKind::SecretsBinding, &self.secrets_binding),
+            (FileKind::ComposeTargets, &self.compose_targets),
         ]
         .into_iter()
         .filter_map(|(k, p)| p.clone().map(|p| (k, p)))

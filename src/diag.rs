@@ -33,16 +33,19 @@ pub enum FileKind {
     VmLifecycle,
     #[serde(rename = "secrets.binding.yaml")]
     SecretsBinding,
+    #[serde(rename = "docker.compose.targets.yaml")]
+    ComposeTargets,
 }
 
 impl FileKind {
     /// The three registry files (each required, each with a schema gate).
     pub const ALL: [FileKind; 3] = [FileKind::Services, FileKind::Stacks, FileKind::Health];
     /// The operator's bindings, read when present for facts the registry does not hold.
-    pub const BINDINGS: [FileKind; 3] = [
+    pub const BINDINGS: [FileKind; 4] = [
         FileKind::SshTargets,
         FileKind::VmLifecycle,
         FileKind::SecretsBinding,
+        FileKind::ComposeTargets,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -53,6 +56,7 @@ impl FileKind {
             FileKind::SshTargets => "ssh.targets.yaml",
             FileKind::VmLifecycle => "vm.lifecycle.yaml",
             FileKind::SecretsBinding => "secrets.binding.yaml",
+            FileKind::ComposeTargets => "docker.compose.targets.yaml",
         }
     }
 }

@@ -371,6 +371,14 @@ pub struct InfisicalBinding {
     pub base_path: Option<String>,
 }
 
+/// One stack folder of docker.compose.targets.yaml `targets.<host>.stacks[]`.
+#[derive(Debug, Clone, Default)]
+pub struct ComposeDir {
+    pub host: String,
+    pub index: usize,
+    pub path: String,
+}
+
 /// Facts from the operator's bindings (each file optional). Read leniently,
 /// the way the operator's scripts read them (`yq .ssh.targets[].host`): an
 /// entry without the keys spine needs is passed over.
@@ -381,6 +389,9 @@ pub struct Bindings {
     pub ssh_default_user: Option<String>,
     pub vms: Vec<Vm>,
     pub infisical: Option<InfisicalBinding>,
+    /// Compose folders found on each host (docker.compose.targets.yaml), for
+    /// the hosts listed there and not `enabled: false`.
+    pub compose_dirs: IndexMap<String, Vec<ComposeDir>>,
 }
 
 fn text_at(v: &Value, key: &str) -> Option<String> {
@@ -426,6 +437,28 @@ impl Bindings {
                 ssh_target: text_at(v, "ssh_target"),
                 ssh_user: text_at(v, "ssh_user"),
             });
+        }
+        let targets = json(FileKind::ComposeTargets)
+            .and_then(|j| j.get("targets"))
+            .and_then(Value::as_object);
+        for (host, t) in targets.into_iter().flatten() {
+            if t.get("enabled").and_then(Value::as_bool) == Some(false) {
+                continue;
+            }
+            let stacks = t.get("stacks").and_then(Value::as_array);
+            let dirs = stacks
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(index, s)| {
+                    Some(ComposeDir {
+                        host: host.clone(),
+                        index,
+                        path: text_at(s, "path")?,
+                    })
+                })
+                .collect();
+            b.compose_dirs.insert(host.clone(), dirs);
         }
         b.infisical = json(FileKind::SecretsBinding)
             .and_then(|j| j.get("infisical"))

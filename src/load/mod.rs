@@ -122,6 +122,7 @@ pub fn repo_path(kind: FileKind) -> &'static str {
         FileKind::SshTargets => "ops/bindings/ssh.targets.yaml",
         FileKind::VmLifecycle => "ops/bindings/vm.lifecycle.yaml",
         FileKind::SecretsBinding => "ops/bindings/secrets.binding.yaml",
+        FileKind::ComposeTargets => "ops/bindings/docker.compose.targets.yaml",
     }
 }
 

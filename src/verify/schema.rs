@@ -43,7 +43,7 @@ struct Compiled {
 }
 
 fn compiled(kind: FileKind) -> &'static Compiled {
-    static CELLS: [OnceLock<Compiled>; 6] = [const { OnceLock::new() }; 6];
+    static CELLS: [OnceLock<Compiled>; 7] = [const { OnceLock::new() }; 7];
     let i = kind as usize;
     CELLS[i].get_or_init(|| {
         let schema: Value =

@@ -144,8 +144,76 @@ fn binding_facts(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
     out
 }
 
+/// A live service's compose folder is one docker.compose.targets.yaml found
+/// on its host (`~` is the home of the host's ssh user, as the operator's
+/// tooling logs in). Only a warning: the targets list what was discovered,
+/// so spine cannot tell which of the two is stale.
+fn compose_dirs(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
+    let b = ctx.bindings;
+    let mut out = Vec::new();
+    for (id, s) in &ctx.services.services {
+        let (Some(compose), true) = (&s.compose, is_active(s.status.as_deref())) else {
+            continue;
+        };
+        let Some(dirs) = b.compose_dirs.get(&s.host) else {
+            continue;
+        };
+        let user = b
+            .target(&s.host)
+            .and_then(|t| b.user_of(t))
+            .or(ctx
+                .services
+                .hosts
+                .get(&s.host)
+                .and_then(|h| h.ssh_user.as_deref()))
+            .unwrap_or("root");
+        let file = expand_home(compose, user);
+        let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+        *n += 1;
+        if dirs
+            .iter()
+            .any(|d| expand_home(&d.path, user).trim_end_matches('/') == dir)
+        {
+            continue;
+        }
+        let place = |d: &crate::model::ComposeDir| {
+            Place::value(
+                crate::diag::FileKind::ComposeTargets,
+                crate::diag::pointer([
+                    "targets",
+                    d.host.as_str(),
+                    "stacks",
+                    &d.index.to_string(),
+                    "path",
+                ]),
+            )
+        };
+        let listed: Vec<&str> = dirs.iter().map(|d| d.path.as_str()).collect();
+        let mut f = Finding::warning(
+            "V12",
+            service(id, "compose"),
+            format!(
+                "the compose folder of `{id}` ({dir}) is not one docker.compose.targets.yaml found on host `{}`",
+                s.host
+            ),
+        )
+        .label(format!("in {dir}"))
+        .help(format!(
+            "found on `{}`: {}; correct the service's `compose`, or the targets list if the folder moved",
+            s.host,
+            listed.join(", ")
+        ));
+        for d in dirs {
+            f = f.related(place(d), format!("found: {}", d.path));
+        }
+        out.push(f);
+    }
+    out
+}
+
 fn agree(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
     let mut out = binding_facts(ctx, n);
+    out.extend(compose_dirs(ctx, n));
     for (id, h) in &ctx.services.hosts {
         let Some(d) = &h.desired else { continue };
         *n += 1;
