@@ -390,8 +390,9 @@ pub struct RenderArgs {
 /// repository holding the working directory, else `./registry`.
 #[derive(Debug, Args)]
 pub struct RegistryArg {
-    /// The operator's repository: docs/governance/{SERVICE,STACK}_REGISTRY.yaml and ops/bindings/
-    /// {services.health,ssh.targets,vm.lifecycle,secrets.binding,docker.compose.targets}.yaml
+    /// The operator's repository: docs/governance/ holds SERVICE_REGISTRY.yaml and
+    /// STACK_REGISTRY.yaml, ops/bindings/ holds services.health.yaml and the bindings
+    /// (ssh.targets, vm.lifecycle, secrets.binding, docker.compose.targets)
     /// [default: the repository holding the working directory]
     #[arg(long, value_name = "DIR", env = "SPINE_REPO")]
     pub repo: Option<PathBuf>,
