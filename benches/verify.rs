@@ -6,6 +6,8 @@
 //!
 //! `cargo bench --bench verify` (criterion; HTML-less, numbers on stdout).
 
+#[path = "../tests/support/fixture.rs"]
+mod fixture;
 #[path = "../tests/support/generate.rs"]
 mod generate;
 
@@ -87,20 +89,6 @@ fn operator_repo(c: &mut Criterion, dir: &Path, receipts: &Path) {
     g.finish();
 }
 
-/// The fixture, as tests/agentic_spine.rs finds it (missing: the bench fails).
-fn fixture() -> PathBuf {
-    let dir = std::env::var_os("SPINE_FIXTURE_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/agentic-spine"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("docs/governance/SERVICE_REGISTRY.yaml").is_file(),
-        "the operator's repository fixture is missing at {}",
-        dir.display()
-    );
-    dir
-}
-
 fn process(c: &mut Criterion, label: &str, dir: &Path, receipts: &Path) {
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_spine"))
@@ -125,7 +113,7 @@ fn benches(c: &mut Criterion) {
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("registry");
     let large = generate::write(tmp.path(), generate::LARGE);
     let receipts = tmp.path().join("receipts");
-    operator_repo(c, &fixture(), &receipts);
+    operator_repo(c, &fixture::dir(), &receipts);
     in_process(c, "shipped", &shipped);
     in_process(c, "large-1000", &large);
     process(c, "shipped", &shipped, &receipts);

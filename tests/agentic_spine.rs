@@ -7,6 +7,8 @@
 //! fixtures/agentic-spine` (CI keeps a read-only copy of shared/ beside the
 //! clone). A missing fixture fails these tests; it never skips them.
 
+#[path = "support/fixture.rs"]
+mod fixture;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -15,26 +17,13 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use support::text;
 
-fn fixture() -> PathBuf {
-    let dir = std::env::var_os("SPINE_FIXTURE_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/agentic-spine"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("docs/governance/SERVICE_REGISTRY.yaml").is_file(),
-        "the operator's repository fixture is missing at {} (set SPINE_FIXTURE_DIR, or put shared/ beside the clone)",
-        dir.display()
-    );
-    dir
-}
-
 /// A writable copy of the fixture (the original may be read-only).
 fn copy() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("agentic-spine");
     let st = Command::new("cp")
         .arg("-r")
-        .arg(fixture())
+        .arg(fixture::dir())
         .arg(&dst)
         .status()
         .unwrap();
