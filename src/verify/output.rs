@@ -245,6 +245,13 @@ pub fn junit(outcome: &Outcome, strict: bool) -> String {
         outcome.gates.len(),
         outcome.count(Status::Skip)
     );
+    if !outcome.files.is_empty() {
+        out.push_str("    <properties>\n");
+        for f in &outcome.files {
+            let _ = writeln!(out, "      <property name=\"file\" value=\"{}\"/>", xml(f));
+        }
+        out.push_str("    </properties>\n");
+    }
     for g in &outcome.gates {
         let _ = write!(
             out,
@@ -336,6 +343,9 @@ pub fn github(outcome: &Outcome, strict: bool) -> String {
     }
     for g in &outcome.gates {
         let _ = writeln!(out, "{} {} {}", g.id, g.status.as_str(), g.name);
+    }
+    if !outcome.files.is_empty() {
+        let _ = writeln!(out, "read: {}", outcome.files.join(", "));
     }
     let _ = writeln!(out, "status: {}", verdict(outcome, strict));
     out
