@@ -113,6 +113,8 @@ fn ports(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
         for (field, p) in ports_of(s) {
             *n += 1;
             match seen.get(&(s.host.as_str(), p)) {
+                // One service stating its port twice (`port` and `web_port`) is no clash.
+                Some((other, _)) if other == id => {}
                 Some((other, other_field)) => out.push(by_status(
                     service_active(ctx, id) && service_active(ctx, other),
                     Finding::error(
