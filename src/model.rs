@@ -469,6 +469,16 @@ impl Bindings {
         b
     }
 
+    /// A project given by id alone takes environment and folder from the
+    /// operator's secrets.binding.yaml (`infisical.environment`, `base_path`).
+    pub fn fill_infisical_defaults(&self, projects: &mut IndexMap<String, InfisicalProject>) {
+        let Some(b) = &self.infisical else { return };
+        for p in projects.values_mut() {
+            p.environment = p.environment.take().or_else(|| b.environment.clone());
+            p.path = p.path.take().or_else(|| b.base_path.clone());
+        }
+    }
+
     pub fn target(&self, id: &str) -> Option<&SshTarget> {
         self.ssh_targets.iter().find(|t| t.id == id)
     }
@@ -554,6 +564,34 @@ mod tests {
         assert_eq!(e("[401, 403]").unwrap(), vec![401, 403]);
         assert_eq!(e(r#""401, 403""#).unwrap(), vec![401, 403]);
         assert!(e(r#""4o1""#).is_err());
+    }
+
+    #[test]
+    fn a_project_given_by_id_takes_environment_and_folder_from_secrets_binding() {
+        let loaded = crate::load::load_texts(
+            "t",
+            [(
+                FileKind::SecretsBinding,
+                "secrets.binding.yaml".to_string(),
+                "infisical:\n  environment: prod\n  base_path: /spine\n",
+            )],
+        );
+        let b = Bindings::from_loaded(&loaded);
+        let mut projects: IndexMap<String, InfisicalProject> = serde_json::from_str(
+            r#"{"infra": "01dd", "own": {"project_id": "x", "environment": "dev", "path": "/p"}}"#,
+        )
+        .unwrap();
+        b.fill_infisical_defaults(&mut projects);
+        let infra = &projects["infra"];
+        assert_eq!(
+            (infra.environment.as_deref(), infra.path.as_deref()),
+            (Some("prod"), Some("/spine"))
+        );
+        let own = &projects["own"];
+        assert_eq!(
+            (own.environment.as_deref(), own.path.as_deref()),
+            (Some("dev"), Some("/p"))
+        );
     }
 
     #[test]

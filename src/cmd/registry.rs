@@ -67,14 +67,7 @@ pub fn provider(a: &SecretsArgs, reg: &Registry) -> Result<Arc<dyn Provider>, u8
         .as_ref()
         .map(|s| s.infisical_projects.clone())
         .unwrap_or_default();
-    // A project given by id alone takes environment and folder from the
-    // operator's secrets.binding.yaml.
-    if let Some(b) = &reg.bindings.infisical {
-        for p in projects.values_mut() {
-            p.environment = p.environment.take().or_else(|| b.environment.clone());
-            p.path = p.path.take().or_else(|| b.base_path.clone());
-        }
-    }
+    reg.bindings.fill_infisical_defaults(&mut projects);
     secrets::choose(
         a.secrets_provider,
         a.infisical_url.as_deref(),
