@@ -248,8 +248,14 @@ fn health_parity(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
             );
             continue;
         };
-        out.extend(address_parity(ctx, i, e, &addr));
-        out.extend(port_parity(ctx, i, e, port, &path));
+        let unknown_name = address_parity(ctx, i, e, &addr)
+            .inspect(|f| out.push(f.clone()))
+            .is_some_and(|_| addr.parse::<std::net::IpAddr>().is_err());
+        // A name spine cannot resolve may be a proxy in front of the
+        // service: its port says nothing about the service's.
+        if !unknown_name {
+            out.extend(port_parity(ctx, i, e, port, &path));
+        }
     }
     out
 }
@@ -279,6 +285,15 @@ fn address_parity(ctx: &Ctx, i: usize, e: &crate::model::Endpoint, addr: &str) -
         return Some(by_status(false, f).help(format!(
             "spine cannot tell whether {addr} is right: give host `{}` a `host` in ssh.targets.yaml or a `tailscale_ip`",
             e.host
+        )));
+    }
+    if addr.parse::<std::net::IpAddr>().is_err() {
+        // A DNS name (e.g. a public URL behind a proxy): offline, spine
+        // cannot tell where it points.
+        return Some(by_status(false, f).help(format!(
+            "spine does not resolve names offline; if {addr} is not host `{}`, probe one of its addresses ({})",
+            e.host,
+            list.join(", ")
         )));
     }
     let mut f = f.help(format!(
