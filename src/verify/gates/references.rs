@@ -20,7 +20,7 @@ pub const SERVICE_HOSTS: Gate = Gate {
 pub const HEALTH_PARITY: Gate = Gate {
     id: "V05",
     name: "health endpoints match their hosts (IP parity)",
-    help: "Each enabled services.health endpoint names a known host; its URL's address is one the registry, ssh.targets.yaml or vm.lifecycle.yaml gives that host; its port is a port (`port` or any `*_port`) of a service on that host. Disabled probes are not checked; a probe of a service that is not active is a warning.",
+    help: "Each enabled services.health endpoint names a known host; its URL's address is one the registry, ssh.targets.yaml or vm.lifecycle.yaml gives that host; its port is a port (`port` or any `*_port`) of a service on that host. Disabled probes are not checked; a probe of a service that is not active, or by a DNS name (not resolved offline), is a warning.",
     subject: "enabled health endpoints",
     run: health_parity,
 };
