@@ -248,9 +248,9 @@ fn health_parity(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
             );
             continue;
         };
-        let unknown_name = address_parity(ctx, i, e, &addr)
-            .inspect(|f| out.push(f.clone()))
-            .is_some_and(|_| addr.parse::<std::net::IpAddr>().is_err());
+        let address = address_parity(ctx, i, e, &addr);
+        let unknown_name = address.is_some() && addr.parse::<std::net::IpAddr>().is_err();
+        out.extend(address);
         // A name spine cannot resolve may be a proxy in front of the
         // service: its port says nothing about the service's.
         if !unknown_name {
