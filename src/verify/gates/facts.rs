@@ -170,10 +170,13 @@ fn compose_dirs(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
         let file = expand_home(compose, user);
         let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
         *n += 1;
-        if dirs
-            .iter()
-            .any(|d| expand_home(&d.path, user).trim_end_matches('/') == dir)
-        {
+        // The compose file is in the folder found, or in a folder below it.
+        let inside = |d: &crate::model::ComposeDir| {
+            let found = expand_home(&d.path, user);
+            let found = found.trim_end_matches('/');
+            dir == found || dir.strip_prefix(found).is_some_and(|r| r.starts_with('/'))
+        };
+        if dirs.iter().any(inside) {
             continue;
         }
         let place = |d: &crate::model::ComposeDir| {
