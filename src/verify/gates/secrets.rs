@@ -12,7 +12,7 @@ use crate::verify::{Ctx, Gate};
 pub const REFERENCES_ONLY: Gate = Gate {
     id: "V13",
     name: "secrets are references, not values",
-    help: "Keys that name a secret (…PASSWORD, …TOKEN, …API_KEY, …SECRET, …PRIVATE_KEY) hold a reference (`secrets:` entry with project and key), never a literal value, anywhere in the registry.",
+    help: "Keys that name a secret (a word SECRET, PASS, PASSWD, PASSWORD, TOKEN, KEY, CREDENTIAL, DSN..., any case) and URLs with a password (`scheme://user:pass@host`) are references (`secrets:` entry with project and key), never literal values; no `env` value holds a `<<spine-secret:…>>` placeholder.",
     run: references_only,
 };
 
@@ -32,7 +32,13 @@ fn references_only(ctx: &Ctx) -> Vec<Finding> {
             continue;
         };
         for (key, v) in &c.env {
-            if is_secret_key(key) && literal(v) {
+            let text = v.as_str().unwrap_or_default();
+            if text.contains(crate::secrets::PLACEHOLDER_PREFIX) {
+                out.push(redacted(
+                    Finding::error("V13", stack(i, &["desired", "compose", "env", key]), format!("`{key}` in `env` holds a secret placeholder (`<<spine-secret:…>>`): apply would write a secret's value into it"))
+                        .help(format!("secret values come only from `compose.secrets`: declare `{key}` there as `{{project: <infisical project>, key: <secret name>}}`, or give `env` a plain value")),
+                ));
+            } else if (is_secret_key(key) && literal(v)) || crate::secrets::is_secret_value(text) {
                 out.push(redacted(
                     Finding::error("V13", stack(i, &["desired", "compose", "env", key]), format!("`{key}` holds a literal secret value in `env`"))
                         .help(format!("move it to `compose.secrets` as `{key}: {{project: <infisical project>, key: {key}}}` and store the value in Infisical")),
@@ -43,7 +49,8 @@ fn references_only(ctx: &Ctx) -> Vec<Finding> {
     // Anywhere in the operator's own sections.
     for (id, s) in &ctx.services.services {
         for (key, v) in &s.other {
-            if is_secret_key(key) && literal(v) {
+            let by_value = v.as_str().is_some_and(crate::secrets::is_secret_value);
+            if (is_secret_key(key) && literal(v)) || by_value {
                 out.push(redacted(
                     Finding::error("V13", Place::value(FileKind::Services, pointer(["services", id, key])), format!(
                         "service `{id}` holds a literal value for the secret `{key}`"
