@@ -229,6 +229,16 @@ fn env_vars(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A plain `.env` value as plans keep it: compared by hash, never as text
+/// (a value not secret by name may still be one).
+fn fingerprint(v: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "(value {})",
+        &hex::encode(Sha256::digest(v.as_bytes()))[..16]
+    )
+}
+
 const MATCHES: &str = "(sensitive)";
 const DIFFERS: &str = "(sensitive, differs)";
 
@@ -257,7 +267,7 @@ fn observe_env(d: &Desired, s: &Section, secrets: &dyn SecretHashes) -> Observed
         } else if crate::secrets::is_secret(&k, &v) {
             MATCHES.to_string()
         } else {
-            v
+            fingerprint(&v)
         };
         vars.push(json!([k, shown]));
     }
@@ -272,7 +282,8 @@ fn compare_env(d: &Desired, actual: &Value) -> Verdict {
             if v == secret_placeholder(&k) {
                 (k, MATCHES.to_string())
             } else {
-                (k, v)
+                let f = fingerprint(&v);
+                (k, f)
             }
         })
         .collect();

@@ -286,8 +286,6 @@ pub fn render_host(
 pub fn write_out(state: &HostState, out: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut seen: BTreeMap<PathBuf, ()> = BTreeMap::new();
-    std::fs::create_dir_all(out)?;
-    let root = out.canonicalize()?;
     for r in &state.resources {
         let rel = Path::new(&r.on).join(r.file_name().trim_start_matches('/'));
         let outside = || {
@@ -311,14 +309,16 @@ pub fn write_out(state: &HostState, out: &Path) -> std::io::Result<Vec<PathBuf>>
         if seen.insert(path.clone(), ()).is_some() {
             continue;
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-            // A symlink already in the folder must not lead the write elsewhere.
-            if !parent.canonicalize()?.starts_with(&root)
-                || std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
-            {
+        // A symlink already in the folder must not lead the write elsewhere.
+        let mut at = out.to_path_buf();
+        for c in rel.components() {
+            at.push(c);
+            if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
                 return Err(outside());
             }
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
         }
         let tmp = path.with_extension("spine-tmp");
         std::fs::write(&tmp, r.shown_content())?;
