@@ -340,3 +340,33 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
         "a .env value in plan output"
     );
 }
+
+/// Render never fetches a secret: with the provider's value at hand, the
+/// printed and written `.env` hold the placeholder shown as `(sensitive)`.
+#[test]
+fn render_never_holds_a_secret_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = corpus().join("base");
+    let out = tmp.path().join("out");
+    let envs = [("SPINE_SECRET_IMMICH_DB_PASSWORD", "RenderLeak-Val-51")];
+    let printed = spine(&["render", "--registry", reg.to_str().unwrap()], &envs);
+    assert_eq!(printed.status.code(), Some(0), "{}", text(&printed));
+    assert!(text(&printed).contains("DB_PASSWORD=(sensitive)"));
+    let o = spine(
+        &[
+            "render",
+            "--registry",
+            reg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &envs,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut all = text(&printed) + &text(&o);
+    for f in files(&out) {
+        all.push_str(&std::fs::read_to_string(f).unwrap());
+    }
+    assert!(all.contains("DB_PASSWORD=(sensitive)"));
+    assert!(!all.contains("RenderLeak-Val-51"));
+}

@@ -294,13 +294,7 @@ fn compose_values(i: usize, co: &Compose, c: &mut Check) {
         }
     }
     for (key, v) in &co.env {
-        if !safe::env_key(key) {
-            c.fail(
-                stack_key(i, &["desired", "compose", "env", key]),
-                format!("env key `{}` is not a variable name", safe::shown(key)),
-                "write the key as a variable name: letters, digits and `_`, not starting with a digit",
-            );
-        }
+        env_key(i, "env", key, c);
         if let Some(s) = v.as_str() {
             c.text(
                 at(&["env", key]),
@@ -311,13 +305,7 @@ fn compose_values(i: usize, co: &Compose, c: &mut Check) {
         }
     }
     for (key, r) in &co.secrets {
-        if !safe::env_key(key) {
-            c.fail(
-                stack_key(i, &["desired", "compose", "secrets", key]),
-                format!("secret key `{}` is not a variable name", safe::shown(key)),
-                "write the key as a variable name: letters, digits and `_`, not starting with a digit",
-            );
-        }
+        env_key(i, "secrets", key, c);
         c.text(
             at(&["secrets", key, "project"]),
             "the secret's project",
@@ -327,6 +315,20 @@ fn compose_values(i: usize, co: &Compose, c: &mut Check) {
         if let Some(p) = &r.path {
             c.path(at(&["secrets", key, "path"]), "the secret's path", p);
         }
+    }
+}
+
+/// A `.env` key (under `compose.env` or `compose.secrets`): a variable name.
+fn env_key(i: usize, section: &str, key: &str, c: &mut Check) {
+    if !safe::env_key(key) {
+        c.fail(
+            stack_key(i, &["desired", "compose", section, key]),
+            format!(
+                "{section} key `{}` is not a variable name",
+                safe::shown(key)
+            ),
+            "write the key as a variable name: letters, digits and `_`, not starting with a digit",
+        );
     }
 }
 
