@@ -136,11 +136,38 @@ impl Templates {
 /// Escaping for the formats spine renders, so a registry value stays a value
 /// even if it slipped past verify (gate V16 refuses the same values first).
 ///
-/// `yaml`: a double-quoted YAML scalar (JSON string syntax, which YAML 1.2
-/// reads the same): a newline inside stays `\n`, never a new key.
+/// `yaml`: a YAML scalar that is always one string value. A plain word of
+/// letters, digits and `._/@+:-` (an image, an address, an interface) stays
+/// as it is, so files look as before and as cloud-init writes them; anything
+/// else (white space, a newline, `#`, `{`, a quote, a word YAML would read as
+/// a number, boolean or null) becomes a double-quoted scalar (JSON string
+/// syntax, which YAML reads the same): a newline inside stays `\n`, never
+/// a new key.
 fn yaml_scalar(v: minijinja::Value) -> String {
     let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-    serde_json::to_string(&text).expect("a string serialises")
+    if plain_yaml(&text) {
+        text
+    } else {
+        serde_json::to_string(&text).expect("a string serialises")
+    }
+}
+
+fn plain_yaml(s: &str) -> bool {
+    const SPECIAL: &[&str] = &[
+        "true", "false", "yes", "no", "on", "off", "y", "n", "null", "~",
+    ];
+    let first_ok = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '/');
+    first_ok
+        && !s.ends_with(':')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._/@+:-".contains(&b))
+        && !SPECIAL.contains(&s.to_ascii_lowercase().as_str())
+        && s.parse::<f64>().is_err()
+        && !s.starts_with("0x")
+        && !s.starts_with("0o")
 }
 
 /// `line`: a value that must stay on its line (a crontab line, a `.env`
@@ -326,4 +353,37 @@ pub fn write_out(state: &HostState, out: &Path) -> std::io::Result<Vec<PathBuf>>
         written.push(path);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_scalars() {
+        for plain in [
+            "ghcr.io/immich-app/immich-server:v2.4.1",
+            "10.203.1.1",
+            "10.203.1.203/24",
+            "eth0",
+            "52:54:00:12:02:30",
+            "immich_server",
+        ] {
+            assert_eq!(yaml_scalar(plain.into()), plain);
+        }
+        for (v, quoted) in [
+            (
+                "redis:6\n    privileged: true",
+                "\"redis:6\\n    privileged: true\"",
+            ),
+            ("a b", "\"a b\""),
+            ("true", "\"true\""),
+            ("1.5", "\"1.5\""),
+            ("x:", "\"x:\""),
+            ("#x", "\"#x\""),
+            ("", "\"\""),
+        ] {
+            assert_eq!(yaml_scalar(v.into()), quoted, "{v}");
+        }
+    }
 }
