@@ -259,6 +259,11 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
         "cd /home/ronny/immich && sed -i 's|^DB_PASSWORD=.*|DB_PASSWORD=LeakOldDbPassw0rd|; s|^TZ=.*|TZ=LeakTzValue45|' .env && \
          printf 'SMTP_PASS=LeakSmtpPass41\\ndb_password=LeakLowerPw42\\nDATABASE_URL=postgres://app:LeakUrlPass43@db/app\\nJWT_SIGNING_KEY=LeakJwt44\\n' >> .env",
     );
+    // The compose directory exists and belongs to root; the compose file
+    // drifts too, so apply rewrites it (and must not chown the directory).
+    one.immich.ok(
+        "chown root:root /home/ronny/immich && sed -i 's/restart: always/restart: \"no\"/' /home/ronny/immich/docker-compose.yml",
+    );
     let dump = tmp.path().join("dump");
     let receipts = tmp.path().join("receipts");
     let plan_file = tmp.path().join("immich.plan");
@@ -308,6 +313,21 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
     assert!(
         outputs.contains("DB_PASSWORD (sensitive) differs"),
         "{outputs}"
+    );
+    // Apply: the secret is written on the host, and shown nowhere else.
+    let o = one.spine(&["apply", "--receipts", receipts.to_str().unwrap(), "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    outputs.push_str(&text(&o));
+    assert_eq!(
+        one.immich
+            .ok("grep -c '^DB_PASSWORD=' /home/ronny/immich/.env")
+            .trim(),
+        "1"
+    );
+    assert_eq!(
+        one.immich.ok("stat -c %U /home/ronny/immich").trim(),
+        "root",
+        "apply never chowns an existing directory"
     );
     let dumped = files(&dump);
     assert!(dumped.len() >= 2, "dump files: {dumped:?}");
