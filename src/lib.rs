@@ -15,5 +15,6 @@ pub mod model;
 pub mod plan;
 pub mod receipt;
 pub mod render;
+pub mod safe;
 pub mod secrets;
 pub mod verify;

@@ -160,7 +160,7 @@ fn base_registry_passes_every_gate() {
     let o = run(&work, &["--format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", support::text(&o));
     let json: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(json["summary"]["pass"], 14, "{json}");
+    assert_eq!(json["summary"]["pass"], 15, "{json}");
 }
 
 #[test]

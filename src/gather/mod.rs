@@ -105,12 +105,47 @@ pub async fn read_facts(
 
 /// With `SPINE_GATHER_DUMP=DIR`, keep each host's script and raw answer
 /// (for debugging a probe; secret values are hashed on the host already).
+/// Files are root-only (0600, in a 0700 folder when spine creates it), and a
+/// host id that is not a plain name is not dumped: the file stays in DIR.
 fn dump(host: &str, script: &str, out: &str) {
-    if let Some(dir) = std::env::var_os("SPINE_GATHER_DUMP") {
-        let dir = std::path::PathBuf::from(dir);
-        let _ = std::fs::create_dir_all(&dir);
-        let _ = std::fs::write(dir.join(format!("{host}.sh")), script);
-        let _ = std::fs::write(dir.join(format!("{host}.out")), out);
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let Some(dir) = std::env::var_os("SPINE_GATHER_DUMP") else {
+        return;
+    };
+    if !crate::safe::host_id(host) {
+        eprintln!(
+            "spine: SPINE_GATHER_DUMP: host id `{}` is not a plain name: not dumped",
+            crate::safe::shown(host)
+        );
+        return;
+    }
+    let dir = std::path::PathBuf::from(dir);
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir);
+    for (name, text) in [(format!("{host}.sh"), script), (format!("{host}.out"), out)] {
+        let path = dir.join(name);
+        // A symlink planted at the dump's name is not followed.
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            eprintln!(
+                "spine: SPINE_GATHER_DUMP: {} is a symlink: not dumped",
+                path.display()
+            );
+            continue;
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path);
+        if let Ok(mut f) = file {
+            // An existing file keeps its mode on open: make it 0600 first.
+            let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));
+            let _ = f.write_all(text.as_bytes());
+        }
     }
 }
 

@@ -166,12 +166,28 @@ impl Kind for ComposeKind {
                 dir = q(d.get("directory")),
                 project = q(d.get("project")),
             ))),
-            _ => Ok(super::Change::new(format!(
-                "install -d -o {o} {dir}\n{}",
-                super::put_file(d, &d.content),
-                o = q(d.owner.as_deref().unwrap_or("root")),
-                dir = q(d.get("directory"))
-            ))),
+            _ => {
+                // The directory is created (and given to the user) only when it
+                // does not exist: an existing one, perhaps /etc, is never chowned.
+                let dir = d.get("directory");
+                if let Some(why) = crate::safe::path_problem(dir) {
+                    return Err(format!(
+                        "compose directory `{}` {why}: refused",
+                        crate::safe::shown(dir)
+                    ));
+                }
+                if crate::safe::system_dir(dir) {
+                    return Err(format!(
+                        "compose directory `{dir}` is a system directory: refused (spine verify gate V16)"
+                    ));
+                }
+                Ok(super::Change::new(format!(
+                    "[ -d {dir} ] || install -d -o {o} {dir}\n{}",
+                    super::put_file(d, &d.content),
+                    o = q(d.owner.as_deref().unwrap_or("root")),
+                    dir = q(dir)
+                )))
+            }
         }
     }
 }
@@ -183,10 +199,13 @@ fn env_probe(d: &Desired) -> String {
     let declared_case = if declared.is_empty() {
         String::new()
     } else {
-        format!("{}|", declared.join("|"))
+        format!("{}) sp_hash ;;\n", declared.join("|"))
     };
+    // The secret-key rule, generated from the Rust one (crate::secrets).
+    let rule = crate::secrets::shell_rule();
     format!(
-        "f={path}\n\
+        "{rule}sp_hash() {{ printf '%s=sha256:%s\\n' \"$k\" \"$(printf '%s' \"${{l#*=}}\" | sha256sum | cut -d' ' -f1)\"; }}\n\
+         f={path}\n\
          if [ ! -e \"$f\" ]; then sp_kv f.exists 0; exit 0; fi\n\
          sp_kv f.exists 1; sp_kv f.mode \"$(stat -c %a \"$f\")\"; sp_kv f.owner \"$(stat -c %U \"$f\")\"\n\
          [ -r \"$f\" ] || {{ sp_kv f.error \"permission denied reading $f\"; exit 0; }}\n\
@@ -194,8 +213,8 @@ fn env_probe(d: &Desired) -> String {
            k=${{l%%=*}}\n\
            case \"$k\" in\n\
              \\#*|'') printf '%s\\n' \"$l\" ;;\n\
-             {declared_case}*PASSWORD|*PASSWD|*TOKEN|*SECRET|*API_KEY|*APIKEY|*PRIVATE_KEY) printf '%s=sha256:%s\\n' \"$k\" \"$(printf '%s' \"${{l#*=}}\" | sha256sum | cut -d' ' -f1)\" ;;\n\
-             *) printf '%s\\n' \"$l\" ;;\n\
+             {declared_case}\
+             *) if sp_is_secret \"$k\" \"${{l#*=}}\"; then sp_hash; else printf '%s\\n' \"$l\"; fi ;;\n\
            esac\n\
          done < \"$f\" | sp_b64 f.content"
     )
@@ -208,6 +227,16 @@ fn env_vars(text: &str) -> Vec<(String, String)> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect()
+}
+
+/// A plain `.env` value as plans keep it: compared by hash, never as text
+/// (a value not secret by name may still be one).
+fn fingerprint(v: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "(value {})",
+        &hex::encode(Sha256::digest(v.as_bytes()))[..16]
+    )
 }
 
 const MATCHES: &str = "(sensitive)";
@@ -235,10 +264,10 @@ fn observe_env(d: &Desired, s: &Section, secrets: &dyn SecretHashes) -> Observed
                 // unseen, it is not ours to compare.
                 MATCHES.to_string()
             }
-        } else if crate::secrets::is_secret_key(&k) {
+        } else if crate::secrets::is_secret(&k, &v) {
             MATCHES.to_string()
         } else {
-            v
+            fingerprint(&v)
         };
         vars.push(json!([k, shown]));
     }
@@ -253,11 +282,12 @@ fn compare_env(d: &Desired, actual: &Value) -> Verdict {
             if v == secret_placeholder(&k) {
                 (k, MATCHES.to_string())
             } else {
-                (k, v)
+                let f = fingerprint(&v);
+                (k, f)
             }
         })
         .collect();
-    let want_text: String = want.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let want_text = names_only(&want, &have_of(actual), "(desired value)");
     if actual["exists"] != Value::Bool(true) {
         return Verdict::Drift {
             action: Action::Create,
@@ -265,20 +295,8 @@ fn compare_env(d: &Desired, actual: &Value) -> Verdict {
             diff: text_diff(name, "", &want_text),
         };
     }
-    let have: Vec<(String, String)> = actual["vars"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|p| {
-                    (
-                        p[0].as_str().unwrap_or_default().to_string(),
-                        p[1].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let have_text: String = have.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let have = have_of(actual);
+    let have_text = names_only(&have, &want, "(value on host)");
     let (mut hm, wm): (BTreeMap<_, _>, BTreeMap<_, _>) = (
         have.iter().cloned().collect(),
         want.iter().cloned().collect(),
@@ -307,6 +325,35 @@ fn compare_env(d: &Desired, actual: &Value) -> Verdict {
         reason: reasons.join("; "),
         diff: text_diff(name, &have_text, &want_text),
     }
+}
+
+/// The observed `.env` pairs (secret values already masked).
+fn have_of(actual: &Value) -> Vec<(String, String)> {
+    actual["vars"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p[0].as_str().unwrap_or_default().to_string(),
+                        p[1].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One side of a `.env` diff with key names only: no value is ever shown
+/// (a value that is not secret by name may still be one), just whether it
+/// agrees with the other side.
+fn names_only(side: &[(String, String)], other: &[(String, String)], label: &str) -> String {
+    side.iter()
+        .map(|(k, v)| {
+            let same = other.iter().any(|(ok, ov)| ok == k && ov == v);
+            format!("{k}={}\n", if same { "(unchanged)" } else { label })
+        })
+        .collect()
 }
 
 fn compare_containers(d: &Desired, actual: &Value) -> Verdict {

@@ -215,7 +215,7 @@ impl Kind for Cron {
         // A job whose script is missing would fail silently every night: refuse.
         for script in d.get("scripts").lines() {
             s.push_str(&format!(
-                "[ -x {p} ] || {{ echo \"script {script} is missing or not executable: deploy it first\"; exit 3; }}\n",
+                "[ -x {p} ] || {{ echo script {p} is missing or not executable: deploy it first; exit 3; }}\n",
                 p = q(script)
             ));
         }

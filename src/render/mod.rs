@@ -96,6 +96,9 @@ impl Templates {
                 .expect("default syntax"),
         );
         env.add_function("secret", |key: String| secret_placeholder(&key));
+        env.add_filter("yaml", yaml_scalar);
+        env.add_filter("line", one_line);
+        env.add_filter("comment", comment_text);
         for (name, text) in BUILTIN {
             let text = match dir {
                 Some(d) => match std::fs::read_to_string(d.join(name)) {
@@ -130,6 +133,77 @@ impl Templates {
     }
 }
 
+/// Escaping for the formats spine renders, so a registry value stays a value
+/// even if it slipped past verify (gate V16 refuses the same values first).
+///
+/// `yaml`: a YAML scalar that is always one string value. A plain word of
+/// letters, digits and `._/@+:-` (an image, an address, an interface) stays
+/// as it is, so files look as before and as cloud-init writes them; anything
+/// else (white space, a newline, `#`, `{`, a quote, a word YAML would read as
+/// a number, boolean or null) becomes a double-quoted scalar (JSON string
+/// syntax, which YAML reads the same): a newline inside stays `\n`, never
+/// a new key.
+fn yaml_scalar(v: minijinja::Value) -> String {
+    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    if plain_yaml(&text) {
+        text
+    } else {
+        serde_json::to_string(&text).expect("a string serialises")
+    }
+}
+
+fn plain_yaml(s: &str) -> bool {
+    const SPECIAL: &[&str] = &[
+        "true", "false", "yes", "no", "on", "off", "y", "n", "null", "~",
+    ];
+    let first_ok = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '/');
+    first_ok
+        && !s.ends_with(':')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._/@+:-".contains(&b))
+        && !SPECIAL.contains(&s.to_ascii_lowercase().as_str())
+        && s.parse::<f64>().is_err()
+        && !s.starts_with("0x")
+        && !s.starts_with("0o")
+}
+
+/// `line`: a value that must stay on its line (a crontab line, a `.env`
+/// line, a command argument): refused, not rewritten, when it holds a
+/// control character other than a tab.
+fn one_line(v: minijinja::Value) -> Result<String, minijinja::Error> {
+    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    match crate::safe::control_char(&text, true) {
+        None => Ok(text),
+        Some(c) => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!(
+                "the value `{}` holds {}, which would end its line: refused (spine verify gate V16 names it in the registry)",
+                crate::safe::shown(&text),
+                crate::safe::char_name(c)
+            ),
+        )),
+    }
+}
+
+/// `comment`: free text in a comment line (a cron job's description): every
+/// control character becomes a space, so it can never end the line and
+/// whatever follows (a fake `# END spine managed block`) stays in the comment.
+fn comment_text(v: minijinja::Value) -> String {
+    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    text.chars()
+        .map(|c| {
+            if crate::safe::control_char(&c.to_string(), false).is_some() {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 fn template_error(e: &minijinja::Error) -> RenderError {
     let name = e.name().unwrap_or("<unknown>").to_string();
     let line = e.line().unwrap_or(0);
@@ -147,6 +221,8 @@ fn template_error(e: &minijinja::Error) -> RenderError {
     );
     let help = if e.kind() == minijinja::ErrorKind::UndefinedError {
         "the template uses a value the registry does not give: add it to the registry's `desired` section or guard it with `{% if ... %}`".to_string()
+    } else if e.kind() == minijinja::ErrorKind::InvalidOperation {
+        "fix the registry value: `spine verify` names it with file and line".to_string()
     } else {
         "fix the template syntax".to_string()
     };
@@ -232,14 +308,41 @@ pub fn render_host(
 
 /// Write a host's rendered files under `out/<host>/...` for inspection.
 /// Secrets stay placeholders: a rendered file never holds a secret value.
+/// Every file stays inside `out`: a host id or path that would leave it
+/// (`..`, an absolute part, a symlink pointing elsewhere) is refused.
 pub fn write_out(state: &HostState, out: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut seen: BTreeMap<PathBuf, ()> = BTreeMap::new();
     for r in &state.resources {
-        let rel = r.file_name();
-        let path = out.join(&r.on).join(rel.trim_start_matches('/'));
+        let rel = Path::new(&r.on).join(r.file_name().trim_start_matches('/'));
+        let outside = || {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "`{}` would be written outside {}: refused (host ids and paths must be plain names and normalised paths; spine verify gate V16)",
+                    crate::safe::shown(&rel.to_string_lossy()),
+                    out.display()
+                ),
+            )
+        };
+        if !crate::safe::host_id(&r.on)
+            || !rel
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(outside());
+        }
+        let path = out.join(&rel);
         if seen.insert(path.clone(), ()).is_some() {
             continue;
+        }
+        // A symlink already in the folder must not lead the write elsewhere.
+        let mut at = out.to_path_buf();
+        for c in rel.components() {
+            at.push(c);
+            if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(outside());
+            }
         }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
@@ -250,4 +353,37 @@ pub fn write_out(state: &HostState, out: &Path) -> std::io::Result<Vec<PathBuf>>
         written.push(path);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_scalars() {
+        for plain in [
+            "ghcr.io/immich-app/immich-server:v2.4.1",
+            "10.203.1.1",
+            "10.203.1.203/24",
+            "eth0",
+            "52:54:00:12:02:30",
+            "immich_server",
+        ] {
+            assert_eq!(yaml_scalar(plain.into()), plain);
+        }
+        for (v, quoted) in [
+            (
+                "redis:6\n    privileged: true",
+                "\"redis:6\\n    privileged: true\"",
+            ),
+            ("a b", "\"a b\""),
+            ("true", "\"true\""),
+            ("1.5", "\"1.5\""),
+            ("x:", "\"x:\""),
+            ("#x", "\"#x\""),
+            ("", "\"\""),
+        ] {
+            assert_eq!(yaml_scalar(v.into()), quoted, "{v}");
+        }
+    }
 }

@@ -161,23 +161,145 @@ impl SecretHashes for ProviderHashes<'_> {
     }
 }
 
-/// Key words that make a key secret (REFERENCE.md: PASSWORD, TOKEN, API_KEY, SECRET).
-const WORDS: [&str; 7] = [
-    "PASSWORD",
-    "PASSWD",
-    "TOKEN",
-    "API_KEY",
-    "APIKEY",
+/// The one secret-key rule, shared by verify (V13), the plan's `.env`
+/// comparison and the host-side gather script ([`shell_rule`] renders it).
+///
+/// A key is split into words at `_` after upper-casing it and turning `-` and
+/// `.` into `_`. It is secret when a word is one of [`SECRET_WORDS`], or ends
+/// in one of [`SECRET_SUFFIXES`] (`DBPASSWORD`, `TS_AUTHKEY`), unless its last
+/// word is one of [`PLAIN_LAST_WORDS`]: `POSTGRES_PASSWORD_FILE` names a file
+/// that holds the secret, not the secret. A value is secret when it is a URL
+/// carrying a password (`scheme://user:pass@host`), whatever its key.
+pub const SECRET_WORDS: &[&str] = &[
     "SECRET",
-    "PRIVATE_KEY",
+    "PASS",
+    "PASSWD",
+    "PASSWORD",
+    "PASSPHRASE",
+    "TOKEN",
+    "KEY",
+    "APIKEY",
+    "AUTHKEY",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "CREDS",
+    "DSN",
 ];
 
-/// Whether a key names a secret (`DB_PASSWORD`, `client_secret`; not `secrets_project`).
+/// Words that make a key secret also at the end of a longer word (`DBPASSWORD`).
+pub const SECRET_SUFFIXES: &[&str] = &[
+    "SECRET",
+    "PASSWD",
+    "PASSWORD",
+    "PASSPHRASE",
+    "TOKEN",
+    "APIKEY",
+    "AUTHKEY",
+    "CREDENTIAL",
+    "CREDENTIALS",
+];
+
+/// A key whose last word is one of these names where a secret is, not the secret.
+pub const PLAIN_LAST_WORDS: &[&str] = &["FILE", "PATH", "DIR"];
+
+/// Whether a key names a secret (`DB_PASSWORD`, `client_secret`, `SMTP_PASS`,
+/// `JWT_SIGNING_KEY`, `SENTRY_DSN`; not `secrets_project`, `TOKENIZER`,
+/// `PASSWORD_FILE`). Case-insensitive.
 pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_uppercase().replace('-', "_");
-    WORDS
+    let k: String = key
+        .chars()
+        .map(|c| match c {
+            '-' | '.' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect();
+    let words: Vec<&str> = k.split('_').collect();
+    if words.last().is_some_and(|w| PLAIN_LAST_WORDS.contains(w)) {
+        return false;
+    }
+    words
         .iter()
-        .any(|w| k == *w || k.ends_with(&format!("_{w}")))
+        .any(|w| SECRET_WORDS.contains(w) || SECRET_SUFFIXES.iter().any(|s| w.ends_with(s)))
+}
+
+/// Whether a value is secret by itself: a URL with a password
+/// (`postgres://app:hunter2@db/app`). The user part is what lies between the
+/// first `://` and the first `@`; it holds a `:` and no `/`.
+pub fn is_secret_value(value: &str) -> bool {
+    let Some((_, rest)) = value.split_once("://") else {
+        return false;
+    };
+    let Some((user, _)) = rest.split_once('@') else {
+        return false;
+    };
+    user.contains(':') && !user.contains('/')
+}
+
+/// Whether a `KEY=value` pair must be treated as secret.
+pub fn is_secret(key: &str, value: &str) -> bool {
+    is_secret_key(key) || is_secret_value(value)
+}
+
+/// The same rule as [`is_secret`], generated from the same lists, as a POSIX
+/// sh function for scripts that run on hosts: `sp_is_secret KEY VALUE`
+/// succeeds when the pair is secret. The host hashes such values before they
+/// leave it. (Rendered into the gather script; `tests` check that both sides
+/// agree on a table of keys and values.)
+pub fn shell_rule() -> String {
+    let words: Vec<String> = SECRET_WORDS.iter().map(|w| format!("*_{w}_*")).collect();
+    let suffixes: Vec<String> = SECRET_SUFFIXES.iter().map(|w| format!("*{w}_*")).collect();
+    let plain: Vec<String> = PLAIN_LAST_WORDS.iter().map(|w| format!("*_{w}_")).collect();
+    format!(
+        "sp_is_secret() {{\n\
+         \x20 sp_k=_$(printf '%s' \"$1\" | tr 'abcdefghijklmnopqrstuvwxyz.-' 'ABCDEFGHIJKLMNOPQRSTUVWXYZ__')_\n\
+         \x20 case \"$sp_k\" in\n\
+         \x20   {plain}) ;;\n\
+         \x20   {words}|{suffixes}) return 0 ;;\n\
+         \x20 esac\n\
+         \x20 case \"$2\" in\n\
+         \x20   *://*@*) sp_u=${{2#*://}}; sp_u=${{sp_u%%@*}}\n\
+         \x20     case \"$sp_u\" in */*) ;; *:*) return 0 ;; esac ;;\n\
+         \x20 esac\n\
+         \x20 return 1\n\
+         }}\n",
+        plain = plain.join("|"),
+        words = words.join("|"),
+        suffixes = suffixes.join("|"),
+    )
+}
+
+/// The placeholder prefix standing for a secret in rendered files; a registry
+/// value holding it would make apply write a secret where it does not belong.
+pub const PLACEHOLDER_PREFIX: &str = "<<spine-secret:";
+
+/// Whether an Infisical (or other secrets server) URL is acceptable: https,
+/// or plain http only to a loopback address (a local test or a tunnel).
+pub fn https_or_loopback(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!(
+            "the secrets server URL `{url}` must start with https://"
+        ));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "the secrets server URL `{url}` uses plain http to `{host}`: credentials and secret values would cross the network in clear; use https:// (plain http is accepted only for a loopback address such as http://127.0.0.1:PORT)"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +314,144 @@ mod tests {
         let parsed: Secret = serde_json::from_str("\"hunter2\"").unwrap();
         assert_eq!(format!("{parsed:?}"), "(sensitive)");
         assert_eq!(parsed.expose(), "hunter2");
+    }
+
+    #[test]
+    fn secret_keys() {
+        for k in [
+            "DB_PASSWORD",
+            "password",
+            "db_password",
+            "IMMICH_API_KEY",
+            "client_secret",
+            "TS_AUTH_TOKEN",
+            "ssh-private-key",
+            "SECRET_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "SMTP_PASS",
+            "JWT_SIGNING_KEY",
+            "PGPASSWORD",
+            "dbPassword",
+            "SENTRY_DSN",
+            "GOOGLE_CREDENTIALS",
+            "TS_AUTHKEY",
+            "smtp.passwd",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in [
+            "secrets_project",
+            "DB_USERNAME",
+            "TOKENIZER",
+            "PASSWORD_FILE",
+            "POSTGRES_PASSWORD_FILE",
+            "KEYBOARD",
+            "PASSENGER",
+            "BYPASS_CACHE",
+            "DATABASE_URL",
+            "UPLOAD_LOCATION",
+        ] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn secret_values() {
+        for v in [
+            "postgres://app:hunter2@db:5432/app",
+            "redis://:pw@redis:6379",
+            "https://u:p@h/x@y",
+        ] {
+            assert!(is_secret_value(v), "{v}");
+            assert!(is_secret("DATABASE_URL", v), "{v}");
+        }
+        for v in [
+            "postgres://app@db/app",
+            "https://h:443/a@b",
+            "plain text: x@y",
+            "/mnt/immich",
+            "",
+        ] {
+            assert!(!is_secret_value(v), "{v}");
+        }
+    }
+
+    /// The host-side rule is generated from the same lists and agrees with
+    /// the Rust rule, checked by running it under the system `sh`.
+    #[test]
+    fn shell_rule_agrees() {
+        let cases = [
+            ("DB_PASSWORD", "x"),
+            ("db_password", "x"),
+            ("PGPASSWORD", "x"),
+            ("SMTP_PASS", "x"),
+            ("SECRET_KEY", "x"),
+            ("JWT_SIGNING_KEY", "x"),
+            ("SENTRY_DSN", "x"),
+            ("ssh-private-key", "x"),
+            ("smtp.passwd", "x"),
+            ("POSTGRES_PASSWORD_FILE", "/run/secrets/x"),
+            ("TOKENIZER", "x"),
+            ("secrets_project", "x"),
+            ("KEYBOARD", "x"),
+            ("DB_USERNAME", "postgres"),
+            ("A__KEY", "x"),
+            ("PASSWORD_FILE_", "x"),
+            ("DATABASE_URL", "postgres://app:hunter2@db/app"),
+            ("DATABASE_URL", "postgres://app@db/app"),
+            ("LINK", "https://h:443/a@b"),
+            ("LINK", "https://u:p@h/x@y"),
+        ];
+        let mut script = shell_rule();
+        for (k, v) in &cases {
+            script.push_str(&format!(
+                "if sp_is_secret '{k}' '{v}'; then echo yes; else echo no; fi\n"
+            ));
+        }
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("run sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let want: Vec<String> = cases
+            .iter()
+            .map(|(k, v)| if is_secret(k, v) { "yes" } else { "no" }.to_string())
+            .collect();
+        assert_eq!(got, want, "{cases:?}");
+        assert!(want.contains(&"yes".to_string()) && want.contains(&"no".to_string()));
+    }
+
+    #[test]
+    fn https_unless_loopback() {
+        for ok in [
+            "https://app.infisical.com",
+            "http://127.0.0.1:8080",
+            "http://localhost:80/",
+            "http://[::1]:9/",
+            "http://127.0.0.5",
+        ] {
+            assert!(https_or_loopback(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://infisical.example",
+            "http://10.0.0.5:8080",
+            "http://127.0.0.1.evil.example",
+            "http://localhost@evil.example/",
+            "ftp://x",
+        ] {
+            let e = https_or_loopback(bad).unwrap_err();
+            assert!(e.contains("https://"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -46,11 +46,8 @@ impl Config {
         })?;
         let url = url.trim().trim_end_matches('/');
         let url = url.strip_suffix("/api").unwrap_or(url).to_string();
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(format!(
-                "the Infisical site URL `{url}` must start with https:// (or http:// for a local server)"
-            ));
-        }
+        crate::secrets::https_or_loopback(&url)
+            .map_err(|e| format!("Infisical: {e} (--infisical-url or {ENV_URL})"))?;
         let client_id = var(ENV_CLIENT_ID).ok_or_else(|| {
             format!("{ENV_CLIENT_ID} is not set: the Infisical provider logs in as a machine identity (universal auth client id)")
         })?;

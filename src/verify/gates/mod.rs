@@ -8,6 +8,7 @@ mod immich;
 mod references;
 pub mod secrets;
 mod uniqueness;
+mod values;
 
 use super::{Ctx, Gate};
 use crate::diag::{FileKind, Place, pointer};
@@ -25,6 +26,7 @@ pub const ALL: &[Gate] = &[
     facts::AGREE,
     secrets::REFERENCES_ONLY,
     immich::V2,
+    values::NO_SMUGGLING,
 ];
 
 // Places in the three files, by the registry's own keys.

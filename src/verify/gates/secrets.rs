@@ -12,7 +12,7 @@ use crate::verify::{Ctx, Gate};
 pub const REFERENCES_ONLY: Gate = Gate {
     id: "V13",
     name: "secrets are references, not values",
-    help: "Keys that name a secret (…PASSWORD, …TOKEN, …API_KEY, …SECRET, …PRIVATE_KEY) hold a reference (`secrets:` entry with project and key), never a literal value, anywhere in the registry.",
+    help: "Keys that name a secret (a word SECRET, PASS, PASSWD, PASSWORD, TOKEN, KEY, CREDENTIAL, DSN..., any case) and URLs with a password (`scheme://user:pass@host`) are references (`secrets:` entry with project and key), never literal values; no `env` value holds a `<<spine-secret:…>>` placeholder.",
     subject: "entries that could hold a secret",
     run: references_only,
 };
@@ -34,7 +34,13 @@ fn references_only(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
         };
         for (key, v) in &c.env {
             *n += 1;
-            if is_secret_key(key) && literal(v) {
+            let text = v.as_str().unwrap_or_default();
+            if text.contains(crate::secrets::PLACEHOLDER_PREFIX) {
+                out.push(redacted(
+                    Finding::error("V13", stack(i, &["desired", "compose", "env", key]), format!("`{key}` in `env` holds a secret placeholder (`<<spine-secret:…>>`): apply would write a secret's value into it"))
+                        .help(format!("secret values come only from `compose.secrets`: declare `{key}` there as `{{project: <infisical project>, key: <secret name>}}`, or give `env` a plain value")),
+                ));
+            } else if (is_secret_key(key) && literal(v)) || crate::secrets::is_secret_value(text) {
                 out.push(redacted(
                     Finding::error("V13", stack(i, &["desired", "compose", "env", key]), format!("`{key}` holds a literal secret value in `env`"))
                         .help(format!("move it to `compose.secrets` as `{key}: {{project: <infisical project>, key: {key}}}` and store the value in Infisical")),
@@ -46,7 +52,8 @@ fn references_only(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
     for (id, s) in &ctx.services.services {
         *n += 1;
         for (key, v) in &s.other {
-            if is_secret_key(key) && literal(v) {
+            let by_value = v.as_str().is_some_and(crate::secrets::is_secret_value);
+            if (is_secret_key(key) && literal(v)) || by_value {
                 out.push(redacted(
                     Finding::error("V13", Place::value(FileKind::Services, pointer(["services", id, key])), format!(
                         "service `{id}` holds a literal value for the secret `{key}`"
@@ -62,31 +69,4 @@ fn references_only(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
 /// Mark a finding so its source line (which holds the secret) is not shown.
 fn redacted(f: Finding) -> Finding {
     f.label(crate::diag::REDACTED_LABEL)
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::secrets::is_secret_key;
-
-    #[test]
-    fn secret_keys() {
-        for k in [
-            "DB_PASSWORD",
-            "password",
-            "IMMICH_API_KEY",
-            "client_secret",
-            "TS_AUTH_TOKEN",
-            "ssh-private-key",
-        ] {
-            assert!(is_secret_key(k), "{k}");
-        }
-        for k in [
-            "secrets_project",
-            "DB_USERNAME",
-            "TOKENIZER",
-            "PASSWORD_FILE",
-        ] {
-            assert!(!is_secret_key(k), "{k}");
-        }
-    }
 }
