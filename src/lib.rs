@@ -16,4 +16,5 @@ pub mod plan;
 pub mod receipt;
 pub mod render;
 pub mod secrets;
+pub mod shell;
 pub mod verify;

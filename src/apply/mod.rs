@@ -328,11 +328,11 @@ pub async fn apply_host(
             }
             continue;
         }
-        let body = format!(
-            "export SPINE_WAIT_TIMEOUT={}\n{}",
-            opts.wait_timeout, change.script
-        );
-        match remote::run_root(&session, &user, Some(&opts.run_id), &body).await {
+        let run = remote::RootRun {
+            run_id: Some(&opts.run_id),
+            wait_timeout: Some(opts.wait_timeout),
+        };
+        match remote::run_root(&session, &user, run, &change.script).await {
             Ok((output, 0)) => {
                 let mut a = action(
                     &kind_name,

@@ -88,11 +88,12 @@ pub async fn read_facts(
 ) -> Result<Report, String> {
     let b = boundary();
     let refs: Vec<&Desired> = resources.iter().collect();
-    let script = script::build(&refs, &b);
-    let (out, _) = ssh::run_script(session, &script)
+    let script = script::build(&refs, &b)?;
+    let script = script.as_str();
+    let (out, _) = ssh::run_script(session, script)
         .await
         .map_err(|e| format!("running the gather script failed: {e}"))?;
-    dump(host, &script, &out);
+    dump(host, script, &out);
     let report = script::parse(&out, &b);
     if report.user.is_empty() {
         return Err(

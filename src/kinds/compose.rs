@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{Action, Desired, Kind, Observed, SecretHashes, Verdict, text_diff};
-use crate::gather::script::{Section, q};
+use crate::gather::script::Section;
 use crate::render::{RenderCx, RenderError, secret_placeholder};
+use crate::shell::{self, Script, ScriptError};
 
 pub struct ComposeKind;
 
@@ -97,16 +98,20 @@ impl Kind for ComposeKind {
         Ok(out)
     }
 
-    fn probe(&self, d: &Desired) -> String {
+    fn probe(&self, d: &Desired) -> Result<Script, ScriptError> {
         match d.get("part") {
-            "env" => env_probe(d),
-            "containers" => format!(
-                "sp_missing docker || exit 0\n\
-                 ids=$(docker ps -aq --filter label=com.docker.compose.project={} 2>&1) || {{ sp_kv unknown \"docker: $ids\"; exit 0; }}\n\
-                 [ -z \"$ids\" ] || docker inspect --format '{{{{index .Config.Labels \"com.docker.compose.service\"}}}} {{{{.Config.Image}}}} {{{{.State.Status}}}} {{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{else}}}}none{{{{end}}}}' $ids | sp_b64 ps",
-                q(d.get("project"))
+            "env" => shell::render(
+                "kinds/compose/env-probe.sh",
+                minijinja::context! {
+                    path => d.path.as_deref().unwrap_or_default(),
+                    secrets => d.secrets.clone(),
+                },
             ),
-            _ => format!("sp_file f {}", q(d.path.as_deref().unwrap_or_default())),
+            "containers" => shell::render(
+                "kinds/compose/containers-probe.sh",
+                minijinja::context! { project => d.get("project") },
+            ),
+            _ => super::probe_file(d),
         }
     }
 
@@ -158,47 +163,25 @@ impl Kind for ComposeKind {
                     let value = secrets.fetch(reference)?;
                     content = content.replace(&secret_placeholder(key), value.expose());
                 }
-                Ok(super::Change::new(super::put_file(d, &content)))
+                Ok(super::Change::new(super::put_file(d, &content)?))
             }
-            "containers" => Ok(super::Change::new(format!(
-                "cd {dir} || exit 1\n\
-                 docker compose -p {project} up -d --remove-orphans --wait --wait-timeout \"${{SPINE_WAIT_TIMEOUT:-120}}\" 2>&1\n",
-                dir = q(d.get("directory")),
-                project = q(d.get("project")),
-            ))),
-            _ => Ok(super::Change::new(format!(
-                "install -d -o {o} {dir}\n{}",
-                super::put_file(d, &d.content),
-                o = q(d.owner.as_deref().unwrap_or("root")),
-                dir = q(d.get("directory"))
-            ))),
+            "containers" => Ok(super::Change::new(shell::render(
+                "kinds/compose/up.sh",
+                minijinja::context! {
+                    directory => d.get("directory"),
+                    project => d.get("project"),
+                },
+            )?)),
+            _ => {
+                let ctx = super::file_context(d, &d.content);
+                let ctx = minijinja::context! { directory => d.get("directory"), ..ctx };
+                Ok(super::Change::new(shell::render(
+                    "kinds/compose/file-apply.sh",
+                    ctx,
+                )?))
+            }
         }
     }
-}
-
-/// Read .env; values of secret keys are replaced on the host by their SHA-256.
-fn env_probe(d: &Desired) -> String {
-    let path = q(d.path.as_deref().unwrap_or_default());
-    let declared: Vec<String> = d.secrets.iter().map(|k| q(k)).collect();
-    let declared_case = if declared.is_empty() {
-        String::new()
-    } else {
-        format!("{}|", declared.join("|"))
-    };
-    format!(
-        "f={path}\n\
-         if [ ! -e \"$f\" ]; then sp_kv f.exists 0; exit 0; fi\n\
-         sp_kv f.exists 1; sp_kv f.mode \"$(stat -c %a \"$f\")\"; sp_kv f.owner \"$(stat -c %U \"$f\")\"\n\
-         [ -r \"$f\" ] || {{ sp_kv f.error \"permission denied reading $f\"; exit 0; }}\n\
-         while IFS= read -r l || [ -n \"$l\" ]; do\n\
-           k=${{l%%=*}}\n\
-           case \"$k\" in\n\
-             \\#*|'') printf '%s\\n' \"$l\" ;;\n\
-             {declared_case}*PASSWORD|*PASSWD|*TOKEN|*SECRET|*API_KEY|*APIKEY|*PRIVATE_KEY) printf '%s=sha256:%s\\n' \"$k\" \"$(printf '%s' \"${{l#*=}}\" | sha256sum | cut -d' ' -f1)\" ;;\n\
-             *) printf '%s\\n' \"$l\" ;;\n\
-           esac\n\
-         done < \"$f\" | sp_b64 f.content"
-    )
 }
 
 fn env_vars(text: &str) -> Vec<(String, String)> {
