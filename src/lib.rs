@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cmd;
 pub mod diag;
 pub mod doctor;
+pub mod engine;
 pub mod gather;
 pub mod health;
 pub mod kinds;

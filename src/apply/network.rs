@@ -8,10 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use openssh::Session;
-
 use super::remote::{RootRun, STATE, run_root};
-use crate::gather::ssh::{self, Route, SshOptions};
+use crate::gather::ssh::{Route, SshOptions};
+use crate::gather::transport::{Conn, Connect};
 use crate::kinds::Desired;
 use crate::shell::{self, Script, ScriptError};
 
@@ -59,8 +58,9 @@ pub fn arm_and_apply(
 
 /// Run the network change on `session` (consumed: the change may cut it).
 #[allow(clippy::too_many_arguments)]
-pub async fn apply(
-    session: Session,
+pub async fn apply<K: Connect>(
+    k: &K,
+    session: K::Conn,
     user: &str,
     run_id: &str,
     change: &Script,
@@ -88,7 +88,7 @@ pub async fn apply(
         }
         Err(e) => return Outcome::Lost(format!("the change may or may not have been armed: {e}")),
     }
-    let _ = session.close().await;
+    session.close().await;
 
     // Confirm over fresh connections until shortly before the host's timer.
     let deadline = started + Duration::from_secs(secs.saturating_sub(5));
@@ -103,9 +103,9 @@ pub async fn apply(
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     while Instant::now() < deadline {
-        if let Ok((s, route)) = ssh::connect(std::slice::from_ref(&confirm), &fresh).await {
+        if let Ok((s, route)) = k.connect(std::slice::from_ref(&confirm), &fresh).await {
             let ok = matches!(run_root(&s, user, RootRun::default(), &disarm).await, Ok((out, 0)) if out.contains("SPINE-DISARMED"));
-            let _ = s.close().await;
+            s.close().await;
             if ok {
                 return Outcome::Confirmed(route);
             }
@@ -117,10 +117,10 @@ pub async fn apply(
     let wait_until = started + Duration::from_secs(secs + 15);
     while Instant::now() < wait_until + Duration::from_secs(30) {
         if Instant::now() >= wait_until
-            && let Ok((s, route)) = ssh::connect(old, &fresh).await
+            && let Ok((s, route)) = k.connect(old, &fresh).await
         {
             let seen = run_root(&s, user, RootRun::default(), &done).await;
-            let _ = s.close().await;
+            s.close().await;
             return match seen {
                 Ok((out, _)) if !out.trim().is_empty() => Outcome::RolledBack(format!(
                     "no fresh connection to {} within {secs}s; the host restored the old network by itself and answers on {}",

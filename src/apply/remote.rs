@@ -1,10 +1,9 @@
 //! What apply runs on a host: root scripts (through `sudo -n` when spine logs
 //! in as another user), the per-run backup folder, and the host lock.
 
-use openssh::Session;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
+use crate::gather::transport::Conn;
 use crate::shell::{self, Script, ScriptError};
 
 /// spine's own folder on every host.
@@ -38,50 +37,22 @@ pub fn root_script(run: RootRun, body: &Script) -> Result<Script, ScriptError> {
 
 /// Run `body` as root on the host, inside `scripts/apply/root.sh`.
 /// Returns the script's combined output and exit status.
-pub async fn run_root(
-    session: &Session,
+pub async fn run_root<C: Conn>(
+    conn: &C,
     login_user: &str,
     run: RootRun<'_>,
     body: &Script,
 ) -> Result<(String, i32), String> {
     let script = root_script(run, body)?;
-    let mut cmd = if login_user == "root" {
-        let mut c = session.command("sh");
-        c.arg("-s");
-        c
-    } else {
-        let mut c = session.command("sudo");
-        c.args(["-n", "sh", "-s"]);
-        c
-    };
-    let mut child = cmd
-        .stdin(openssh::Stdio::piped())
-        .stdout(openssh::Stdio::piped())
-        .stderr(openssh::Stdio::piped())
-        .spawn()
-        .await
-        .map_err(|e| crate::gather::ssh::error_text(&e))?;
-    if let Some(mut stdin) = child.stdin().take() {
-        stdin
-            .write_all(script.as_str().as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        stdin.shutdown().await.map_err(|e| e.to_string())?;
-    }
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|e| crate::gather::ssh::error_text(&e))?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let code = out.status.code().unwrap_or(-1);
-    if code == 1 && text.contains("sudo:") && text.contains("password") {
+    let ran = conn.run(script.as_str(), login_user != "root").await?;
+    let text = format!("{}{}", ran.stdout, ran.stderr);
+    if ran.code == 1 && text.contains("sudo:") && text.contains("password") {
         return Err(format!(
             "apply needs root: {login_user} has no passwordless sudo on this host ({})",
             text.trim()
         ));
     }
-    Ok((text, code))
+    Ok((text, ran.code))
 }
 
 /// Who holds a host, written into the lock.
@@ -124,10 +95,10 @@ pub fn read_lock_script() -> Result<Script, ScriptError> {
 }
 
 /// Take the host lock (an atomic `mkdir`).
-pub async fn lock(session: &Session, user: &str, info: &LockInfo) -> Result<Lock, String> {
+pub async fn lock<C: Conn>(conn: &C, user: &str, info: &LockInfo) -> Result<Lock, String> {
     let json = serde_json::to_string(info).map_err(|e| e.to_string())?;
     let body = lock_script(&json)?;
-    let (out, code) = run_root(session, user, RootRun::default(), &body).await?;
+    let (out, code) = run_root(conn, user, RootRun::default(), &body).await?;
     if code != 0 {
         return Err(format!("could not take the lock: {}", out.trim()));
     }
@@ -141,16 +112,16 @@ pub async fn lock(session: &Session, user: &str, info: &LockInfo) -> Result<Lock
 }
 
 /// Release the lock if it is still ours.
-pub async fn unlock(session: &Session, user: &str, lock_id: &str) -> Result<bool, String> {
+pub async fn unlock<C: Conn>(conn: &C, user: &str, lock_id: &str) -> Result<bool, String> {
     let body = unlock_script(lock_id)?;
-    let (out, _) = run_root(session, user, RootRun::default(), &body).await?;
+    let (out, _) = run_root(conn, user, RootRun::default(), &body).await?;
     Ok(out.contains("SPINE-UNLOCKED"))
 }
 
 /// Read the current lock, if any.
-pub async fn read_lock(session: &Session, user: &str) -> Result<Option<LockInfo>, String> {
+pub async fn read_lock<C: Conn>(conn: &C, user: &str) -> Result<Option<LockInfo>, String> {
     let body = read_lock_script()?;
-    let (out, _) = run_root(session, user, RootRun::default(), &body).await?;
+    let (out, _) = run_root(conn, user, RootRun::default(), &body).await?;
     Ok(out
         .lines()
         .find_map(|l| serde_json::from_str::<LockInfo>(l).ok()))

@@ -4,12 +4,10 @@
 //! classified with a hint.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use openssh::{KnownHosts, Session, SessionBuilder};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use crate::model::{ServiceRegistry, Via};
 
@@ -239,32 +237,6 @@ pub fn error_text(e: &openssh::Error) -> String {
         src = c.source();
     }
     s.replace('\n', " ").trim().to_string()
-}
-
-/// Run a script on the host (sent on stdin to `sh -s`); its stdout.
-pub async fn run_script(session: &Session, script: &str) -> Result<(String, i32), String> {
-    let mut child = session
-        .command("sh")
-        .arg("-s")
-        .stdin(openssh::Stdio::piped())
-        .stdout(openssh::Stdio::piped())
-        .stderr(openssh::Stdio::piped())
-        .spawn()
-        .await
-        .map_err(|e| error_text(&e))?;
-    if let Some(mut stdin) = child.stdin().take() {
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        stdin.shutdown().await.map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().await.map_err(|e| error_text(&e))?;
-    let _ = Stdio::null();
-    Ok((
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        out.status.code().unwrap_or(-1),
-    ))
 }
 
 #[cfg(test)]
