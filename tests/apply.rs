@@ -111,3 +111,47 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
         );
     }
 }
+
+/// A host the plan could not reach is never "apply OK": apply exits 1, says
+/// "not converged" and names the host; the receipt agrees (issue 14, point 1).
+#[test]
+fn an_unreachable_host_leaves_apply_not_converged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = support::scenario::converged_host(
+        tmp.path(),
+        "10.203.101",
+        "52:54:00:65:02:03",
+        "/home/ronny/immich",
+        "",
+    );
+    // Only this host's sshd: the ones in its network namespace.
+    one.immich
+        .ok("pkill -KILL --ns $$ --nslist net -x sshd || true");
+    let receipts = tmp.path().join("receipts");
+    let o = one.spine(&[
+        "apply",
+        "--yes",
+        "--connect-timeout",
+        "3",
+        "--receipts",
+        receipts.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(!t.contains("apply OK"), "{t}");
+    assert!(
+        t.contains("not converged") && t.contains("immich: unreachable"),
+        "{t}"
+    );
+    let receipt = std::fs::read_dir(&receipts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("a receipt");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(receipt).unwrap()).unwrap();
+    assert_eq!(r["status"], "incomplete", "{r}");
+    assert_eq!(r["exit_code"], 1, "{r}");
+    assert_eq!(r["apply"]["unreachable"], 1, "{r}");
+    assert_eq!(r["apply"]["changed"], 0, "{r}");
+}

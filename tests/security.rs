@@ -121,8 +121,11 @@ fn compose_directory_is_never_a_system_directory_nor_chowned_when_it_exists() {
     let state = render_case("base").unwrap();
     let file = resource(&state, "compose:/home/ronny/immich/docker-compose.yml");
     let script = compose.apply(file, &Value::Null, &provider).unwrap().script;
+    let script = script.as_str();
     assert!(
-        script.starts_with("[ -d /home/ronny/immich ] || install -d -o ronny /home/ronny/immich\n"),
+        script.contains(
+            "\n[ -d '/home/ronny/immich' ] || install -d -o 'ronny' -- '/home/ronny/immich'\n"
+        ),
         "an existing directory is left as it is:\n{script}"
     );
 }

@@ -5,6 +5,7 @@
 
 pub mod network;
 pub mod remote;
+pub mod report;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::gather::ssh::{self, Route, SshOptions};
+use crate::gather::ssh::{Route, SshOptions};
+use crate::gather::transport::{Conn, Connect};
 use crate::gather::{HostFacts, read_facts};
 use crate::kinds::{self, Verdict};
 use crate::model::Via;
@@ -63,8 +65,43 @@ pub struct HostOutcome {
 }
 
 impl HostOutcome {
+    /// A host nothing has happened on yet.
+    pub fn new(host: &str) -> HostOutcome {
+        HostOutcome {
+            host: host.to_string(),
+            route: None,
+            facts_before: None,
+            facts_after: None,
+            actions: Vec::new(),
+            error: None,
+            rolled_back: false,
+            interrupted: false,
+        }
+    }
+
+    /// A host whose apply could not even start (or whose task was lost).
+    pub fn failed_host(host: &str, why: impl Into<String>) -> HostOutcome {
+        HostOutcome {
+            error: Some(why.into()),
+            ..HostOutcome::new(host)
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.error.is_none() && !self.rolled_back && !self.interrupted
+    }
+
+    /// One word for the host's line in the output.
+    pub fn state(&self) -> &'static str {
+        if self.rolled_back {
+            "ROLLED BACK"
+        } else if self.interrupted {
+            "INTERRUPTED"
+        } else if self.error.is_some() {
+            "FAILED"
+        } else {
+            "OK"
+        }
     }
 
     /// Record a failed action and make it the host's error.
@@ -93,52 +130,96 @@ fn action(
     }
 }
 
-/// Apply one host's part of a plan.
-pub async fn apply_host(
-    planned: HostPlan,
-    routes: Vec<Route>,
-    user: String,
-    opts: Options,
-    ssh_opts: SshOptions,
-    provider: Arc<dyn Provider>,
-    interrupted: Arc<AtomicBool>,
-) -> HostOutcome {
-    let mut out = HostOutcome {
-        host: planned.host.clone(),
-        route: None,
-        facts_before: None,
-        facts_after: None,
-        actions: Vec::new(),
-        error: None,
-        rolled_back: false,
-        interrupted: false,
+/// What every step of one host's apply needs.
+pub struct HostJob<K: Connect> {
+    pub connector: K,
+    pub planned: HostPlan,
+    /// The host's access paths from the registry.
+    pub routes: Vec<Route>,
+    /// The login user (root scripts go through `sudo -n` for anyone else).
+    pub user: String,
+    pub opts: Options,
+    pub ssh: SshOptions,
+    pub provider: Arc<dyn Provider>,
+    pub interrupted: Arc<AtomicBool>,
+}
+
+/// An open connection, the path it took, and the lock held through it.
+struct Held<C> {
+    conn: C,
+    route: Route,
+    lock_id: String,
+}
+
+/// Apply one host's part of a plan, in steps: connect, lock, re-check
+/// (refuse a stale plan), act (each drifted resource), converge (re-read),
+/// release the lock.
+pub async fn apply_host<K: Connect>(job: HostJob<K>) -> HostOutcome {
+    let host = job.planned.host.clone();
+    let Some(planned_fp) = job.planned.fingerprint.clone() else {
+        return HostOutcome::failed_host(
+            &host,
+            "the plan could not read this host; make a new plan when it is reachable",
+        );
     };
-    let Some(planned_fp) = planned.fingerprint.clone() else {
-        out.error =
-            Some("the plan could not read this host; make a new plan when it is reachable".into());
-        return out;
-    };
-    // The path that worked at plan time first, then the others.
-    let mut order: Vec<Route> = planned.route.iter().cloned().collect();
-    order.extend(
-        routes
-            .into_iter()
-            .filter(|r| Some(r) != planned.route.as_ref()),
-    );
-    let (mut session, route) = match ssh::connect(&order, &ssh_opts).await {
+    let mut out = HostOutcome::new(&host);
+    let (conn, route) = match connect(&job).await {
         Ok(x) => x,
-        Err(f) => {
-            let why: Vec<String> = f
-                .iter()
-                .map(|f| format!("{}: {:?}: {}", f.route, f.kind, f.detail))
-                .collect();
-            out.error = Some(format!("unreachable: {}", why.join("; ")));
+        Err(e) => return HostOutcome::failed_host(&host, e),
+    };
+    out.route = Some(route.clone());
+    let lock_id = match lock(&job, &conn).await {
+        Ok(id) => id,
+        Err(e) => {
+            out.error = Some(e);
+            conn.close().await;
             return out;
         }
     };
-    out.route = Some(route.clone());
+    let held = Held {
+        conn,
+        route,
+        lock_id,
+    };
+    let fresh = match recheck(&job, &held, &planned_fp).await {
+        Ok(fresh) => fresh,
+        Err((e, facts)) => {
+            out.facts_before = facts;
+            out.error = Some(e);
+            release(&job, held, &mut out).await;
+            return out;
+        }
+    };
+    out.facts_before = fresh.fingerprint.clone();
+    let Some((held, applied)) = act(&job, held, &fresh, &mut out).await else {
+        return out;
+    };
+    out.interrupted = job.interrupted.load(Ordering::SeqCst);
+    if !applied.is_empty() {
+        converge(&job, &held, &applied, &mut out).await;
+    }
+    release(&job, held, &mut out).await;
+    out
+}
 
-    let lock_id = format!("{}-{}", opts.run_id, planned.host);
+/// Step connect: the path that worked at plan time first, then the others.
+async fn connect<K: Connect>(job: &HostJob<K>) -> Result<(K::Conn, Route), String> {
+    let planned = job.planned.route.as_ref();
+    let mut order: Vec<Route> = planned.into_iter().cloned().collect();
+    order.extend(job.routes.iter().filter(|r| Some(*r) != planned).cloned());
+    job.connector.connect(&order, &job.ssh).await.map_err(|f| {
+        let why: Vec<String> = f
+            .iter()
+            .map(|f| format!("{}: {:?}: {}", f.route, f.kind, f.detail))
+            .collect();
+        format!("unreachable: {}", why.join("; "))
+    })
+}
+
+/// Step lock: take the host lock; its id, or who holds it.
+async fn lock<K: Connect>(job: &HostJob<K>, conn: &K::Conn) -> Result<String, String> {
+    let opts = &job.opts;
+    let lock_id = format!("{}-{}", opts.run_id, job.planned.host);
     let now = jiff::Timestamp::now();
     let info = LockInfo {
         lock_id: lock_id.clone(),
@@ -149,263 +230,287 @@ pub async fn apply_host(
             .to_string(),
         pid: std::process::id(),
     };
-    match remote::lock(&session, &user, &info).await {
-        Ok(Lock::Taken) => {}
-        Ok(Lock::Held(h)) => {
-            out.error = Some(match h {
-                Some(h) => format!(
-                    "host is locked by {} (run {}, since {}, pid {}, expires {}); if that run is gone and the lock has expired: spine unlock {} {}",
-                    h.operator, h.run_id, h.started, h.pid, h.expires, planned.host, h.lock_id
-                ),
-                None => format!(
-                    "host is locked ({}/info unreadable); see spine unlock",
-                    remote::LOCK
-                ),
-            });
-            let _ = session.close().await;
-            return out;
-        }
-        Err(e) => {
-            out.error = Some(e);
-            let _ = session.close().await;
-            return out;
-        }
+    match remote::lock(conn, &job.user, &info).await? {
+        Lock::Taken => Ok(lock_id),
+        Lock::Held(Some(h)) => Err(format!(
+            "host is locked by {} (run {}, since {}, pid {}, expires {}); if that run is gone and the lock has expired: spine unlock {} {}",
+            h.operator, h.run_id, h.started, h.pid, h.expires, job.planned.host, h.lock_id
+        )),
+        Lock::Held(None) => Err(format!(
+            "host is locked ({}/info unreadable); see spine unlock",
+            remote::LOCK
+        )),
     }
+}
 
-    let resources: Vec<kinds::Desired> = planned
+fn desired(planned: &HostPlan) -> Vec<kinds::Desired> {
+    planned
         .resources
         .iter()
         .map(|r| r.desired.clone())
-        .collect();
-    let hashes = ProviderHashes(provider.as_ref());
-    // Stale plan? Re-read the host and compare fingerprints of what was seen.
-    let fresh = match read_facts(&session, &planned.host, &resources).await {
-        Ok(rep) => plan::plan_host(&resources, &facts(&planned.host, &route, rep), &hashes),
-        Err(e) => {
-            out.error = Some(e);
-            release(session, &user, &lock_id, &mut out).await;
-            return out;
-        }
-    };
-    out.facts_before = fresh.fingerprint.clone();
-    if fresh.fingerprint.as_deref() != Some(planned_fp.as_str()) {
-        let changed: Vec<String> = planned
-            .resources
-            .iter()
-            .zip(&fresh.resources)
-            .filter(|(a, b)| a.observed != b.observed || a.verdict != b.verdict)
-            .map(|(a, _)| a.desired.id.clone())
-            .collect();
-        out.error = Some(format!(
-            "stale plan: the host changed since the plan was made ({}); nothing was changed: make a new plan",
-            if changed.is_empty() {
-                "facts differ".to_string()
-            } else {
-                changed.join(", ")
-            }
-        ));
-        release(session, &user, &lock_id, &mut out).await;
-        return out;
-    }
+        .collect()
+}
 
-    let mut current_route = route.clone();
+/// Read the host through `held` and compare, as the plan did.
+async fn read_plan<K: Connect>(job: &HostJob<K>, held: &Held<K::Conn>) -> Result<HostPlan, String> {
+    let resources = desired(&job.planned);
+    let rep = read_facts(&held.conn, &job.planned.host, &resources).await?;
+    let hashes = ProviderHashes(job.provider.as_ref());
+    let facts = facts(&job.planned.host, &held.route, rep);
+    Ok(plan::plan_host(&resources, &facts, &hashes))
+}
+
+/// Step re-check: re-read the host; a plan made from other facts is stale
+/// and nothing is changed (the error, and the fresh fingerprint if any).
+async fn recheck<K: Connect>(
+    job: &HostJob<K>,
+    held: &Held<K::Conn>,
+    planned_fp: &str,
+) -> Result<HostPlan, (String, Option<String>)> {
+    let fresh = read_plan(job, held).await.map_err(|e| (e, None))?;
+    if fresh.fingerprint.as_deref() == Some(planned_fp) {
+        return Ok(fresh);
+    }
+    let changed: Vec<String> = job
+        .planned
+        .resources
+        .iter()
+        .zip(&fresh.resources)
+        .filter(|(a, b)| a.observed != b.observed || a.verdict != b.verdict)
+        .map(|(a, _)| a.desired.id.clone())
+        .collect();
+    let e = format!(
+        "stale plan: the host changed since the plan was made ({}); nothing was changed: make a new plan",
+        if changed.is_empty() {
+            "facts differ".to_string()
+        } else {
+            changed.join(", ")
+        }
+    );
+    Err((e, fresh.fingerprint))
+}
+
+/// Step act: each drifted resource in plan order. Unknown resources are
+/// recorded as such; after a failure, a rollback or Ctrl-C the rest are
+/// skipped. `None` when the host was lost (after a network change).
+async fn act<K: Connect>(
+    job: &HostJob<K>,
+    mut held: Held<K::Conn>,
+    fresh: &HostPlan,
+    out: &mut HostOutcome,
+) -> Option<(Held<K::Conn>, Vec<String>)> {
     let mut applied = Vec::new();
     for r in &fresh.resources {
-        let (kind_name, id) = (r.desired.kind.clone(), r.desired.id.clone());
+        let (kind_name, id) = (r.desired.kind.as_str(), r.desired.id.as_str());
         let started = Instant::now();
-        if !matches!(r.verdict, Verdict::Drift { .. }) {
-            if let Verdict::Unknown { reason } = &r.verdict {
-                out.actions.push(action(
-                    &kind_name,
-                    &id,
-                    ActionResult::Skipped,
-                    started,
-                    format!("unknown, not changed: {reason}"),
-                ));
-            }
+        if let Verdict::Unknown { reason } = &r.verdict {
+            let why = format!("unknown, not changed: {reason}");
+            out.actions
+                .push(action(kind_name, id, ActionResult::Unknown, started, why));
             continue;
         }
-        if interrupted.load(Ordering::SeqCst) || out.error.is_some() || out.rolled_back {
-            let why = if interrupted.load(Ordering::SeqCst) {
+        if !matches!(r.verdict, Verdict::Drift { .. }) {
+            continue;
+        }
+        let stop = job.interrupted.load(Ordering::SeqCst);
+        if stop || out.error.is_some() || out.rolled_back {
+            let why = if stop {
                 "interrupted before this action"
             } else {
                 "an earlier action failed"
             };
             out.actions
-                .push(action(&kind_name, &id, ActionResult::Skipped, started, why));
+                .push(action(kind_name, id, ActionResult::Skipped, started, why));
             continue;
         }
-        let Some(kind) = kinds::by_name(&kind_name) else {
+        let Some(kind) = kinds::by_name(kind_name) else {
             continue;
         };
         let observed = r.observed.clone().unwrap_or_default();
-        let change = match kind.apply(&r.desired, &observed, provider.as_ref()) {
+        let change = match kind.apply(&r.desired, &observed, job.provider.as_ref()) {
             Ok(c) => c,
             Err(e) => {
-                out.failed(&kind_name, &id, started, e);
+                out.failed(kind_name, id, started, e);
                 continue;
             }
         };
         if change.network {
-            if r.desired.get("kind") != "ethernet" && !opts.force {
-                let msg = format!("{id}: changing a {} needs --force", r.desired.get("kind"));
-                out.actions.push(action(
-                    &kind_name,
-                    &id,
-                    ActionResult::Skipped,
-                    started,
-                    msg.clone(),
-                ));
-                out.error = Some(msg);
-                continue;
-            }
-            let ip = r
-                .desired
-                .get("address")
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let confirm = Route {
-                via: Via::Lan,
-                user: user.clone(),
-                address: ip,
-                port: None,
-                jump: None,
-            };
-            let outcome = network::apply(
-                session,
-                &user,
-                &opts.run_id,
-                &change.script,
-                &r.desired,
-                confirm,
-                &order,
-                &ssh_opts,
-                opts.confirm_timeout,
-            )
-            .await;
-            let (result, msg) = match outcome {
-                network::Outcome::Confirmed(route) => {
-                    current_route = route.clone();
-                    applied.push(id.clone());
-                    (
-                        ActionResult::Changed,
-                        format!(
-                            "applied and confirmed over a fresh connection ({})",
-                            route.describe()
-                        ),
-                    )
-                }
-                network::Outcome::RolledBack(m) => {
-                    out.rolled_back = true;
-                    (ActionResult::RolledBack, m)
-                }
-                network::Outcome::Refused(m) => {
-                    out.error = Some(format!("{id}: {m}"));
-                    (ActionResult::Failed, m)
-                }
-                network::Outcome::Lost(m) => {
-                    out.error = Some(format!("{id}: {m}"));
-                    (ActionResult::Failed, m)
-                }
-            };
-            out.actions
-                .push(action(&kind_name, &id, result, started, msg));
-            // The old connection is gone with the old address: reconnect.
-            let mut again = vec![current_route.clone()];
-            again.extend(order.iter().cloned());
-            match ssh::connect(&again, &ssh_opts).await {
-                Ok((s, rt)) => {
-                    session = s;
-                    current_route = rt;
-                }
-                Err(_) => {
-                    out.error
-                        .get_or_insert_with(|| "lost the host after the network change".into());
-                    return out;
-                }
-            }
+            held = act_network(job, held, r, &change, out, &mut applied).await?;
             continue;
         }
-        let body = format!(
-            "export SPINE_WAIT_TIMEOUT={}\n{}",
-            opts.wait_timeout, change.script
-        );
-        match remote::run_root(&session, &user, Some(&opts.run_id), &body).await {
-            Ok((output, 0)) => {
-                let mut a = action(
-                    &kind_name,
-                    &id,
-                    ActionResult::Changed,
-                    started,
-                    change.note.unwrap_or_else(|| "applied".into()),
-                );
-                a.exit_status = Some(0);
-                a.output = output;
-                out.actions.push(a);
-                applied.push(id.clone());
-            }
-            Ok((output, code)) => {
-                let last = output
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("(no output)")
-                    .to_string();
-                let mut a = action(
-                    &kind_name,
-                    &id,
-                    ActionResult::Failed,
-                    started,
-                    format!("exit {code}: {last}"),
-                );
-                a.exit_status = Some(code);
-                a.output = output;
-                out.actions.push(a);
-                out.error = Some(format!(
-                    "{id} failed (exit {code}): {last}; the previous files are in {} on the host",
-                    remote::backup_dir(&opts.run_id)
-                ));
-            }
-            Err(e) => out.failed(&kind_name, &id, started, e),
-        }
+        act_one(job, &held, r, change, out, &mut applied).await;
     }
-    out.interrupted = interrupted.load(Ordering::SeqCst);
+    Some((held, applied))
+}
 
-    // Convergence: every applied resource must now show no drift.
-    if !applied.is_empty() {
-        match read_facts(&session, &planned.host, &resources).await {
-            Ok(rep) => {
-                let after = plan::plan_host(
-                    &resources,
-                    &facts(&planned.host, &current_route, rep),
-                    &hashes,
-                );
-                out.facts_after = after.fingerprint.clone();
-                let not: Vec<String> = after
-                    .resources
-                    .iter()
-                    .filter(|r| applied.contains(&r.desired.id) && r.verdict != Verdict::InSync)
-                    .map(|r| match &r.verdict {
-                        Verdict::Drift { reason, .. } | Verdict::Unknown { reason } => {
-                            format!("{} ({reason})", r.desired.id)
-                        }
-                        Verdict::InSync => r.desired.id.clone(),
-                    })
-                    .collect();
-                if !not.is_empty() && out.error.is_none() {
-                    out.error = Some(format!("did not converge: {}", not.join("; ")));
-                }
-            }
-            Err(e) => {
-                out.error
-                    .get_or_insert(format!("could not check convergence: {e}"));
-            }
+/// One ordinary change: a root script with this run's backup folder.
+async fn act_one<K: Connect>(
+    job: &HostJob<K>,
+    held: &Held<K::Conn>,
+    r: &plan::ResourcePlan,
+    change: kinds::Change,
+    out: &mut HostOutcome,
+    applied: &mut Vec<String>,
+) {
+    let (kind_name, id) = (r.desired.kind.as_str(), r.desired.id.as_str());
+    let started = Instant::now();
+    let run = remote::RootRun {
+        run_id: Some(&job.opts.run_id),
+        wait_timeout: Some(job.opts.wait_timeout),
+    };
+    match remote::run_root(&held.conn, &job.user, run, &change.script).await {
+        Ok((output, 0)) => {
+            let note = change.note.unwrap_or_else(|| "applied".into());
+            let mut a = action(kind_name, id, ActionResult::Changed, started, note);
+            a.exit_status = Some(0);
+            a.output = output;
+            out.actions.push(a);
+            applied.push(id.to_string());
+        }
+        Ok((output, code)) => {
+            let last = output
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("(no output)")
+                .to_string();
+            let msg = format!("exit {code}: {last}");
+            let mut a = action(kind_name, id, ActionResult::Failed, started, msg);
+            a.exit_status = Some(code);
+            a.output = output;
+            out.actions.push(a);
+            out.error = Some(format!(
+                "{id} failed (exit {code}): {last}; the previous files are in {} on the host",
+                remote::backup_dir(&job.opts.run_id)
+            ));
+        }
+        Err(e) => out.failed(kind_name, id, started, e),
+    }
+}
+
+/// A network change: armed, applied, confirmed over a fresh connection (or
+/// rolled back by the host), then a new connection for what follows.
+async fn act_network<K: Connect>(
+    job: &HostJob<K>,
+    held: Held<K::Conn>,
+    r: &plan::ResourcePlan,
+    change: &kinds::Change,
+    out: &mut HostOutcome,
+    applied: &mut Vec<String>,
+) -> Option<Held<K::Conn>> {
+    let (kind_name, id) = (r.desired.kind.as_str(), r.desired.id.as_str());
+    let started = Instant::now();
+    if r.desired.get("kind") != "ethernet" && !job.opts.force {
+        let msg = format!("{id}: changing a {} needs --force", r.desired.get("kind"));
+        out.actions.push(action(
+            kind_name,
+            id,
+            ActionResult::Skipped,
+            started,
+            msg.clone(),
+        ));
+        out.error = Some(msg);
+        return Some(held);
+    }
+    let ip = r
+        .desired
+        .get("address")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let confirm = Route {
+        via: Via::Lan,
+        user: job.user.clone(),
+        address: ip.to_string(),
+        port: None,
+        jump: None,
+    };
+    let Held {
+        conn,
+        route: mut current,
+        lock_id,
+    } = held;
+    let outcome = network::apply(
+        &job.connector,
+        conn,
+        &job.user,
+        &job.opts.run_id,
+        &change.script,
+        &r.desired,
+        confirm,
+        &job.routes,
+        &job.ssh,
+        job.opts.confirm_timeout,
+    )
+    .await;
+    let (result, msg) = match outcome {
+        network::Outcome::Confirmed(route) => {
+            current = route.clone();
+            applied.push(id.to_string());
+            let msg = format!(
+                "applied and confirmed over a fresh connection ({})",
+                route.describe()
+            );
+            (ActionResult::Changed, msg)
+        }
+        network::Outcome::RolledBack(m) => {
+            out.rolled_back = true;
+            (ActionResult::RolledBack, m)
+        }
+        network::Outcome::Refused(m) | network::Outcome::Lost(m) => {
+            out.error = Some(format!("{id}: {m}"));
+            (ActionResult::Failed, m)
+        }
+    };
+    out.actions
+        .push(action(kind_name, id, result, started, msg));
+    // The old connection is gone with the old address: reconnect.
+    let mut again = vec![current];
+    again.extend(job.routes.iter().cloned());
+    match job.connector.connect(&again, &job.ssh).await {
+        Ok((conn, route)) => Some(Held {
+            conn,
+            route,
+            lock_id,
+        }),
+        Err(_) => {
+            out.error
+                .get_or_insert_with(|| "lost the host after the network change".into());
+            None
         }
     }
-    release(session, &user, &lock_id, &mut out).await;
-    out
+}
+
+/// Step converge: every applied resource must now show no drift.
+async fn converge<K: Connect>(
+    job: &HostJob<K>,
+    held: &Held<K::Conn>,
+    applied: &[String],
+    out: &mut HostOutcome,
+) {
+    let after = match read_plan(job, held).await {
+        Ok(after) => after,
+        Err(e) => {
+            out.error
+                .get_or_insert(format!("could not check convergence: {e}"));
+            return;
+        }
+    };
+    out.facts_after = after.fingerprint.clone();
+    let not: Vec<String> = after
+        .resources
+        .iter()
+        .filter(|r| applied.contains(&r.desired.id) && r.verdict != Verdict::InSync)
+        .map(|r| match &r.verdict {
+            Verdict::Drift { reason, .. } | Verdict::Unknown { reason } => {
+                format!("{} ({reason})", r.desired.id)
+            }
+            Verdict::InSync => r.desired.id.clone(),
+        })
+        .collect();
+    if !not.is_empty() && out.error.is_none() {
+        out.error = Some(format!("did not converge: {}", not.join("; ")));
+    }
 }
 
 fn facts(host: &str, route: &Route, report: crate::gather::script::Report) -> HostFacts {
@@ -418,8 +523,9 @@ fn facts(host: &str, route: &Route, report: crate::gather::script::Report) -> Ho
     }
 }
 
-async fn release(session: openssh::Session, user: &str, lock_id: &str, out: &mut HostOutcome) {
-    match remote::unlock(&session, user, lock_id).await {
+/// Release the lock if it is still ours, and close the connection.
+async fn release<K: Connect>(job: &HostJob<K>, held: Held<K::Conn>, out: &mut HostOutcome) {
+    match remote::unlock(&held.conn, &job.user, &held.lock_id).await {
         Ok(true) => {}
         Ok(false) => {
             out.error.get_or_insert_with(|| {
@@ -431,5 +537,8 @@ async fn release(session: openssh::Session, user: &str, lock_id: &str, out: &mut
                 .get_or_insert(format!("could not release the host lock: {e}"));
         }
     }
-    let _ = session.close().await;
+    held.conn.close().await;
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,13 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use openssh::Session;
-
-use super::remote::{STATE, run_root};
-use crate::gather::script::q;
-use crate::gather::ssh::{self, Route, SshOptions};
+use super::remote::{RootRun, STATE, run_root};
+use crate::gather::ssh::{Route, SshOptions};
+use crate::gather::transport::{Conn, Connect};
 use crate::kinds::Desired;
+use crate::shell::{self, Script, ScriptError};
 
 pub enum Outcome {
     /// Confirmed over a fresh connection on this route; the timer is disarmed.
@@ -27,48 +25,45 @@ pub enum Outcome {
     Lost(String),
 }
 
-fn rollback_script(d: &Desired, run_id: &str, secs: u64) -> String {
-    let path = q(d.path.as_deref().unwrap_or_default());
-    let bk = q(&format!("{}/backups/{run_id}", STATE));
-    let armed = q(&format!("{STATE}/armed-{run_id}"));
-    let done = q(&format!("{STATE}/rolledback-{run_id}"));
-    format!(
-        "sleep {secs}\n[ -e {armed} ] || exit 0\n\
-         if [ -e {bk}{path} ]; then cp -a {bk}{path} {path}; elif [ -e {bk}{path}.absent ]; then rm -f {path}; fi\n\
-         netplan apply\nrm -f {armed}\ndate > {done}\n"
-    )
+/// The paths one network change uses on the host.
+fn paths(d: &Desired, run_id: &str) -> minijinja::Value {
+    minijinja::context! {
+        path => d.path.as_deref().unwrap_or_default(),
+        backup => format!("{STATE}/backups/{run_id}"),
+        armed => format!("{STATE}/armed-{run_id}"),
+        record => format!("{STATE}/rolledback-{run_id}"),
+        rollback_file => format!("{STATE}/rollback-{run_id}.sh"),
+        log => format!("{STATE}/netplan-apply-{run_id}.log"),
+    }
 }
 
-/// Stage, check, arm and apply on the host (one root script).
-fn arm_and_apply(change: &str, d: &Desired, run_id: &str, secs: u64) -> String {
-    let path = q(d.path.as_deref().unwrap_or_default());
-    let rb = format!("{STATE}/rollback-{run_id}.sh");
-    let b64 = base64::engine::general_purpose::STANDARD.encode(rollback_script(d, run_id, secs));
-    format!(
-        "{change}\
-         if ! out=$(netplan generate 2>&1); then\n\
-           if [ -e \"$BK\"{path} ]; then cp -a \"$BK\"{path} {path}; else rm -f {path}; fi\n\
-           echo \"netplan generate rejects the new file: $out\"; exit 4\n\
-         fi\n\
-         : > {armed}\n\
-         printf '%s' {b64} | base64 -d > {rb}\n\
-         setsid sh {rb} </dev/null >/dev/null 2>&1 &\n\
-         setsid sh -c 'sleep 1; netplan apply' </dev/null >{log} 2>&1 &\n\
-         echo SPINE-ARMED\n",
-        armed = q(&format!("{STATE}/armed-{run_id}")),
-        b64 = q(&b64),
-        rb = q(&rb),
-        log = q(&format!("{STATE}/netplan-apply-{run_id}.log")),
+/// Stage, check, arm and apply on the host (one root script around `change`;
+/// the rollback script travels inside it, base64).
+pub fn arm_and_apply(
+    change: &Script,
+    d: &Desired,
+    run_id: &str,
+    secs: u64,
+) -> Result<Script, ScriptError> {
+    let p = paths(d, run_id);
+    let rollback = shell::render(
+        "apply/network-rollback.sh",
+        minijinja::context! { secs, ..p.clone() },
+    )?;
+    shell::render(
+        "apply/network-arm.sh",
+        minijinja::context! { change, rollback_b64 => shell::b64(rollback.as_str()), ..p },
     )
 }
 
 /// Run the network change on `session` (consumed: the change may cut it).
 #[allow(clippy::too_many_arguments)]
-pub async fn apply(
-    session: Session,
+pub async fn apply<K: Connect>(
+    k: &K,
+    session: K::Conn,
     user: &str,
     run_id: &str,
-    change: &str,
+    change: &Script,
     d: &Desired,
     confirm: Route,
     old: &[Route],
@@ -77,14 +72,15 @@ pub async fn apply(
 ) -> Outcome {
     let secs = timeout.as_secs().max(10);
     let started = Instant::now();
-    match run_root(
-        &session,
-        user,
-        Some(run_id),
-        &arm_and_apply(change, d, run_id, secs),
-    )
-    .await
-    {
+    let armed = match arm_and_apply(change, d, run_id, secs) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Refused(e.to_string()),
+    };
+    let run = RootRun {
+        run_id: Some(run_id),
+        wait_timeout: None,
+    };
+    match run_root(&session, user, run, &armed).await {
         Ok((out, 0)) if out.contains("SPINE-ARMED") => {}
         Ok((out, 4)) => return Outcome::Refused(out.trim().to_string()),
         Ok((out, code)) => {
@@ -92,21 +88,24 @@ pub async fn apply(
         }
         Err(e) => return Outcome::Lost(format!("the change may or may not have been armed: {e}")),
     }
-    let _ = session.close().await;
+    session.close().await;
 
     // Confirm over fresh connections until shortly before the host's timer.
     let deadline = started + Duration::from_secs(secs.saturating_sub(5));
     let mut fresh = opts.clone();
     fresh.connect_timeout = Duration::from_secs(3);
-    let disarm = format!(
-        "rm -f {} && echo SPINE-DISARMED\n",
-        q(&format!("{STATE}/armed-{run_id}"))
-    );
+    let (disarm, done) = match (
+        shell::render("apply/network-disarm.sh", paths(d, run_id)),
+        shell::render("apply/network-rolledback.sh", paths(d, run_id)),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return Outcome::Lost(e.to_string()),
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
     while Instant::now() < deadline {
-        if let Ok((s, route)) = ssh::connect(std::slice::from_ref(&confirm), &fresh).await {
-            let ok = matches!(run_root(&s, user, None, &disarm).await, Ok((out, 0)) if out.contains("SPINE-DISARMED"));
-            let _ = s.close().await;
+        if let Ok((s, route)) = k.connect(std::slice::from_ref(&confirm), &fresh).await {
+            let ok = matches!(run_root(&s, user, RootRun::default(), &disarm).await, Ok((out, 0)) if out.contains("SPINE-DISARMED"));
+            s.close().await;
             if ok {
                 return Outcome::Confirmed(route);
             }
@@ -116,16 +115,12 @@ pub async fn apply(
 
     // Not confirmed: wait for the host to roll back, then look on the old address.
     let wait_until = started + Duration::from_secs(secs + 15);
-    let done = format!(
-        "cat {} 2>/dev/null || true\n",
-        q(&format!("{STATE}/rolledback-{run_id}"))
-    );
     while Instant::now() < wait_until + Duration::from_secs(30) {
         if Instant::now() >= wait_until
-            && let Ok((s, route)) = ssh::connect(old, &fresh).await
+            && let Ok((s, route)) = k.connect(old, &fresh).await
         {
-            let seen = run_root(&s, user, None, &done).await;
-            let _ = s.close().await;
+            let seen = run_root(&s, user, RootRun::default(), &done).await;
+            s.close().await;
             return match seen {
                 Ok((out, _)) if !out.trim().is_empty() => Outcome::RolledBack(format!(
                     "no fresh connection to {} within {secs}s; the host restored the old network by itself and answers on {}",

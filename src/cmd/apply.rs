@@ -1,45 +1,39 @@
 //! `spine apply`: a saved plan, or plan-then-apply; hosts in parallel.
+//! Parse, engine, show, receipt: the report decides output, exit code and
+//! receipt alike.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::{Global, emit, exit, record, registry};
-use crate::apply::{self, HostOutcome, Options};
+use super::{Global, emit, exit, record, registry, ssh_options};
+use crate::apply::Options;
+use crate::apply::report::ApplyReport;
 use crate::cli::ApplyArgs;
-use crate::gather::ssh;
-use crate::kinds::Verdict;
+use crate::engine::{self, Engine, PlanInput};
 use crate::plan::{self, Plan};
-use crate::receipt::{self, ActionResult, DriftSummary, HostRecord, ReceiptBody};
+use crate::receipt::{self, DriftSummary, HostRecord, ReceiptBody};
 use crate::render::Templates;
 use crate::secrets::Provider;
 
-/// A run id for locks and backup folders: sortable time, then random.
-fn run_id() -> String {
-    let mut r = [0u8; 6];
-    let _ = getrandom::fill(&mut r);
-    format!(
-        "{}-{}",
-        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ"),
-        hex::encode(r)
-    )
+/// The plan file named on the command line, if the one target is a file.
+fn plan_file(args: &ApplyArgs) -> Option<std::path::PathBuf> {
+    match args.target.as_slice() {
+        [one] => std::path::Path::new(one)
+            .is_file()
+            .then(|| std::path::PathBuf::from(one)),
+        _ => None,
+    }
 }
 
 fn load_or_make(
     args: &ApplyArgs,
     g: Global,
+    engine: &Engine,
     loaded: &crate::load::Loaded,
     reg: &crate::model::Registry,
     provider: &dyn Provider,
 ) -> Result<(Plan, bool), u8> {
-    let as_file = match args.target.as_slice() {
-        [one] => std::path::Path::new(one)
-            .is_file()
-            .then(|| std::path::PathBuf::from(one)),
-        _ => None,
-    };
-    if let Some(path) = as_file {
+    if let Some(path) = plan_file(args) {
         let plan = plan::file::load(&path).map_err(|e| {
             eprintln!("{:?}", miette::Report::new(e));
             exit::COULD_NOT_RUN
@@ -57,16 +51,17 @@ fn load_or_make(
         eprintln!("{:?}", miette::Report::new(e));
         exit::COULD_NOT_RUN
     })?;
-    let plan = super::plan::make(
+    let input = PlanInput {
         loaded,
         reg,
-        &args.target,
-        &templates,
-        &args.ssh,
-        provider,
-        false,
-    )
-    .map_err(|e| {
+        hosts: &args.target,
+        templates: &templates,
+        ssh: ssh_options(&args.ssh),
+        parallel: args.ssh.parallel,
+        secrets: provider,
+        with_health: false,
+    };
+    let plan = engine.plan(&input).map_err(|e| {
         eprintln!("{:?}", miette::Report::new(e));
         exit::COULD_NOT_RUN
     })?;
@@ -75,7 +70,7 @@ fn load_or_make(
 }
 
 /// Asks on the terminal; a Ctrl-C while waiting counts as "no".
-fn confirmed(yes: bool, interrupted: &AtomicBool) -> Result<bool, String> {
+fn confirmed(yes: bool, engine: &Engine) -> Result<bool, String> {
     if yes {
         return Ok(true);
     }
@@ -91,7 +86,7 @@ fn confirmed(yes: bool, interrupted: &AtomicBool) -> Result<bool, String> {
         let _ = tx.send(r);
     });
     loop {
-        if interrupted.load(Ordering::SeqCst) {
+        if engine.interrupted() {
             return Ok(false);
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
@@ -108,21 +103,16 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         return exit::COULD_NOT_RUN;
     }
     let mut body = ReceiptBody::new(receipt::Command::Apply, std::env::args().collect());
-    // Ctrl-C is caught from the start: while planning nothing is held, so it
-    // ends the run before applying; while applying, the action in flight
-    // finishes (or rolls back) and the locks are released.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = interrupted.clone();
-    runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
-            eprintln!("\ninterrupted: finishing the action in flight, then releasing the locks");
+    let engine = match Engine::new() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("spine: cannot start: {e}");
+            return exit::COULD_NOT_RUN;
         }
-    });
+    };
+    // Ctrl-C is caught from the start: while planning nothing is held, so it
+    // ends the run before applying.
+    engine.catch_interrupt();
     let (loaded, reg) = match registry::checked(&args.registry, g.color) {
         Ok(r) => r,
         Err(c) => return c,
@@ -132,40 +122,42 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
     };
     let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);
-    let Ok(provider) = super::registry::provider(&args.secrets, &reg) else {
+    let Ok(provider) = registry::provider(&args.secrets, &reg) else {
         return exit::COULD_NOT_RUN;
     };
-    let (plan, from_file) = match load_or_make(args, g, &loaded, &reg, provider.as_ref()) {
+    let (plan, from_file) = match load_or_make(args, g, &engine, &loaded, &reg, provider.as_ref()) {
         Ok(p) => p,
         Err(c) => return c,
     };
     body.plan_hash = Some(plan::hash_json(&plan));
-    let todo: Vec<_> = plan
-        .hosts
-        .iter()
-        .filter(|h| {
-            h.resources
-                .iter()
-                .any(|r| matches!(r.verdict, Verdict::Drift { .. }))
-        })
-        .cloned()
-        .collect();
-    if todo.is_empty() {
+    body.drift = plan_drift(&plan);
+    let opts = Options {
+        run_id: engine::run_id(),
+        operator: receipt::default_identity(),
+        confirm_timeout: Duration::from_secs(args.confirm_timeout),
+        force: args.force,
+        lock_ttl: Duration::from_secs(args.lock_ttl),
+        wait_timeout: args.wait_timeout,
+    };
+    if engine::hosts_to_apply(&plan).is_empty() {
         eprintln!("nothing to apply: {}", plan.summary);
-        body.status = receipt::Status::Ok;
-        return finish(args, &receipts, body, exit::OK, g);
+        let report = ApplyReport::nothing_to_do(&opts.run_id, &plan);
+        if !report.converged() {
+            let _ = emit(&report.text());
+        }
+        return finish(args, &receipts, body, &report, g);
     }
     if !from_file || !args.yes {
-        match confirmed(args.yes, &interrupted) {
+        match confirmed(args.yes, &engine) {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("not applied: nothing was changed");
-                body.status = if interrupted.load(Ordering::SeqCst) {
+                body.status = if engine.interrupted() {
                     receipt::Status::Interrupted
                 } else {
                     receipt::Status::Changes
                 };
-                return finish(args, &receipts, body, exit::FAILED, g);
+                return write(args, &receipts, body, exit::FAILED, g);
             }
             Err(e) => {
                 eprintln!("spine: {e}");
@@ -173,94 +165,36 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
             }
         }
     }
-
-    let services = reg.services.clone().unwrap_or_default();
-    let opts = Options {
-        run_id: run_id(),
-        operator: receipt::default_identity(),
-        confirm_timeout: Duration::from_secs(args.confirm_timeout),
-        force: args.force,
-        lock_ttl: Duration::from_secs(args.lock_ttl),
-        wait_timeout: args.wait_timeout,
-    };
-    let ssh_opts = super::plan::ssh_options(&args.ssh);
-    if interrupted.load(Ordering::SeqCst) {
+    if engine.interrupted() {
         eprintln!("interrupted before anything was applied");
         body.status = receipt::Status::Interrupted;
-        return finish(args, &receipts, body, exit::FAILED, g);
+        return write(args, &receipts, body, exit::FAILED, g);
     }
-    let outcomes: Vec<HostOutcome> = runtime.block_on(async {
-        let mut tasks = Vec::new();
-        for h in todo {
-            let routes = ssh::routes(&services, &h.host);
-            let user = routes
-                .first()
-                .map_or_else(|| "root".to_string(), |r| r.user.clone());
-            tasks.push(tokio::spawn(apply::apply_host(
-                h,
-                routes,
-                user,
-                opts.clone(),
-                ssh_opts.clone(),
-                provider.clone(),
-                interrupted.clone(),
-            )));
-        }
-        let mut out = Vec::new();
-        for t in tasks {
-            if let Ok(o) = t.await {
-                out.push(o);
-            }
-        }
-        out
-    });
+    let services = reg.services.clone().unwrap_or_default();
+    let report = engine.apply(&plan, &services, &opts, &ssh_options(&args.ssh), provider);
+    let _ = emit(&report.text());
+    finish(args, &receipts, body, &report, g)
+}
 
-    let mut text = String::new();
-    for o in &outcomes {
-        let state = if o.rolled_back {
-            "ROLLED BACK"
-        } else if o.interrupted {
-            "INTERRUPTED"
-        } else if o.error.is_some() {
-            "FAILED"
-        } else {
-            "OK"
-        };
-        text.push_str(&format!("host {}: {state}\n", o.host));
-        for a in &o.actions {
-            let word = format!("{:?}", a.result).to_lowercase();
-            text.push_str(&format!(
-                "  {word:<11} {} {}: {}\n",
-                a.kind, a.resource, a.message
-            ));
-        }
-        if let Some(e) = &o.error {
-            text.push_str(&format!("  error: {e}\n"));
-        }
+/// The plan's own counts: what was in sync, drifted or unknown before applying.
+fn plan_drift(plan: &Plan) -> DriftSummary {
+    DriftSummary {
+        in_sync: plan.summary.in_sync as u64,
+        drifted: plan.summary.changes() as u64,
+        unknown: plan.summary.unknown as u64,
     }
-    let all_ok = outcomes.iter().all(HostOutcome::ok);
-    let touched = outcomes.iter().flat_map(|o| &o.actions).any(|a| {
-        matches!(
-            a.result,
-            ActionResult::Changed | ActionResult::Failed | ActionResult::RolledBack
-        )
-    });
-    text.push_str(&format!(
-        "apply {}: {} host(s); {}\n",
-        if all_ok { "OK" } else { "FAILED" },
-        outcomes.len(),
-        if touched {
-            format!(
-                "backups of replaced files under /var/lib/spine/backups/{} on each host changed",
-                opts.run_id
-            )
-        } else {
-            "nothing was changed".to_string()
-        }
-    ));
-    let _ = emit(&text);
+}
 
-    body.hosts = outcomes
+/// The receipt of an apply, from its report.
+fn finish(
+    args: &ApplyArgs,
+    dir: &std::path::Path,
+    mut body: ReceiptBody,
+    report: &ApplyReport,
+    g: Global,
+) -> u8 {
+    body.hosts = report
+        .hosts
         .iter()
         .map(|o| HostRecord {
             host: o.host.clone(),
@@ -272,7 +206,8 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
             facts_after: o.facts_after.clone(),
         })
         .collect();
-    body.actions = outcomes
+    body.actions = report
+        .hosts
         .iter()
         .flat_map(|o| {
             o.actions.iter().map(|a| {
@@ -288,37 +223,12 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
             })
         })
         .collect();
-    let count = |r: ActionResult| {
-        outcomes
-            .iter()
-            .flat_map(|o| &o.actions)
-            .filter(|a| a.result == r)
-            .count() as u64
-    };
-    body.drift = DriftSummary {
-        in_sync: count(ActionResult::Changed),
-        drifted: count(ActionResult::Failed) + count(ActionResult::RolledBack),
-        unknown: count(ActionResult::Skipped),
-    };
-    body.status = if outcomes.iter().any(|o| o.rolled_back) {
-        receipt::Status::RolledBack
-    } else if outcomes.iter().any(|o| o.interrupted) {
-        receipt::Status::Interrupted
-    } else if all_ok {
-        receipt::Status::Ok
-    } else {
-        receipt::Status::Failed
-    };
-    finish(
-        args,
-        &receipts,
-        body,
-        if all_ok { exit::OK } else { exit::FAILED },
-        g,
-    )
+    body.apply = Some(report.counts());
+    body.status = report.status();
+    write(args, dir, body, report.exit_code(), g)
 }
 
-fn finish(
+fn write(
     args: &ApplyArgs,
     dir: &std::path::Path,
     mut body: ReceiptBody,

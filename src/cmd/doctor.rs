@@ -27,7 +27,7 @@ pub fn run(args: &DoctorArgs, g: Global) -> u8 {
         );
         return exit::COULD_NOT_RUN;
     }
-    let opts = super::plan::ssh_options(&args.ssh);
+    let opts = super::ssh_options(&args.ssh);
     if g.verbose {
         eprintln!(
             "spine: trying every path of {} on its own connection",

@@ -14,13 +14,22 @@ pub mod verify;
 
 use std::io::{IsTerminal, Write};
 
-use crate::cli::Color;
+use crate::cli::{Color, SshArgs};
+use crate::gather::ssh::SshOptions;
 
 /// Exit codes shared by every command.
 pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const COULD_NOT_RUN: u8 = 2;
+}
+
+/// The ssh options every command that reaches hosts takes.
+pub fn ssh_options(a: &SshArgs) -> SshOptions {
+    SshOptions {
+        config: a.ssh_config.clone(),
+        connect_timeout: std::time::Duration::from_secs(a.connect_timeout.max(1)),
+    }
 }
 
 /// Whether to colour what goes to stdout.

@@ -1,96 +1,14 @@
-//! `spine plan`: render, gather, compare; show and optionally save the plan.
+//! `spine plan`: render, gather, compare (the engine); show and optionally
+//! save the plan; receipt.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use super::{Global, emit, exit, record, registry};
-use crate::cli::{PlanArgs, PlanFormat, SshArgs};
-use crate::gather::{self, ssh::SshOptions};
-use crate::health;
-use crate::kinds::Desired;
+use super::{Global, emit, exit, record, registry, ssh_options};
+use crate::cli::{PlanArgs, PlanFormat};
+use crate::engine::{Engine, PlanInput};
 use crate::load::Loaded;
 use crate::load::Origin;
-use crate::model::Registry;
-use crate::plan::{self, FORMAT_VERSION, Plan};
+use crate::plan::{self, Plan};
 use crate::receipt::{self, DriftSummary, HostRecord, ReceiptBody};
-use crate::render::{self, Templates};
-use crate::secrets::{Provider, ProviderHashes};
-
-pub fn ssh_options(a: &SshArgs) -> SshOptions {
-    SshOptions {
-        config: a.ssh_config.clone(),
-        connect_timeout: Duration::from_secs(a.connect_timeout.max(1)),
-    }
-}
-
-/// Render the hosts and group their resources by the host they live on.
-pub fn desired_by_host(
-    reg: &Registry,
-    hosts: &[String],
-    templates: &Templates,
-) -> Result<BTreeMap<String, Vec<Desired>>, render::RenderError> {
-    let mut by_on: BTreeMap<String, Vec<Desired>> = BTreeMap::new();
-    for h in hosts {
-        for r in render::render_host(reg, h, templates)?.resources {
-            by_on.entry(r.on.clone()).or_default().push(r);
-        }
-    }
-    Ok(by_on)
-}
-
-/// Make a plan for `hosts` (all managed hosts when empty). With `with_health`,
-/// the hosts' services.health endpoints are probed while the hosts are read.
-pub fn make(
-    loaded: &Loaded,
-    reg: &Registry,
-    hosts: &[String],
-    templates: &Templates,
-    ssh: &SshArgs,
-    secrets: &dyn Provider,
-    with_health: bool,
-) -> Result<Plan, render::RenderError> {
-    let services = reg.services.clone().unwrap_or_default();
-    let hosts = if hosts.is_empty() {
-        render::managed_hosts(&services)
-    } else {
-        hosts.to_vec()
-    };
-    let by_on = desired_by_host(reg, &hosts, templates)?;
-    let opts = ssh_options(ssh);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let health_file = reg.health.as_ref().filter(|_| with_health);
-    let (facts, mut probes) = std::thread::scope(|s| {
-        let probing =
-            s.spawn(|| health_file.map_or_else(Vec::new, |f| health::probe_hosts(f, &hosts)));
-        let facts = runtime.block_on(gather::gather_all(&services, &by_on, &opts, ssh.parallel));
-        (facts, probing.join().unwrap_or_default())
-    });
-    let hashes = ProviderHashes(secrets);
-    let host_plans: Vec<_> = facts
-        .iter()
-        .map(|f| {
-            let mut hp = plan::plan_host(
-                by_on.get(&f.host).map_or(&[][..], Vec::as_slice),
-                f,
-                &hashes,
-            );
-            let (mine, rest) = probes.drain(..).partition(|p| p.host == hp.host);
-            (hp.health, probes) = (mine, rest);
-            hp
-        })
-        .collect();
-    Ok(Plan {
-        format_version: FORMAT_VERSION,
-        tool: format!("spine {}", env!("CARGO_PKG_VERSION")),
-        created: plan::now_rfc3339(),
-        registry_hash: loaded.hash(),
-        summary: plan::summarize(&host_plans),
-        hosts: host_plans,
-    })
-}
+use crate::render::Templates;
 
 pub fn run(args: &PlanArgs, g: Global) -> u8 {
     let err_code = if args.detailed_exitcode {
@@ -117,17 +35,25 @@ pub fn run(args: &PlanArgs, g: Global) -> u8 {
     let Ok(provider) = registry::provider(&args.secrets, &reg) else {
         return err_code;
     };
-    let with_health = !args.no_health;
+    let engine = match Engine::new() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("spine: cannot start: {e}");
+            return err_code;
+        }
+    };
+    let input = PlanInput {
+        loaded: &loaded,
+        reg: &reg,
+        hosts: &args.hosts,
+        templates: &templates,
+        ssh: ssh_options(&args.ssh),
+        parallel: args.ssh.parallel,
+        secrets: provider.as_ref(),
+        with_health: !args.no_health,
+    };
     g.progress("spine: reading the hosts over SSH...");
-    let plan = match make(
-        &loaded,
-        &reg,
-        &args.hosts,
-        &templates,
-        &args.ssh,
-        provider.as_ref(),
-        with_health,
-    ) {
+    let plan = match engine.plan(&input) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{:?}", miette::Report::new(e));

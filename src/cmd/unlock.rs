@@ -20,7 +20,7 @@ pub fn run(args: &UnlockArgs, g: Global) -> u8 {
         return exit::COULD_NOT_RUN;
     }
     let user = routes[0].user.clone();
-    let opts = super::plan::ssh_options(&args.ssh);
+    let opts = super::ssh_options(&args.ssh);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

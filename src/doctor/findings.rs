@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::PathReport;
 use super::probe::{self, StepStatus};
-use crate::gather::script::q;
 use crate::gather::ssh::{self, FailKind, Route, SshOptions};
 use crate::model::{Host, ServiceRegistry, Via};
+use crate::shell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,6 +53,19 @@ fn ipconfig_field<'a>(ipconfig: &'a str, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
+/// `qm config VMID`, run on the Proxmox host.
+pub fn qm_config_script(vmid: u32) -> Result<shell::Script, shell::ScriptError> {
+    shell::render(
+        "doctor/qm-config.sh",
+        minijinja::context! { vmid => vmid.to_string() },
+    )
+}
+
+/// The host's Tailscale status and global IPv4 addresses.
+pub fn host_facts_script() -> Result<shell::Script, shell::ScriptError> {
+    shell::render("doctor/host-facts.sh", minijinja::context! {})
+}
+
 /// For a VM with a Proxmox host: read `qm config VMID` there over the first
 /// path of the Proxmox host that works, and compare `ipconfig0` with the
 /// registry's network.
@@ -64,10 +77,22 @@ pub async fn proxmox(reg: &ServiceRegistry, host: &str, opts: &SshOptions) -> Ve
         return Vec::new();
     };
     let want = h.desired.as_ref().and_then(|d| d.network.as_ref());
-    let cmd = format!("qm config {}", q(&vmid.to_string()));
+    // `cmd` is for people; the script is rendered from its file.
+    let cmd = format!("qm config {vmid}");
+    let script = match qm_config_script(vmid) {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![finding(
+                "cloud-init",
+                FindingStatus::Unknown,
+                pve,
+                e.to_string(),
+            )];
+        }
+    };
     let mut tried = Vec::new();
     for r in ssh::routes(reg, pve) {
-        let run = probe::ssh_run(&r, opts, &cmd).await;
+        let run = probe::ssh_run(&r, opts, script.as_str()).await;
         if !run.works() {
             let why = run
                 .steps
@@ -178,10 +203,19 @@ pub async fn on_host(
     let Some(h) = reg.hosts.get(host) else {
         return Vec::new();
     };
-    // As the login user first, like a person would; sudo -n where only root may ask.
-    let script = "printf '==ts\\n'; ts=$(tailscale status --json 2>/dev/null) || ts=$(sudo -n tailscale status --json 2>/dev/null); printf '%s' \"$ts\"; printf '\\n==ip\\n'; ip -o -4 addr show scope global 2>/dev/null";
-    let run = probe::ssh_run(route, opts, script).await;
     let source = format!("on the host through path {index} ({})", route.describe());
+    let script = match host_facts_script() {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![finding(
+                "addresses",
+                FindingStatus::Unknown,
+                &source,
+                e.to_string(),
+            )];
+        }
+    };
+    let run = probe::ssh_run(route, opts, script.as_str()).await;
     if !run.works() {
         return vec![finding(
             "addresses",

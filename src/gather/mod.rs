@@ -3,6 +3,7 @@
 
 pub mod script;
 pub mod ssh;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,23 +77,26 @@ pub async fn gather_host(
         Ok(report) => facts.report = Some(report),
         Err(e) => facts.error = Some(e),
     }
-    let _ = session.close().await;
+    transport::Conn::close(session).await;
     facts
 }
 
 /// Run the gather script for `resources` over an open session: one round trip.
-pub async fn read_facts(
-    session: &openssh::Session,
+pub async fn read_facts<C: transport::Conn>(
+    conn: &C,
     host: &str,
     resources: &[Desired],
 ) -> Result<Report, String> {
     let b = boundary();
     let refs: Vec<&Desired> = resources.iter().collect();
-    let script = script::build(&refs, &b);
-    let (out, _) = ssh::run_script(session, &script)
+    let script = script::build(&refs, &b)?;
+    let script = script.as_str();
+    let out = conn
+        .run(script, false)
         .await
-        .map_err(|e| format!("running the gather script failed: {e}"))?;
-    dump(host, &script, &out);
+        .map_err(|e| format!("running the gather script failed: {e}"))?
+        .stdout;
+    dump(host, script, &out);
     let report = script::parse(&out, &b);
     if report.user.is_empty() {
         return Err(

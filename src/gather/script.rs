@@ -1,63 +1,26 @@
 //! The one read-only script a host runs per plan: a prelude of helpers, then
-//! one framed section per resource. Every registry value in it is quoted with
-//! [`q`]; the script itself travels on stdin, never as an argument.
+//! one framed section per resource (`scripts/gather/host.sh`, rendered by
+//! [`crate::shell`], which quotes every value); the script itself travels on
+//! stdin, never as an argument.
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
 
 use crate::kinds::{self, Desired};
+use crate::shell::{self, Script, ScriptError};
 
-/// Quote a value for a POSIX shell: `'...'` with embedded quotes escaped.
-pub fn q(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-=:@,+".contains(&b))
-    {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-const PRELUDE: &str = r#"
-sp_kv() { printf '%s=%s\n' "$1" "$(printf '%s' "$2" | tr '\n' ' ')"; }
-sp_b64() { printf '%s=' "$1"; base64 | tr -d '\n'; printf '\n'; }
-sp_sudo() { if [ "$(id -u)" = 0 ]; then "$@"; elif sudo -n true 2>/dev/null; then sudo -n "$@"; else return 126; fi; }
-sp_file() {
-  if [ -e "$2" ] || sp_sudo test -e "$2" 2>/dev/null; then
-    sp_kv "$1.exists" 1
-    sp_kv "$1.mode" "$(sp_sudo stat -c %a "$2" 2>/dev/null || stat -c %a "$2")"
-    sp_kv "$1.owner" "$(sp_sudo stat -c %U "$2" 2>/dev/null || stat -c %U "$2")"
-    if [ -r "$2" ]; then sp_b64 "$1.content" < "$2";
-    elif sp_sudo cat "$2" > /dev/null 2>&1; then sp_sudo cat "$2" | sp_b64 "$1.content";
-    else sp_kv "$1.error" "permission denied reading $2 (run as root or allow passwordless sudo)"; fi
-  else
-    sp_kv "$1.exists" 0
-  fi
-}
-sp_missing() { command -v "$1" >/dev/null 2>&1 || { sp_kv unknown "$1 is not installed on this host"; return 1; }; }
-"#;
-
-/// Build the gather script for the resources that live on one host.
-pub fn build(resources: &[&Desired], boundary: &str) -> String {
-    let mut s = String::from(
-        "#!/bin/sh\n# spine gather: read-only\nexport LC_ALL=C PATH=\"$PATH:/usr/sbin:/sbin\"\n",
-    );
-    s.push_str(&format!("B={}\n", q(boundary)));
-    s.push_str(PRELUDE);
-    s.push_str("printf '%s host %s %s\\n' \"$B\" \"$(id -un)\" \"$(hostname)\"\n");
+/// Build the gather script for the resources that live on one host
+/// (`scripts/gather/host.sh`, one section per resource of a known kind).
+pub fn build(resources: &[&Desired], boundary: &str) -> Result<Script, ScriptError> {
+    let mut sections = Vec::new();
     for r in resources {
         let Some(kind) = kinds::by_name(&r.kind) else {
             continue;
         };
-        s.push_str(&format!("printf '%s section %s\\n' \"$B\" {}\n", q(&r.id)));
-        s.push_str(&format!("( {}\n) 2>/dev/null\n", kind.probe(r)));
-        s.push_str(&format!(
-            "printf '%s end %s %s\\n' \"$B\" {} \"$?\"\n",
-            q(&r.id)
-        ));
+        sections.push(minijinja::context! { id => r.id.clone(), probe => kind.probe(r)? });
     }
-    s
+    shell::render("gather/host.sh", minijinja::context! { boundary, sections })
 }
 
 /// What one resource's probe printed.
@@ -145,36 +108,6 @@ pub fn parse(out: &str, boundary: &str) -> Report {
 mod tests {
     use super::*;
 
-    #[test]
-    fn quoting() {
-        assert_eq!(q("/etc/netplan/x.yaml"), "/etc/netplan/x.yaml");
-        assert_eq!(q("a b"), "'a b'");
-        assert_eq!(q("it's"), r"'it'\''s'");
-        assert_eq!(q("$(rm -rf /)"), "'$(rm -rf /)'");
-        assert_eq!(q(""), "''");
-    }
-
-    #[test]
-    fn quoted_values_survive_a_real_shell() {
-        for v in [
-            "a b",
-            "it's",
-            "$(echo pwned)",
-            "`x`",
-            "a\nb",
-            "\\",
-            "*",
-            "-n",
-        ] {
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!("printf '%s' {}", q(v)))
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8_lossy(&out.stdout), v);
-        }
-    }
-
     /// The script for every host of the shipped registry parses as POSIX sh
     /// (a syntax error in one snippet would silence every later one).
     #[test]
@@ -186,7 +119,8 @@ mod tests {
         for host in crate::render::managed_hosts(reg.services.as_ref().unwrap()) {
             let state = crate::render::render_host(&reg, &host, &t).unwrap();
             let refs: Vec<&Desired> = state.resources.iter().collect();
-            let script = build(&refs, "B");
+            let script = build(&refs, "B").unwrap();
+            let script = script.as_str();
             for shell in ["sh", "bash"] {
                 let mut child = std::process::Command::new(shell)
                     .arg("-n")

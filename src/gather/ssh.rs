@@ -4,12 +4,10 @@
 //! classified with a hint.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use openssh::{KnownHosts, Session, SessionBuilder};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use crate::model::{ServiceRegistry, Via};
 
@@ -186,6 +184,23 @@ fn builder(route: &Route, opts: &SshOptions) -> SessionBuilder {
     b
 }
 
+/// The openssh crate puts the destination on ssh's command line without a
+/// `--` before it: an address or jump host starting with `-` would be read
+/// as an option. Such a path is refused, never tried.
+fn option_like(r: &Route) -> Option<PathFailure> {
+    let bad = [Some(r.address.as_str()), r.jump.as_deref()]
+        .into_iter()
+        .flatten()
+        .find(|a| a.starts_with('-'))?;
+    Some(PathFailure {
+        route: r.describe(),
+        kind: FailKind::Other,
+        detail: format!(
+            "`{bad}` starts with `-`, which ssh would read as an option: fix the address in the registry's desired.access"
+        ),
+    })
+}
+
 /// Connect over the first path that works.
 pub async fn connect(
     routes: &[Route],
@@ -193,6 +208,10 @@ pub async fn connect(
 ) -> Result<(Session, Route), Vec<PathFailure>> {
     let mut failures = Vec::new();
     for r in routes {
+        if let Some(f) = option_like(r) {
+            failures.push(f);
+            continue;
+        }
         match builder(r, opts).connect_mux(&r.address).await {
             Ok(s) => return Ok((s, r.clone())),
             Err(e) => {
@@ -220,35 +239,25 @@ pub fn error_text(e: &openssh::Error) -> String {
     s.replace('\n', " ").trim().to_string()
 }
 
-/// Run a script on the host (sent on stdin to `sh -s`); its stdout.
-pub async fn run_script(session: &Session, script: &str) -> Result<(String, i32), String> {
-    let mut child = session
-        .command("sh")
-        .arg("-s")
-        .stdin(openssh::Stdio::piped())
-        .stdout(openssh::Stdio::piped())
-        .stderr(openssh::Stdio::piped())
-        .spawn()
-        .await
-        .map_err(|e| error_text(&e))?;
-    if let Some(mut stdin) = child.stdin().take() {
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        stdin.shutdown().await.map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().await.map_err(|e| error_text(&e))?;
-    let _ = Stdio::null();
-    Ok((
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        out.status.code().unwrap_or(-1),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn option_like_destinations_are_refused() {
+        let r = |address: &str, jump: Option<&str>| Route {
+            via: Via::Lan,
+            user: "ronny".into(),
+            address: address.into(),
+            port: None,
+            jump: jump.map(String::from),
+        };
+        assert!(option_like(&r("10.203.1.5", None)).is_none());
+        assert!(option_like(&r("10.203.1.5", Some("root@10.203.1.10"))).is_none());
+        let f = option_like(&r("-oProxyCommand=touch /tmp/x", None)).unwrap();
+        assert!(f.detail.contains("starts with `-`"), "{}", f.detail);
+        assert!(option_like(&r("10.203.1.5", Some("-oProxyCommand=x"))).is_some());
+    }
 
     #[test]
     fn classifies_ssh_messages() {

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{Action, Desired, Kind, Observed, SecretHashes, Verdict, text_diff};
-use crate::gather::script::{Section, q};
+use crate::gather::script::Section;
 use crate::model::NetworkOwner;
 use crate::render::{RenderCx, RenderError};
+use crate::shell::{self, Script, ScriptError};
 
 pub struct CloudInit;
 
@@ -71,10 +72,10 @@ impl Kind for CloudInit {
         ])
     }
 
-    fn probe(&self, d: &Desired) -> String {
-        format!(
-            "sp_missing qm || exit 0\nout=$(sp_sudo qm config {} 2>&1); sp_kv rc $?; printf '%s' \"$out\" | sp_b64 config",
-            q(d.get("vmid"))
+    fn probe(&self, d: &Desired) -> Result<Script, ScriptError> {
+        shell::render(
+            "kinds/cloudinit/probe.sh",
+            minijinja::context! { vmid => d.get("vmid") },
         )
     }
 
@@ -140,12 +141,14 @@ impl Kind for CloudInit {
         _: &serde_json::Value,
         _: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, String> {
-        let vmid = q(d.get("vmid"));
-        let mut c = super::Change::new(format!(
-            "qm config {vmid} > \"$BK/qm-config-$(printf %s {vmid}).txt\"\nqm set {vmid} --ipconfig0 {} --nameserver {}\n",
-            q(d.get("ipconfig0")),
-            q(d.get("nameserver"))
-        ));
+        let mut c = super::Change::new(shell::render(
+            "kinds/cloudinit/apply.sh",
+            minijinja::context! {
+                vmid => d.get("vmid"),
+                ipconfig0 => d.get("ipconfig0"),
+                nameserver => d.get("nameserver"),
+            },
+        )?);
         c.note = Some(format!(
             "VM {} picks up the new cloud-init network at its next cold start (qm stop + qm start), or now with --restart-vms",
             d.get("vmid")

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{Action, Desired, Kind, Observed, SecretHashes, Verdict, text_diff};
-use crate::gather::script::{Section, q};
+use crate::gather::script::Section;
 use crate::render::{RenderCx, RenderError, secret_placeholder};
+use crate::shell::{self, Script, ScriptError};
 
 pub struct ComposeKind;
 
@@ -97,16 +98,21 @@ impl Kind for ComposeKind {
         Ok(out)
     }
 
-    fn probe(&self, d: &Desired) -> String {
+    fn probe(&self, d: &Desired) -> Result<Script, ScriptError> {
         match d.get("part") {
-            "env" => env_probe(d),
-            "containers" => format!(
-                "sp_missing docker || exit 0\n\
-                 ids=$(docker ps -aq --filter label=com.docker.compose.project={} 2>&1) || {{ sp_kv unknown \"docker: $ids\"; exit 0; }}\n\
-                 [ -z \"$ids\" ] || docker inspect --format '{{{{index .Config.Labels \"com.docker.compose.service\"}}}} {{{{.Config.Image}}}} {{{{.State.Status}}}} {{{{if .State.Health}}}}{{{{.State.Health.Status}}}}{{{{else}}}}none{{{{end}}}}' $ids | sp_b64 ps",
-                q(d.get("project"))
+            "env" => shell::render(
+                "kinds/compose/env-probe.sh",
+                minijinja::context! {
+                    path => d.path.as_deref().unwrap_or_default(),
+                    secrets => d.secrets.clone(),
+                    ..crate::secrets::rule_context()
+                },
             ),
-            _ => format!("sp_file f {}", q(d.path.as_deref().unwrap_or_default())),
+            "containers" => shell::render(
+                "kinds/compose/containers-probe.sh",
+                minijinja::context! { project => d.get("project") },
+            ),
+            _ => super::probe_file(d),
         }
     }
 
@@ -158,17 +164,19 @@ impl Kind for ComposeKind {
                     let value = secrets.fetch(reference)?;
                     content = content.replace(&secret_placeholder(key), value.expose());
                 }
-                Ok(super::Change::new(super::put_file(d, &content)))
+                Ok(super::Change::new(super::put_file(d, &content)?))
             }
-            "containers" => Ok(super::Change::new(format!(
-                "cd {dir} || exit 1\n\
-                 docker compose -p {project} up -d --remove-orphans --wait --wait-timeout \"${{SPINE_WAIT_TIMEOUT:-120}}\" 2>&1\n",
-                dir = q(d.get("directory")),
-                project = q(d.get("project")),
-            ))),
+            "containers" => Ok(super::Change::new(shell::render(
+                "kinds/compose/up.sh",
+                minijinja::context! {
+                    directory => d.get("directory"),
+                    project => d.get("project"),
+                },
+            )?)),
             _ => {
-                // The directory is created (and given to the user) only when it
-                // does not exist: an existing one, perhaps /etc, is never chowned.
+                // The directory is created (and given to the user) only when
+                // it does not exist: an existing one, perhaps /etc, is never
+                // chowned; a system or odd directory is refused outright.
                 let dir = d.get("directory");
                 if let Some(why) = crate::safe::path_problem(dir) {
                     return Err(format!(
@@ -181,43 +189,15 @@ impl Kind for ComposeKind {
                         "compose directory `{dir}` is a system directory: refused (spine verify gate V16)"
                     ));
                 }
-                Ok(super::Change::new(format!(
-                    "[ -d {dir} ] || install -d -o {o} {dir}\n{}",
-                    super::put_file(d, &d.content),
-                    o = q(d.owner.as_deref().unwrap_or("root")),
-                    dir = q(dir)
-                )))
+                let ctx = super::file_context(d, &d.content);
+                let ctx = minijinja::context! { directory => d.get("directory"), ..ctx };
+                Ok(super::Change::new(shell::render(
+                    "kinds/compose/file-apply.sh",
+                    ctx,
+                )?))
             }
         }
     }
-}
-
-/// Read .env; values of secret keys are replaced on the host by their SHA-256.
-fn env_probe(d: &Desired) -> String {
-    let path = q(d.path.as_deref().unwrap_or_default());
-    let declared: Vec<String> = d.secrets.iter().map(|k| q(k)).collect();
-    let declared_case = if declared.is_empty() {
-        String::new()
-    } else {
-        format!("{}) sp_hash ;;\n", declared.join("|"))
-    };
-    // The secret-key rule, generated from the Rust one (crate::secrets).
-    let rule = crate::secrets::shell_rule();
-    format!(
-        "{rule}sp_hash() {{ printf '%s=sha256:%s\\n' \"$k\" \"$(printf '%s' \"${{l#*=}}\" | sha256sum | cut -d' ' -f1)\"; }}\n\
-         f={path}\n\
-         if [ ! -e \"$f\" ]; then sp_kv f.exists 0; exit 0; fi\n\
-         sp_kv f.exists 1; sp_kv f.mode \"$(stat -c %a \"$f\")\"; sp_kv f.owner \"$(stat -c %U \"$f\")\"\n\
-         [ -r \"$f\" ] || {{ sp_kv f.error \"permission denied reading $f\"; exit 0; }}\n\
-         while IFS= read -r l || [ -n \"$l\" ]; do\n\
-           k=${{l%%=*}}\n\
-           case \"$k\" in\n\
-             \\#*|'') printf '%s\\n' \"$l\" ;;\n\
-             {declared_case}\
-             *) if sp_is_secret \"$k\" \"${{l#*=}}\"; then sp_hash; else printf '%s\\n' \"$l\"; fi ;;\n\
-           esac\n\
-         done < \"$f\" | sp_b64 f.content"
-    )
 }
 
 fn env_vars(text: &str) -> Vec<(String, String)> {
@@ -420,4 +400,75 @@ fn compare_containers(d: &Desired, actual: &Value) -> Verdict {
         &have_lines,
         &want_sorted,
     )
+}
+
+#[cfg(test)]
+mod secret_rule_tests {
+    /// The host-side rule (`scripts/lib/secret-rule.sh`, rendered from the
+    /// lists of `crate::secrets`) and the Rust rule agree on every case.
+    #[test]
+    fn shell_rule_agrees() {
+        let cases = [
+            ("DB_PASSWORD", "x"),
+            ("db_password", "x"),
+            ("PGPASSWORD", "x"),
+            ("SMTP_PASS", "x"),
+            ("SECRET_KEY", "x"),
+            ("JWT_SIGNING_KEY", "x"),
+            ("SENTRY_DSN", "x"),
+            ("ssh-private-key", "x"),
+            ("smtp.passwd", "x"),
+            ("POSTGRES_PASSWORD_FILE", "/run/secrets/x"),
+            ("TOKENIZER", "x"),
+            ("secrets_project", "x"),
+            ("KEYBOARD", "x"),
+            ("DB_USERNAME", "postgres"),
+            ("A__KEY", "x"),
+            ("PASSWORD_FILE_", "x"),
+            ("DATABASE_URL", "postgres://app:hunter2@db/app"),
+            ("DATABASE_URL", "postgres://app@db/app"),
+            ("LINK", "https://h:443/a@b"),
+            ("LINK", "https://u:p@h/x@y"),
+        ];
+        // The rule as the host gets it: the real script file, rendered.
+        let mut script = crate::shell::render("lib/secret-rule.sh", crate::secrets::rule_context())
+            .unwrap()
+            .as_str()
+            .to_string();
+        for (k, v) in &cases {
+            script.push_str(&format!(
+                "if sp_is_secret {} {}; then echo yes; else echo no; fi\n",
+                crate::shell::quote(k),
+                crate::shell::quote(v)
+            ));
+        }
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("run sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let want: Vec<String> = cases
+            .iter()
+            .map(|(k, v)| {
+                if crate::secrets::is_secret(k, v) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_string()
+            })
+            .collect();
+        assert_eq!(got, want, "{cases:?}");
+        assert!(want.contains(&"yes".to_string()) && want.contains(&"no".to_string()));
+    }
 }

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{Desired, Kind, Observed, SecretHashes, Verdict};
-use crate::gather::script::{Section, q};
+use crate::gather::script::Section;
 use crate::model::CronJob;
 use crate::render::{RenderCx, RenderError};
+use crate::shell::{self, Script, ScriptError};
 
 pub struct Cron;
 
@@ -107,20 +108,12 @@ impl Kind for Cron {
         Ok(out)
     }
 
-    fn probe(&self, d: &Desired) -> String {
-        let user = q(d.get("user"));
-        let mut s = format!(
-            "sp_missing crontab || exit 0\n\
-             if [ \"$(id -un)\" = {user} ]; then out=$(crontab -l 2>&1); else out=$(sp_sudo crontab -l -u {user} 2>&1); fi; rc=$?\n\
-             sp_kv rc \"$rc\"; printf '%s' \"$out\" | sp_b64 crontab\n"
-        );
-        for (i, script) in d.get("scripts").lines().enumerate() {
-            let p = q(script);
-            s.push_str(&format!(
-                "if [ -x {p} ]; then sp_kv script.{i} executable; elif [ -e {p} ]; then sp_kv script.{i} not-executable; else sp_kv script.{i} missing; fi\n"
-            ));
-        }
-        s
+    fn probe(&self, d: &Desired) -> Result<Script, ScriptError> {
+        let scripts: Vec<String> = d.get("scripts").lines().map(String::from).collect();
+        shell::render(
+            "kinds/cron/probe.sh",
+            minijinja::context! { user => d.get("user"), scripts },
+        )
     }
 
     fn observe(&self, d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {
@@ -206,25 +199,21 @@ impl Kind for Cron {
         actual: &Value,
         _: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, String> {
-        use base64::Engine;
         let current = actual["crontab"].as_str().unwrap_or_default();
         let roots: Vec<&str> = d.get("legacy_roots").lines().collect();
-        let want = desired_crontab(current, &d.content, &roots);
-        let user = q(d.get("user"));
-        let mut s = String::new();
-        // A job whose script is missing would fail silently every night: refuse.
-        for script in d.get("scripts").lines() {
-            s.push_str(&format!(
-                "[ -x {p} ] || {{ echo script {p} is missing or not executable: deploy it first; exit 3; }}\n",
-                p = q(script)
-            ));
-        }
-        s.push_str(&format!(
-            "crontab -l -u {user} > \"$BK/crontab.$(printf %s {user})\" 2>/dev/null || true\n\
-             t=$(mktemp) && printf '%s' {b64} | base64 -d > \"$t\" && crontab -u {user} \"$t\"; rc=$?; rm -f \"$t\"; exit $rc\n",
-            b64 = q(&base64::engine::general_purpose::STANDARD.encode(want.as_bytes())),
-        ));
-        Ok(super::Change::new(s))
+        let crontab = desired_crontab(current, &d.content, &roots);
+        // A job whose script is missing would fail silently every night: the
+        // script refuses before changing anything.
+        let scripts: Vec<String> = d.get("scripts").lines().map(String::from).collect();
+        let script = shell::render(
+            "kinds/cron/apply.sh",
+            minijinja::context! {
+                user => d.get("user"),
+                scripts,
+                crontab_b64 => shell::b64(&crontab),
+            },
+        )?;
+        Ok(super::Change::new(script))
     }
 }
 

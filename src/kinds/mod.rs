@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gather::script::Section;
 use crate::render::{RenderCx, RenderError};
+use crate::shell::{self, Script, ScriptError};
 
 /// Every kind, in the order resources are planned and applied.
 pub const ALL: &[&dyn Kind] = &[
@@ -160,9 +161,9 @@ pub trait Kind: Sync {
     /// Stage render: the resources of this kind for the host in `cx` (possibly none).
     fn render(&self, cx: &RenderCx) -> Result<Vec<Desired>, RenderError>;
     /// Stage gather: a read-only shell snippet printing `key=value` lines about
-    /// `d` (helpers `sp_kv`, `sp_b64`, `sp_file`, `sp_sudo`, `sp_missing`).
-    /// Every registry value in it must go through [`crate::gather::script::q`].
-    fn probe(&self, d: &Desired) -> String;
+    /// `d` (helpers `sp_kv`, `sp_b64`, `sp_file`, `sp_sudo`, `sp_missing`),
+    /// rendered from a file under `scripts/kinds/` by [`crate::shell`].
+    fn probe(&self, d: &Desired) -> Result<Script, ScriptError>;
     /// Stage gather: the facts from the probe's section that matter.
     fn observe(&self, d: &Desired, s: &Section, secrets: &dyn SecretHashes) -> Observed;
     /// Stage diff: desired against observed.
@@ -183,7 +184,7 @@ pub trait Kind: Sync {
 #[derive(Debug, Clone)]
 pub struct Change {
     /// Root shell script (travels on stdin; may hold secret values: never log it).
-    pub script: String,
+    pub script: Script,
     /// A network change: run under the arm / apply / confirm / disarm sequence.
     pub network: bool,
     /// Said to the operator after the change (e.g. when it takes effect).
@@ -191,7 +192,7 @@ pub struct Change {
 }
 
 impl Change {
-    pub fn new(script: String) -> Self {
+    pub fn new(script: Script) -> Self {
         Self {
             script,
             network: false,
@@ -200,17 +201,26 @@ impl Change {
     }
 }
 
-/// `sp_put` arguments for a file resource with `content`.
-pub fn put_file(d: &Desired, content: &str) -> String {
-    use crate::gather::script::q;
-    use base64::Engine;
-    let path = d.path.as_deref().unwrap_or_default();
-    format!(
-        "sp_backup {p}\nsp_put {p} {mode:o} {owner} {b64}\n",
-        p = q(path),
-        mode = d.mode.unwrap_or(0o644),
-        owner = q(d.owner.as_deref().unwrap_or("root")),
-        b64 = base64::engine::general_purpose::STANDARD.encode(content.as_bytes()),
+/// A file resource's context for `scripts/kinds/file/*.sh`, with `content`.
+pub fn file_context(d: &Desired, content: &str) -> minijinja::Value {
+    minijinja::context! {
+        path => d.path.as_deref().unwrap_or_default(),
+        mode => format!("{:o}", d.mode.unwrap_or(0o644)),
+        owner => d.owner.as_deref().unwrap_or("root"),
+        content_b64 => shell::b64(content),
+    }
+}
+
+/// Write a file resource with `content` (the old file kept under `$BK`).
+pub fn put_file(d: &Desired, content: &str) -> Result<Script, ScriptError> {
+    shell::render("kinds/file/put.sh", file_context(d, content))
+}
+
+/// Read a file resource (`f.*` keys).
+pub fn probe_file(d: &Desired) -> Result<Script, ScriptError> {
+    shell::render(
+        "kinds/file/probe.sh",
+        minijinja::context! { path => d.path.as_deref().unwrap_or_default() },
     )
 }
 

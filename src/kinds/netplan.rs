@@ -2,8 +2,9 @@
 //! Compared by meaning (parsed YAML), mode 0600 and owner root.
 
 use super::{Desired, Kind, Observed, SecretHashes, Verdict};
-use crate::gather::script::{Section, q};
+use crate::gather::script::Section;
 use crate::render::{RenderCx, RenderError};
+use crate::shell::{Script, ScriptError};
 
 pub struct Netplan;
 
@@ -36,8 +37,8 @@ impl Kind for Netplan {
         ])
     }
 
-    fn probe(&self, d: &Desired) -> String {
-        format!("sp_file f {}", q(d.path.as_deref().unwrap_or_default()))
+    fn probe(&self, d: &Desired) -> Result<Script, ScriptError> {
+        super::probe_file(d)
     }
 
     fn observe(&self, _d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {
@@ -54,7 +55,7 @@ impl Kind for Netplan {
         _: &serde_json::Value,
         _: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, String> {
-        let mut c = super::Change::new(super::put_file(d, &d.content));
+        let mut c = super::Change::new(super::put_file(d, &d.content)?);
         c.network = true;
         Ok(c)
     }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::{Action, Desired, Kind, Observed, SecretHashes, Verdict, text_diff};
 use crate::gather::script::Section;
 use crate::render::{RenderCx, RenderError};
+use crate::shell::{self, Script, ScriptError};
 
 pub struct TailscaleKind;
 
@@ -29,11 +30,8 @@ impl Kind for TailscaleKind {
         Ok(vec![d])
     }
 
-    fn probe(&self, _d: &Desired) -> String {
-        "sp_missing tailscale || exit 0\n\
-         tailscale status --json 2>&1 | sp_b64 status\n\
-         sp_sudo tailscale debug prefs 2>&1 | sp_b64 prefs"
-            .into()
+    fn probe(&self, _d: &Desired) -> Result<Script, ScriptError> {
+        shell::render("kinds/tailscale/probe.sh", minijinja::context! {})
     }
 
     fn observe(&self, _d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {
@@ -108,16 +106,14 @@ impl Kind for TailscaleKind {
         _: &Value,
         _: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, String> {
-        let mut cmd = format!(
-            "tailscale set --hostname={}",
-            crate::gather::script::q(d.get("hostname"))
-        );
-        if let Some(a) = d.args.get("accept_dns") {
-            cmd.push_str(&format!(" --accept-dns={}", crate::gather::script::q(a)));
-        }
-        Ok(super::Change::new(format!(
-            "tailscale status --json > \"$BK/tailscale-status.json\" 2>/dev/null || true\n{cmd}\n"
-        )))
+        let script = shell::render(
+            "kinds/tailscale/apply.sh",
+            minijinja::context! {
+                hostname => d.get("hostname"),
+                accept_dns => d.args.get("accept_dns").cloned(),
+            },
+        )?;
+        Ok(super::Change::new(script))
     }
 }
 

@@ -47,8 +47,8 @@ pub use allowed::allowed_signers_line;
 pub use canonical::sha256_hex;
 pub use error::ReceiptError;
 pub use model::{
-    Action, ActionResult, Command, DriftSummary, GapId, HostRecord, LoopId, Operator, Receipt,
-    ReceiptBody, RegistryInfo, Status, Tool,
+    Action, ActionResult, ApplySummary, Command, DriftSummary, GapId, HostRecord, LoopId, Operator,
+    Receipt, ReceiptBody, RegistryInfo, Status, Tool,
 };
 pub use sign::{ENV_OPERATOR, ENV_SIGNING_KEY, Signer, default_identity};
 pub use store::{ListEntry, ShownReceipt, Store, Written};

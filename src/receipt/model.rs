@@ -140,6 +140,23 @@ pub struct DriftSummary {
     pub unknown: u64,
 }
 
+/// What an apply did (apply receipts only). `drift` in the same receipt
+/// keeps its own meaning: the plan's counts before applying.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplySummary {
+    /// Resources changed (and confirmed, for network changes).
+    pub changed: u64,
+    pub failed: u64,
+    pub rolled_back: u64,
+    /// Not tried: an earlier action failed, or the run was interrupted.
+    pub skipped: u64,
+    /// Resources that could not be checked, so were not changed.
+    pub unknown: u64,
+    /// Hosts that could not be reached, at plan or at apply time.
+    pub unreachable: u64,
+}
+
 /// Which registry content a run read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -334,6 +351,8 @@ pub struct ReceiptBody {
     pub plan_hash: Option<String>,
     pub actions: Vec<Action>,
     pub drift: DriftSummary,
+    /// What an apply did; `None` for other commands.
+    pub apply: Option<ApplySummary>,
     /// Health probes the run made (`spine health`, `spine plan`).
     pub health: Vec<Probe>,
     pub loop_id: Option<LoopId>,
@@ -354,6 +373,7 @@ impl ReceiptBody {
             plan_hash: None,
             actions: Vec::new(),
             drift: DriftSummary::default(),
+            apply: None,
             health: Vec::new(),
             loop_id: None,
             gap_id: None,
@@ -388,6 +408,10 @@ pub struct Receipt {
     pub plan_hash: Option<String>,
     pub actions: Vec<Action>,
     pub drift: DriftSummary,
+    /// Apply receipts: what the apply did. Left out for other commands, so
+    /// receipts written before it existed keep their exact bytes and verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply: Option<ApplySummary>,
     /// Health probes: the one field left out when empty, so receipts written
     /// before it existed keep their exact bytes and still verify.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -150,6 +150,7 @@ impl Store {
             plan_hash: body.plan_hash,
             actions: body.actions,
             drift: body.drift,
+            apply: body.apply,
             health: body.health,
             loop_id: body.loop_id,
             gap_id: body.gap_id,

@@ -162,7 +162,7 @@ impl SecretHashes for ProviderHashes<'_> {
 }
 
 /// The one secret-key rule, shared by verify (V13), the plan's `.env`
-/// comparison and the host-side gather script ([`shell_rule`] renders it).
+/// comparison and the host-side gather script ([`rule_context`] feeds it).
 ///
 /// A key is split into words at `_` after upper-casing it and turning `-` and
 /// `.` into `_`. It is secret when a word is one of [`SECRET_WORDS`], or ends
@@ -240,32 +240,16 @@ pub fn is_secret(key: &str, value: &str) -> bool {
     is_secret_key(key) || is_secret_value(value)
 }
 
-/// The same rule as [`is_secret`], generated from the same lists, as a POSIX
-/// sh function for scripts that run on hosts: `sp_is_secret KEY VALUE`
-/// succeeds when the pair is secret. The host hashes such values before they
-/// leave it. (Rendered into the gather script; `tests` check that both sides
-/// agree on a table of keys and values.)
-pub fn shell_rule() -> String {
-    let words: Vec<String> = SECRET_WORDS.iter().map(|w| format!("*_{w}_*")).collect();
-    let suffixes: Vec<String> = SECRET_SUFFIXES.iter().map(|w| format!("*{w}_*")).collect();
-    let plain: Vec<String> = PLAIN_LAST_WORDS.iter().map(|w| format!("*_{w}_")).collect();
-    format!(
-        "sp_is_secret() {{\n\
-         \x20 sp_k=_$(printf '%s' \"$1\" | tr 'abcdefghijklmnopqrstuvwxyz.-' 'ABCDEFGHIJKLMNOPQRSTUVWXYZ__')_\n\
-         \x20 case \"$sp_k\" in\n\
-         \x20   {plain}) ;;\n\
-         \x20   {words}|{suffixes}) return 0 ;;\n\
-         \x20 esac\n\
-         \x20 case \"$2\" in\n\
-         \x20   *://*@*) sp_u=${{2#*://}}; sp_u=${{sp_u%%@*}}\n\
-         \x20     case \"$sp_u\" in */*) ;; *:*) return 0 ;; esac ;;\n\
-         \x20 esac\n\
-         \x20 return 1\n\
-         }}\n",
-        plain = plain.join("|"),
-        words = words.join("|"),
-        suffixes = suffixes.join("|"),
-    )
+/// The lists of the secret-key rule, for `scripts/lib/secret-rule.sh`, which
+/// renders the same rule as [`is_secret`] as a POSIX sh function for scripts
+/// that run on hosts (`sp_is_secret KEY VALUE`): the host hashes such values
+/// before they leave it. `kinds::compose` tests that both sides agree.
+pub fn rule_context() -> minijinja::Value {
+    minijinja::context! {
+        secret_words => SECRET_WORDS.to_vec(),
+        secret_suffixes => SECRET_SUFFIXES.to_vec(),
+        plain_last_words => PLAIN_LAST_WORDS.to_vec(),
+    }
 }
 
 /// The placeholder prefix standing for a secret in rendered files; a registry
@@ -378,59 +362,6 @@ mod tests {
 
     /// The host-side rule is generated from the same lists and agrees with
     /// the Rust rule, checked by running it under the system `sh`.
-    #[test]
-    fn shell_rule_agrees() {
-        let cases = [
-            ("DB_PASSWORD", "x"),
-            ("db_password", "x"),
-            ("PGPASSWORD", "x"),
-            ("SMTP_PASS", "x"),
-            ("SECRET_KEY", "x"),
-            ("JWT_SIGNING_KEY", "x"),
-            ("SENTRY_DSN", "x"),
-            ("ssh-private-key", "x"),
-            ("smtp.passwd", "x"),
-            ("POSTGRES_PASSWORD_FILE", "/run/secrets/x"),
-            ("TOKENIZER", "x"),
-            ("secrets_project", "x"),
-            ("KEYBOARD", "x"),
-            ("DB_USERNAME", "postgres"),
-            ("A__KEY", "x"),
-            ("PASSWORD_FILE_", "x"),
-            ("DATABASE_URL", "postgres://app:hunter2@db/app"),
-            ("DATABASE_URL", "postgres://app@db/app"),
-            ("LINK", "https://h:443/a@b"),
-            ("LINK", "https://u:p@h/x@y"),
-        ];
-        let mut script = shell_rule();
-        for (k, v) in &cases {
-            script.push_str(&format!(
-                "if sp_is_secret '{k}' '{v}'; then echo yes; else echo no; fi\n"
-            ));
-        }
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .expect("run sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect();
-        let want: Vec<String> = cases
-            .iter()
-            .map(|(k, v)| if is_secret(k, v) { "yes" } else { "no" }.to_string())
-            .collect();
-        assert_eq!(got, want, "{cases:?}");
-        assert!(want.contains(&"yes".to_string()) && want.contains(&"no".to_string()));
-    }
-
     #[test]
     fn https_unless_loopback() {
         for ok in [

@@ -1,0 +1,2 @@
+# Who holds the host lock, if anyone.
+cat -- @@lock@@/info 2>/dev/null || true

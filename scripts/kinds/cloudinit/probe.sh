@@ -1,0 +1,5 @@
+# The VM's cloud-init settings on its Proxmox host.
+sp_missing qm || exit 0
+out=$(sp_sudo qm config @@vmid@@ 2>&1)
+sp_kv rc $?
+printf '%s' "$out" | sp_b64 config
