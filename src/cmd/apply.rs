@@ -41,7 +41,13 @@ fn load_or_make(
         _ => None,
     };
     if let Some(path) = as_file {
-        let plan = plan::file::load(&path).map_err(|e| {
+        let plan = plan::trust::load(
+            &path,
+            reg,
+            args.templates.templates.as_deref(),
+            args.receipt.signing_key.as_deref(),
+        )
+        .map_err(|e| {
             eprintln!("{:?}", miette::Report::new(e));
             exit::COULD_NOT_RUN
         })?;
@@ -52,6 +58,7 @@ fn load_or_make(
             );
             return Err(exit::COULD_NOT_RUN);
         }
+        let _ = emit(&plan::show::text(&plan, g.color, g.verbose));
         return Ok((plan, true));
     }
     let templates = Templates::new(args.templates.templates.as_deref()).map_err(|e| {
