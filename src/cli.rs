@@ -286,7 +286,8 @@ pub enum ReceiptsCommand {
     },
     /// Check every signature, the schema and the chain; report the first broken link
     #[command(
-        after_help = "Examples:\n  spine receipts verify\n  spine receipts verify --require-signed --format json\n\n\
+        after_help = "Examples:\n  spine receipts verify\n  spine receipts verify --require-signed --format json\n  \
+spine receipts verify --allowed-signers ~/audit/allowed_signers --expect-head HASH  # the auditor's check\n\n\
 Exit codes: 0 the chain is intact, 1 a problem was found, 2 could not run.\n\
 Without spine: see docs/receipts.md for the `ssh-keygen -Y verify` one-liner."
     )]
@@ -296,10 +297,28 @@ Without spine: see docs/receipts.md for the `ssh-keygen -Y verify` one-liner."
         /// An unsigned receipt is an error, not a warning
         #[arg(long)]
         require_signed: bool,
+        /// The trust anchor: an allowed_signers file kept outside the receipts folder (a
+        /// reviewed copy) [default: the folder's own allowed_signers, with a warning]
+        #[arg(long, value_name = "FILE", env = "SPINE_ALLOWED_SIGNERS")]
+        allowed_signers: Option<PathBuf>,
+        /// SHA-256 of the head receipt pinned earlier (printed by verify as `head N sha256
+        /// HASH`): it must still be in the chain, so receipts removed from the end are caught
+        #[arg(long, value_name = "HASH", value_parser = sha256_hex)]
+        expect_head: Option<String>,
         /// Output format
         #[arg(long, short = 'f', value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
+}
+
+/// A SHA-256 in hex (64 digits; `sha256:` prefix and upper case accepted).
+fn sha256_hex(s: &str) -> Result<String, String> {
+    let hex = s.strip_prefix("sha256:").unwrap_or(s).to_ascii_lowercase();
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err("expected the head's SHA-256: 64 hex digits, as `spine receipts verify` prints after `sha256`".into())
+    }
 }
 
 #[derive(Debug, Args)]

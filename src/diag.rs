@@ -2,12 +2,11 @@
 //! file and JSON pointer, resolved to line/column and rendered with miette.
 
 use std::fmt;
-use std::sync::Arc;
 
-use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
+use miette::{Diagnostic, LabeledSpan, SourceCode};
 use serde::Serialize;
 
-use crate::load::source::{LineCol, SourceFile, Span};
+use crate::load::source::{LineCol, NamedText, SourceFile, Span};
 use crate::load::yaml::Node;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -171,7 +170,7 @@ pub struct Diag {
     pub at: LineCol,
     pub message: String,
     pub help: String,
-    source: Option<NamedSource<Arc<str>>>,
+    source: Option<NamedText>,
     labels: Vec<(Span, String)>,
     others: Vec<Diag>,
     /// A related place shown under another diagnostic (rendered as advice).
@@ -282,7 +281,7 @@ type Located = (
     String,
     LineCol,
     String,
-    Option<NamedSource<Arc<str>>>,
+    Option<NamedText>,
     Vec<(Span, String)>,
 );
 

@@ -208,3 +208,233 @@ fn a_bad_loop_id_is_refused_before_the_run() {
     assert!(text(&o).contains("LOOP-"), "{}", text(&o));
     assert!(!receipts.exists(), "nothing written for a refused run");
 }
+
+/// `spine receipts verify` with these extra arguments.
+fn receipts_verify(
+    receipts: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut args = vec![
+        "receipts",
+        "verify",
+        "--receipts",
+        receipts.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    spine(&args, env)
+}
+
+/// The head's SHA-256 from verify's summary line (`head N sha256 HASH`).
+fn head_of(o: &std::process::Output) -> String {
+    let t = text(o);
+    let at = t
+        .find(" sha256 ")
+        .unwrap_or_else(|| panic!("no head in {t}"))
+        + 8;
+    t[at..at + 64].to_string()
+}
+
+/// Receipts and their signatures in sequence order.
+fn receipt_files(receipts: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(receipts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_resigned_chain_fails_against_the_outside_anchor_and_truncation_fails_the_pinned_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    let receipts = tmp.path().join("receipts");
+    let (key, public) = keygen(tmp.path());
+    let signed_run = |key: &std::path::Path| {
+        let o = spine(
+            &[
+                "verify",
+                "--receipts",
+                receipts.to_str().unwrap(),
+                "--signing-key",
+                key.to_str().unwrap(),
+            ],
+            &[("SPINE_OPERATOR", "ronny@pve"), ("SSH_AUTH_SOCK", "")],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    signed_run(&key);
+    signed_run(&key);
+    let line = format!("ronny@pve namespaces=\"spine-receipt@spine\" {public}\n");
+    std::fs::write(receipts.join("allowed_signers"), &line).unwrap();
+    // The auditor's reviewed copy of the anchor, outside the folder.
+    let audit = tmp.path().join("audit");
+    std::fs::create_dir(&audit).unwrap();
+    let anchor = audit.join("allowed_signers");
+    std::fs::write(&anchor, &line).unwrap();
+    let anchor_arg = [
+        "--require-signed",
+        "--allowed-signers",
+        anchor.to_str().unwrap(),
+    ];
+
+    // With the folder's own anchor: valid, but verify says where the anchor is.
+    let o = receipts_verify(&receipts, &["--require-signed"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("warning: ")
+            && text(&o).contains(
+                "allowed_signers: the trust anchor sits inside the receipts folder it checks"
+            ),
+        "{}",
+        text(&o)
+    );
+    // With the outside anchor: valid and no such warning.
+    let o = receipts_verify(&receipts, &anchor_arg, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !text(&o).contains("trust anchor sits inside"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains(&format!("allowed_signers: {}", anchor.display())),
+        "{}",
+        text(&o)
+    );
+    let pinned = head_of(&o);
+
+    // The chain grows: the pinned head is still in it.
+    signed_run(&key);
+    let mut expect = anchor_arg.to_vec();
+    expect.extend(["--expect-head", &pinned]);
+    let o = receipts_verify(&receipts, &expect, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let newest = head_of(&o);
+
+    // Truncation: the newest receipt removed. The chain alone cannot tell...
+    let files = receipt_files(&receipts);
+    assert_eq!(files.len(), 3);
+    std::fs::remove_file(&files[2]).unwrap();
+    std::fs::remove_file(files[2].with_extension("json.sig")).unwrap();
+    let o = receipts_verify(&receipts, &anchor_arg, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    // ... the pinned head can.
+    let o = receipts_verify(&receipts, &["--expect-head", &newest], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("the expected head (sha256 {newest}) is not in the chain (the head is now receipt 000002 with sha256 {pinned}): receipts were removed from the end, or the chain was rewritten")),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("status: FAIL"), "{}", text(&o));
+
+    // The attacker edits receipt 1, re-links and re-signs the whole chain with
+    // their own key, and puts that key into the folder's allowed_signers.
+    let (evil, evil_public) = keygen(&tmp.path().join("evil").tap_mkdir());
+    let fp = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(evil.with_extension("pub"))
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let mut previous: Option<String> = None;
+    for (i, file) in receipt_files(&receipts).iter().enumerate() {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        if i == 0 {
+            v["exit_code"] = serde_json::json!(0);
+            v["argv"] = serde_json::json!(["spine", "verify", "--forged"]);
+        }
+        v["operator"]["key_fingerprint"] = serde_json::json!(fp);
+        v["previous"] = serde_json::json!(previous);
+        let bytes = spine::receipt::canonical::value_to_bytes(&v);
+        std::fs::write(file, &bytes).unwrap();
+        previous = Some(spine::receipt::sha256_hex(&bytes));
+        let sig = file.with_extension("json.sig");
+        std::fs::remove_file(&sig).unwrap();
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", "spine-receipt@spine", "-f"])
+            .arg(&evil)
+            .arg(file)
+            .status()
+            .unwrap();
+        assert!(st.success() && sig.exists());
+    }
+    std::fs::write(
+        receipts.join("allowed_signers"),
+        format!("ronny@pve namespaces=\"spine-receipt@spine\" {evil_public}\n"),
+    )
+    .unwrap();
+
+    // Against the folder's own anchor the forgery passes: that is the warning.
+    let o = receipts_verify(&receipts, &["--require-signed"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("trust anchor sits inside"),
+        "{}",
+        text(&o)
+    );
+    // Against the outside anchor, by flag or by environment, it fails.
+    for o in [
+        receipts_verify(&receipts, &anchor_arg, &[]),
+        receipts_verify(
+            &receipts,
+            &["--require-signed"],
+            &[("SPINE_ALLOWED_SIGNERS", anchor.to_str().unwrap())],
+        ),
+    ] {
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let t = text(&o);
+        assert_eq!(
+            t.lines()
+                .filter(|l| l.starts_with("error: ")
+                    && l.contains("signature made by a key not in allowed_signers"))
+                .count(),
+            2,
+            "{t}"
+        );
+        assert!(
+            t.contains("first broken link: ") && t.contains("000001-"),
+            "{t}"
+        );
+        assert!(!t.contains("trust anchor sits inside"), "{t}");
+    }
+    // And the pinned head is gone too: receipt 2's bytes changed.
+    let o = receipts_verify(&receipts, &["--expect-head", &pinned], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("is not in the chain"), "{}", text(&o));
+
+    // A named anchor that does not exist is an error, not a silent fallback.
+    let o = receipts_verify(
+        &receipts,
+        &["--allowed-signers", "/nonexistent/allowed_signers"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("/nonexistent/allowed_signers: cannot read"),
+        "{}",
+        text(&o)
+    );
+    // A malformed pin is a usage error.
+    let o = receipts_verify(&receipts, &["--expect-head", "abc"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+trait TapMkdir {
+    fn tap_mkdir(self) -> Self;
+}
+
+impl TapMkdir for std::path::PathBuf {
+    /// Create the folder, then hand the path on.
+    fn tap_mkdir(self) -> Self {
+        std::fs::create_dir_all(&self).unwrap();
+        self
+    }
+}

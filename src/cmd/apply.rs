@@ -34,7 +34,13 @@ fn load_or_make(
     provider: &dyn Provider,
 ) -> Result<(Plan, bool), u8> {
     if let Some(path) = plan_file(args) {
-        let plan = plan::file::load(&path).map_err(|e| {
+        let plan = plan::trust::load(
+            &path,
+            reg,
+            args.templates.templates.as_deref(),
+            args.receipt.signing_key.as_deref(),
+        )
+        .map_err(|e| {
             eprintln!("{:?}", miette::Report::new(e));
             exit::COULD_NOT_RUN
         })?;
@@ -45,6 +51,7 @@ fn load_or_make(
             );
             return Err(exit::COULD_NOT_RUN);
         }
+        let _ = emit(&plan::show::text(&plan, g.color, g.verbose));
         return Ok((plan, true));
     }
     let templates = Templates::new(args.templates.templates.as_deref()).map_err(|e| {

@@ -69,14 +69,22 @@ pub fn run(args: &PlanArgs, g: Global) -> u8 {
         return err_code;
     }
     if let Some(path) = &args.out {
-        if let Err(e) = plan::file::save(&plan, path) {
-            eprintln!("{:?}", miette::Report::new(e));
-            return err_code;
-        }
+        let signed = match plan::trust::save(&plan, path, args.receipt.signing_key.as_deref()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{:?}", miette::Report::new(e));
+                return err_code;
+            }
+        };
         if !g.quiet {
             eprintln!(
-                "plan saved to {}; apply it with `spine apply {}`",
+                "plan saved to {} ({}); apply it with `spine apply {}`",
                 path.display(),
+                if signed {
+                    "signed"
+                } else {
+                    "unsigned: no signing key"
+                },
                 path.display()
             );
         }

@@ -11,8 +11,17 @@ pub fn run(cmd: &ReceiptsCommand, g: Global) -> u8 {
         ReceiptsCommand::Verify {
             dir,
             require_signed,
+            allowed_signers,
+            expect_head,
             format,
-        } => verify(&dir.receipts, *require_signed, *format, g),
+        } => {
+            let opts = VerifyOptions {
+                require_signed: *require_signed,
+                allowed_signers: allowed_signers.clone(),
+                expect_head: expect_head.clone(),
+            };
+            verify(&dir.receipts, &opts, *format, g)
+        }
     }
 }
 
@@ -85,12 +94,12 @@ fn show(dir: &std::path::Path, id: &str) -> u8 {
     }
 }
 
-fn verify(dir: &std::path::Path, require_signed: bool, format: PlanFormat, g: Global) -> u8 {
+fn verify(dir: &std::path::Path, opts: &VerifyOptions, format: PlanFormat, g: Global) -> u8 {
     let store = match open(dir) {
         Ok(s) => s,
         Err(c) => return c,
     };
-    let report = match store.verify(&VerifyOptions { require_signed }) {
+    let report = match store.verify(opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("spine: {e}");
@@ -109,6 +118,10 @@ fn verify(dir: &std::path::Path, require_signed: bool, format: PlanFormat, g: Gl
             for p in &report.problems {
                 let level = format!("{:?}", p.severity).to_lowercase();
                 s.push_str(&format!("{level}: {p}\n"));
+            }
+            match &report.allowed_signers {
+                Some(a) => s.push_str(&format!("allowed_signers: {}\n", a.display())),
+                None => s.push_str("allowed_signers: none read\n"),
             }
             if let Some(p) = report.first_broken_problem() {
                 s.push_str(&format!("first broken link: {p}\n"));

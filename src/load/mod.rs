@@ -156,7 +156,7 @@ fn load_files(files: &Files) -> Loaded {
 
 fn read(path: &Path, layout: Layout) -> Result<String, (String, String)> {
     let shown = path.display();
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+    let bytes = read_at_most(path, yaml::MAX_FILE_BYTES).map_err(|e| match e.kind() {
         ErrorKind::NotFound => (
             format!("{shown}: file not found"),
             match layout {
@@ -176,6 +176,10 @@ fn read(path: &Path, layout: Layout) -> Result<String, (String, String)> {
         ),
         _ => (format!("{shown}: cannot read: {e}"), "check the file and the disk".to_string()),
     })?;
+    if bytes.len() > yaml::MAX_FILE_BYTES {
+        let p = yaml::too_large();
+        return Err((format!("{shown}: {}", p.message), p.help));
+    }
     String::from_utf8(bytes).map_err(|e| {
         (
             format!(
@@ -185,6 +189,17 @@ fn read(path: &Path, layout: Layout) -> Result<String, (String, String)> {
             "save the file as UTF-8".to_string(),
         )
     })
+}
+
+/// At most `limit + 1` bytes of a file: enough to tell that it is too large
+/// without reading a huge (or endless) file into memory.
+fn read_at_most(path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn add(loaded: &mut Loaded, kind: FileKind, src: SourceFile) {

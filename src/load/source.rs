@@ -37,7 +37,8 @@ pub struct SourceFile {
     /// Path as shown to the user (relative where possible).
     pub name: String,
     pub text: Arc<str>,
-    line_starts: Vec<usize>,
+    /// Byte offset of each line's start; shared with every diagnostic's source.
+    line_starts: Arc<[usize]>,
 }
 
 /// 1-based line and column (column counted in characters).
@@ -56,7 +57,7 @@ impl SourceFile {
             path: path.to_path_buf(),
             name,
             text,
-            line_starts,
+            line_starts: line_starts.into(),
         }
     }
 
@@ -73,8 +74,51 @@ impl SourceFile {
     }
 
     /// The miette source for diagnostics over this file.
-    pub fn named_source(&self) -> miette::NamedSource<Arc<str>> {
-        miette::NamedSource::new(&self.name, self.text.clone()).with_language("yaml")
+    pub fn named_source(&self) -> NamedText {
+        let indexed = Indexed {
+            text: self.text.clone(),
+            line_starts: self.line_starts.clone(),
+        };
+        miette::NamedSource::new(&self.name, indexed).with_language("yaml")
+    }
+}
+
+/// A diagnostic's source: the file's text and line index.
+pub type NamedText = miette::NamedSource<Indexed>;
+
+/// A file's text with its line index, so that miette reads a span's lines
+/// from the line index instead of scanning the file from its start each time
+/// (which made N diagnostics on one large file cost N times the file).
+#[derive(Debug, Clone)]
+pub struct Indexed {
+    text: Arc<str>,
+    line_starts: Arc<[usize]>,
+}
+
+impl miette::SourceCode for Indexed {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        // Start at the first context line: miette scans from there.
+        let line = self
+            .line_starts
+            .partition_point(|&s| s <= span.offset())
+            .saturating_sub(1);
+        let first = line.saturating_sub(before);
+        let base = self.line_starts[first];
+        let inner = miette::SourceSpan::new((span.offset() - base).into(), span.len());
+        let c = self.text.as_bytes()[base..].read_span(&inner, before, after)?;
+        let at = miette::SourceSpan::new((c.span().offset() + base).into(), c.span().len());
+        Ok(Box::new(miette::MietteSpanContents::new(
+            c.data(),
+            at,
+            c.line() + first,
+            c.column(),
+            c.line_count() + first,
+        )))
     }
 }
 

@@ -1,5 +1,7 @@
 //! Saved plans: versioned JSON with a checksum over its body, so an edited,
-//! truncated or foreign plan is refused with a clear reason.
+//! truncated or foreign plan is refused with a clear reason, and an SSH
+//! signature over the same bytes when the operator has a key (made and
+//! checked in `trust.rs`).
 
 use std::path::Path;
 
@@ -13,6 +15,15 @@ struct Envelope {
     /// SHA-256 of the canonical JSON of `plan`.
     checksum: String,
     plan: Plan,
+    /// SSHSIG (PEM) over the canonical JSON of `plan`, namespace
+    /// `spine-plan@spine`; absent when no signing key was configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
+}
+
+/// The bytes a plan's checksum and signature are over: its compact JSON.
+pub fn plan_bytes(plan: &Plan) -> Vec<u8> {
+    serde_json::to_vec(plan).unwrap_or_default()
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -51,11 +62,21 @@ pub enum PlanFileError {
 
 /// Write atomically: temp file beside the target, fsync, rename.
 pub fn save(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
+    save_signed(plan, path, None)
+}
+
+/// [`save`] with the plan's signature (see `trust::sign`).
+pub fn save_signed(
+    plan: &Plan,
+    path: &Path,
+    signature: Option<String>,
+) -> Result<(), PlanFileError> {
     let shown = path.display().to_string();
     let env = Envelope {
         format_version: FORMAT_VERSION,
         checksum: hash_json(plan),
         plan: plan.clone(),
+        signature,
     };
     let mut text = serde_json::to_string_pretty(&env)
         .map_err(|e| PlanFileError::Write(shown.clone(), std::io::Error::other(e)))?;
@@ -75,6 +96,11 @@ pub fn save(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
 }
 
 pub fn load(path: &Path) -> Result<Plan, PlanFileError> {
+    load_signed(path).map(|(plan, _)| plan)
+}
+
+/// [`load`], with the plan's signature if it has one (checked in `trust.rs`).
+pub fn load_signed(path: &Path) -> Result<(Plan, Option<String>), PlanFileError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| PlanFileError::Read(shown.clone(), e))?;
     let v: serde_json::Value = serde_json::from_str(&text)
@@ -91,5 +117,5 @@ pub fn load(path: &Path) -> Result<Plan, PlanFileError> {
     if hash_json(&env.plan) != env.checksum {
         return Err(PlanFileError::Checksum(shown));
     }
-    Ok(env.plan)
+    Ok((env.plan, env.signature))
 }

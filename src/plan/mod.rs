@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod show;
+pub mod trust;
 
 use std::collections::BTreeMap;
 

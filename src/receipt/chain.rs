@@ -1,6 +1,7 @@
 //! Chain checks of `Store::verify`: sequence continuity and `previous` links.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::store::ReceiptName;
 use super::verify::{Head, Item, ProblemKind, Sink};
@@ -94,6 +95,33 @@ fn check_previous(it: &Item, before: Option<&Vec<&Item>>, sink: &mut Sink<'_>) {
             );
         }
     }
+}
+
+/// The receipt pinned as head earlier (by its SHA-256) must still be in the
+/// chain; receipts after it are fine (the chain grew since).
+pub(super) fn check_head(items: &[Item], expected: &str, dir: &Path, sink: &mut Sink<'_>) {
+    if items
+        .iter()
+        .any(|it| it.sha256.as_deref() == Some(expected))
+    {
+        return;
+    }
+    let now = items
+        .iter()
+        .max_by_key(|i| i.seq)
+        .map_or("there are no receipts".to_string(), |h| {
+            format!(
+                "the head is now receipt {:06} with sha256 {}",
+                h.seq,
+                h.sha256.as_deref().unwrap_or("(unreadable)")
+            )
+        });
+    sink.error(
+        ProblemKind::HeadMissing,
+        dir,
+        None,
+        format!("the expected head (sha256 {expected}) is not in the chain ({now}): receipts were removed from the end, or the chain was rewritten"),
+    );
 }
 
 pub(super) fn head(items: &[Item], names: &[ReceiptName]) -> Option<Head> {

@@ -228,13 +228,19 @@ impl Signer {
     /// The SSHSIG signature (PEM, `\n` line endings) of exactly `bytes` under
     /// [`NAMESPACE`]; `None` when unsigned.
     pub fn sign(&self, bytes: &[u8]) -> Result<Option<String>, ReceiptError> {
+        self.sign_in(NAMESPACE, bytes)
+    }
+
+    /// The same under another namespace (saved plans: `spine-plan@spine`), so
+    /// a signature made for one use never passes for another.
+    pub fn sign_in(&self, namespace: &str, bytes: &[u8]) -> Result<Option<String>, ReceiptError> {
         let sig = match &self.backend {
             Backend::Unsigned => return Ok(None),
             Backend::Key(key) => key
-                .sign(NAMESPACE, HashAlg::Sha512, bytes)
+                .sign(namespace, HashAlg::Sha512, bytes)
                 .map_err(ReceiptError::Sign)?,
             Backend::Agent { socket, key } => {
-                let data = SshSig::signed_data(NAMESPACE, HashAlg::Sha512, bytes)
+                let data = SshSig::signed_data(namespace, HashAlg::Sha512, bytes)
                     .map_err(ReceiptError::Sign)?;
                 let agent_err = |message: String| ReceiptError::Agent {
                     socket: socket.clone(),
@@ -245,13 +251,13 @@ impl Signer {
                     .map_err(agent_err)?;
                 let sig = SshSig::new(
                     key.key_data().clone(),
-                    NAMESPACE,
+                    namespace,
                     HashAlg::Sha512,
                     signature,
                 )
                 .map_err(ReceiptError::Sign)?;
                 // Never write a signature that does not verify (e.g. a confused agent).
-                key.verify(NAMESPACE, bytes, &sig).map_err(|e| {
+                key.verify(namespace, bytes, &sig).map_err(|e| {
                     agent_err(format!("returned a signature that does not verify: {e}"))
                 })?;
                 sig

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::allowed::AllowedSigners;
-use super::chain::{check_chain, head};
+use super::chain::{check_chain, check_head, head};
 use super::check::{FileCtx, check_file};
 use super::error::ReceiptError;
 use super::store::{Store, TMP_PREFIX};
@@ -23,6 +23,14 @@ use super::{ALLOWED_SIGNERS, SCHEMA};
 pub struct VerifyOptions {
     /// Treat unsigned receipts as errors rather than warnings.
     pub require_signed: bool,
+    /// The trust anchor: an `allowed_signers` file kept outside the receipts
+    /// folder. `None` reads the folder's own `allowed_signers`, which whoever
+    /// can rewrite the receipts can rewrite too (reported as a warning).
+    pub allowed_signers: Option<PathBuf>,
+    /// SHA-256 of a receipt known earlier to be the head (pinned outside, e.g.
+    /// in a signed git tag): it must still be in the chain, so receipts
+    /// removed from the end (or a rewritten chain) are caught.
+    pub expect_head: Option<String>,
 }
 
 /// How bad a [`Problem`] is. Only errors make [`VerifyReport::is_ok`] false.
@@ -72,6 +80,10 @@ pub enum ProblemKind {
     KeyNotValid,
     /// `allowed_signers` is missing or has lines that were skipped.
     AllowedSigners,
+    /// The `allowed_signers` in use sits inside the folder it checks.
+    AnchorInside,
+    /// The receipt pinned with `--expect-head` is not in the chain.
+    HeadMissing,
     /// A sequence number is missing.
     Gap,
     /// Two receipts have the same sequence number.
@@ -132,6 +144,8 @@ pub struct VerifyReport {
     /// it are intact.
     pub first_broken: Option<u64>,
     pub head: Option<Head>,
+    /// The `allowed_signers` file signatures were checked against.
+    pub allowed_signers: Option<PathBuf>,
 }
 
 impl VerifyReport {
@@ -236,32 +250,23 @@ impl Store {
             problems: &mut problems,
         };
 
-        let allowed_path = self.dir().join(ALLOWED_SIGNERS);
-        let allowed = match std::fs::read_to_string(&allowed_path) {
-            Ok(text) => {
-                let a = AllowedSigners::parse(&text);
-                for (line, msg) in &a.bad_lines {
-                    sink.add(
-                        Severity::Warning,
-                        K::AllowedSigners,
-                        &allowed_path,
-                        None,
-                        format!("line {line}: {msg}; the line is ignored"),
-                    );
-                }
-                Some(a)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                sink.error(
-                    K::AllowedSigners,
+        let allowed_path = opts
+            .allowed_signers
+            .clone()
+            .unwrap_or_else(|| self.dir().join(ALLOWED_SIGNERS));
+        let allowed = read_allowed(&allowed_path, opts.allowed_signers.is_some(), &mut sink);
+        if allowed.is_some() {
+            report.allowed_signers = Some(allowed_path.clone());
+            if inside(&allowed_path, self.dir()) {
+                sink.add(
+                    Severity::Warning,
+                    K::AnchorInside,
                     &allowed_path,
                     None,
-                    format!("cannot read: {e}"),
+                    "the trust anchor sits inside the receipts folder it checks: whoever can rewrite the receipts can rewrite it and re-sign the chain; pass --allowed-signers FILE (or SPINE_ALLOWED_SIGNERS) from a reviewed copy outside it, and --expect-head (docs/receipts.md)".into(),
                 );
-                None
             }
-        };
+        }
 
         let mut items = Vec::new();
         for r in &scan.receipts {
@@ -283,7 +288,7 @@ impl Store {
             items.push(check_file(&ctx, &mut sink, &mut report));
         }
 
-        if allowed.is_none() && report.signed > 0 {
+        if allowed.is_none() && report.signed > 0 && opts.allowed_signers.is_none() {
             sink.error(
                 K::AllowedSigners,
                 &allowed_path,
@@ -325,6 +330,9 @@ impl Store {
         }
 
         check_chain(&items, &mut sink);
+        if let Some(expected) = &opts.expect_head {
+            check_head(&items, expected, self.dir(), &mut sink);
+        }
         report.head = head(&items, &scan.receipts);
         report.first_broken = problems
             .iter()
@@ -334,4 +342,37 @@ impl Store {
         report.problems = problems;
         Ok(report)
     }
+}
+
+/// Read the `allowed_signers` file; its bad lines are warnings. A missing
+/// folder copy is `None` (reported later if anything is signed); a missing
+/// file the auditor named is an error.
+fn read_allowed(path: &Path, named: bool, sink: &mut Sink<'_>) -> Option<AllowedSigners> {
+    use ProblemKind as K;
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let a = AllowedSigners::parse(&text);
+            for (line, msg) in &a.bad_lines {
+                sink.add(
+                    Severity::Warning,
+                    K::AllowedSigners,
+                    path,
+                    None,
+                    format!("line {line}: {msg}; the line is ignored"),
+                );
+            }
+            Some(a)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => None,
+        Err(e) => {
+            sink.error(K::AllowedSigners, path, None, format!("cannot read: {e}"));
+            None
+        }
+    }
+}
+
+/// Whether `file` is inside `dir` (symlinks resolved where they exist).
+fn inside(file: &Path, dir: &Path) -> bool {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    real(file).starts_with(real(dir))
 }
