@@ -24,95 +24,9 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
 
-/// The script files, by name (their path under `scripts/`).
-pub const FILES: &[(&str, &str)] = &[
-    (
-        "gather/host.sh",
-        include_str!("../../scripts/gather/host.sh"),
-    ),
-    ("apply/root.sh", include_str!("../../scripts/apply/root.sh")),
-    ("apply/lock.sh", include_str!("../../scripts/apply/lock.sh")),
-    (
-        "apply/unlock.sh",
-        include_str!("../../scripts/apply/unlock.sh"),
-    ),
-    (
-        "apply/read-lock.sh",
-        include_str!("../../scripts/apply/read-lock.sh"),
-    ),
-    (
-        "apply/network-arm.sh",
-        include_str!("../../scripts/apply/network-arm.sh"),
-    ),
-    (
-        "apply/network-rollback.sh",
-        include_str!("../../scripts/apply/network-rollback.sh"),
-    ),
-    (
-        "apply/network-disarm.sh",
-        include_str!("../../scripts/apply/network-disarm.sh"),
-    ),
-    (
-        "apply/network-rolledback.sh",
-        include_str!("../../scripts/apply/network-rolledback.sh"),
-    ),
-    (
-        "doctor/qm-config.sh",
-        include_str!("../../scripts/doctor/qm-config.sh"),
-    ),
-    (
-        "doctor/host-facts.sh",
-        include_str!("../../scripts/doctor/host-facts.sh"),
-    ),
-    (
-        "kinds/file/probe.sh",
-        include_str!("../../scripts/kinds/file/probe.sh"),
-    ),
-    (
-        "kinds/file/put.sh",
-        include_str!("../../scripts/kinds/file/put.sh"),
-    ),
-    (
-        "kinds/cron/probe.sh",
-        include_str!("../../scripts/kinds/cron/probe.sh"),
-    ),
-    (
-        "kinds/cron/apply.sh",
-        include_str!("../../scripts/kinds/cron/apply.sh"),
-    ),
-    (
-        "kinds/compose/containers-probe.sh",
-        include_str!("../../scripts/kinds/compose/containers-probe.sh"),
-    ),
-    (
-        "kinds/compose/env-probe.sh",
-        include_str!("../../scripts/kinds/compose/env-probe.sh"),
-    ),
-    (
-        "kinds/compose/file-apply.sh",
-        include_str!("../../scripts/kinds/compose/file-apply.sh"),
-    ),
-    (
-        "kinds/compose/up.sh",
-        include_str!("../../scripts/kinds/compose/up.sh"),
-    ),
-    (
-        "kinds/tailscale/probe.sh",
-        include_str!("../../scripts/kinds/tailscale/probe.sh"),
-    ),
-    (
-        "kinds/tailscale/apply.sh",
-        include_str!("../../scripts/kinds/tailscale/apply.sh"),
-    ),
-    (
-        "kinds/cloudinit/probe.sh",
-        include_str!("../../scripts/kinds/cloudinit/probe.sh"),
-    ),
-    (
-        "kinds/cloudinit/apply.sh",
-        include_str!("../../scripts/kinds/cloudinit/apply.sh"),
-    ),
-];
+/// The script files, by name (their path under `scripts/`), found by
+/// folder (build.rs): a new script is a new file, no list to keep.
+pub const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/scripts.rs"));
 
 /// Quote a value for a POSIX shell: always `'...'`, embedded quotes escaped.
 pub fn quote(s: &str) -> String {
