@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use spine::apply::{network, remote};
 use spine::diag::FileKind;
 use spine::doctor::findings;
-use spine::kinds::{self, Desired};
+use spine::kinds;
 use spine::load::{self, Files, Origin};
 use spine::model::Registry;
 use spine::render::{self, Templates};
@@ -80,9 +80,9 @@ fn all_scripts(reg: &Registry) -> Vec<(String, Script)> {
     let mut out = Vec::new();
     let services = reg.services.as_ref().unwrap();
     for host in render::managed_hosts(services) {
-        let state = render::render_host(reg, &host, &templates).unwrap();
-        let refs: Vec<&Desired> = state.resources.iter().collect();
-        let gather = spine::gather::script::build(&refs, "==spine-0123").unwrap();
+        let state = kinds::render_host(reg, &host, &templates).unwrap();
+        let reads = kinds::read_scripts(&state.resources).unwrap();
+        let gather = spine::gather::script::build(&reads, "==spine-0123").unwrap();
         out.push((format!("{host}: gather"), gather));
         for d in &state.resources {
             let kind = kinds::by_name(&d.kind).unwrap();
@@ -90,8 +90,8 @@ fn all_scripts(reg: &Registry) -> Vec<(String, Script)> {
             let actual = serde_json::json!({ "exists": false, "crontab": "" });
             let change = kind.apply(d, &actual, &Fixed).unwrap();
             let name = format!("{host}: apply {}", d.id);
-            if change.network {
-                let armed = network::arm_and_apply(&change.script, d, "run-1", 120).unwrap();
+            if let kinds::Lifecycle::Confirmed(c) = &change.lifecycle {
+                let armed = network::arm_and_apply(&change.script, c, "run-1", 120).unwrap();
                 out.push((format!("{name} (armed)"), wrap(Some("run-1"), None, &armed)));
             } else {
                 out.push((name, wrap(Some("run-1"), Some(120), &change.script)));
@@ -181,9 +181,9 @@ fn hostile_registry_values_stay_inert() {
     let _ = std::fs::remove_file(&pwned);
     let templates = Templates::new(None).unwrap();
     for host in render::managed_hosts(reg.services.as_ref().unwrap()) {
-        let state = render::render_host(&reg, &host, &templates).unwrap();
-        let refs: Vec<&Desired> = state.resources.iter().collect();
-        let script = spine::gather::script::build(&refs, "==spine-0123").unwrap();
+        let state = kinds::render_host(&reg, &host, &templates).unwrap();
+        let reads = kinds::read_scripts(&state.resources).unwrap();
+        let script = spine::gather::script::build(&reads, "==spine-0123").unwrap();
         let out = Command::new("sh")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

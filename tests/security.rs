@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use spine::diag::FileKind;
 use spine::kinds::{self, Desired};
+use spine::kinds::{HostState, render_host, write_out};
 use spine::model::Registry;
-use spine::render::{self, HostState, Templates};
+use spine::render::{self, Templates};
 use support::corpus::corpus;
 use support::scenario::{SECRET, converged_host};
 use support::{spine, text};
@@ -35,7 +36,7 @@ fn unverified(case: &str, dir: &Path) -> Registry {
 fn render_case(case: &str) -> Result<HostState, render::RenderError> {
     let tmp = tempfile::tempdir().unwrap();
     let reg = unverified(case, tmp.path());
-    render::render_host(&reg, "immich", &Templates::new(None).unwrap())
+    render_host(&reg, "immich", &Templates::new(None).unwrap())
 }
 
 fn resource<'a>(state: &'a HostState, id: &str) -> &'a Desired {
@@ -145,7 +146,7 @@ fn render_out_stays_in_its_folder() {
             host: r.on.clone(),
             resources: vec![r],
         };
-        let e = render::write_out(&one, &out).unwrap_err();
+        let e = write_out(&one, &out).unwrap_err();
         assert!(e.to_string().contains("outside"), "{e}");
     }
     assert!(!tmp.path().join("x").exists() && !tmp.path().join("escaped").exists());

@@ -1,13 +1,15 @@
 #!/bin/sh
 # Detached on the host: unless confirmed in time (the armed marker is gone),
-# restore the old network file and re-apply it.
+# restore the files the change wrote and activate them again.
 sleep @@secs@@
 [ -e @@armed@@ ] || exit 0
+#% for path in files
 if [ -e @@backup@@@@path@@ ]; then
   cp -a -- @@backup@@@@path@@ @@path@@
 elif [ -e @@backup@@@@path@@.absent ]; then
   rm -f -- @@path@@
 fi
-netplan apply
+#% endfor
+@@activate@@
 rm -f -- @@armed@@
 date > @@record@@

@@ -1,9 +1,9 @@
 #!/bin/sh
-# spine gather: read-only. One framed section per resource; every value
-# printed is `key=value` (helpers below), the frame lines carry the boundary.
+# spine gather: read-only. One framed section per resource; every value is
+# printed as `key=BASE64` (sp_kv, sp_b64), the frame lines carry the boundary.
 export LC_ALL=C PATH="$PATH:/usr/sbin:/sbin"
 B=@@boundary@@
-sp_kv() { printf '%s=%s\n' "$1" "$(printf '%s' "$2" | tr '\n' ' ')"; }
+sp_kv() { printf '%s' "$2" | tr '\n' ' ' | sp_b64 "$1"; }
 sp_b64() { printf '%s=' "$1"; base64 | tr -d '\n'; printf '\n'; }
 sp_sudo() { if [ "$(id -u)" = 0 ]; then "$@"; elif sudo -n true 2>/dev/null; then sudo -n "$@"; else return 126; fi; }
 sp_file() {
@@ -23,7 +23,7 @@ printf '%s host %s %s\n' "$B" "$(id -un)" "$(hostname)"
 #% for s in sections
 printf '%s section %s\n' "$B" @@s.id@@
 (
-@@s.probe@@
+@@s.read@@
 ) 2>/dev/null
 printf '%s end %s %s\n' "$B" @@s.id@@ "$?"
 #% endfor

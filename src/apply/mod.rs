@@ -16,11 +16,12 @@ use serde::Serialize;
 use crate::gather::ssh::{Route, SshOptions};
 use crate::gather::transport::{Conn, Connect};
 use crate::gather::{HostFacts, read_facts};
-use crate::kinds::{self, Verdict};
+use crate::kinds::{self, ProviderHashes, Verdict};
 use crate::model::Via;
 use crate::plan::{self, HostPlan};
 use crate::receipt::ActionResult;
-use crate::secrets::{Provider, ProviderHashes};
+use crate::secrets::Provider;
+use crate::shell::Script;
 use remote::{Lock, LockInfo};
 
 #[derive(Debug, Clone)]
@@ -254,7 +255,8 @@ fn desired(planned: &HostPlan) -> Vec<kinds::Desired> {
 /// Read the host through `held` and compare, as the plan did.
 async fn read_plan<K: Connect>(job: &HostJob<K>, held: &Held<K::Conn>) -> Result<HostPlan, String> {
     let resources = desired(&job.planned);
-    let rep = read_facts(&held.conn, &job.planned.host, &resources).await?;
+    let reads = kinds::read_scripts(&resources).map_err(|e| e.to_string())?;
+    let rep = read_facts(&held.conn, &job.planned.host, &reads).await?;
     let hashes = ProviderHashes(job.provider.as_ref());
     let facts = facts(&job.planned.host, &held.route, rep);
     Ok(plan::plan_host(&resources, &facts, &hashes))
@@ -334,8 +336,20 @@ async fn act<K: Connect>(
                 continue;
             }
         };
-        if change.network {
-            held = act_network(job, held, r, &change, out, &mut applied).await?;
+        if let Some(why) = change.needs_force.as_ref().filter(|_| !job.opts.force) {
+            let msg = format!("{id}: {why}");
+            out.actions.push(action(
+                kind_name,
+                id,
+                ActionResult::Skipped,
+                started,
+                msg.clone(),
+            ));
+            out.error = Some(msg);
+            continue;
+        }
+        if let kinds::Lifecycle::Confirmed(c) = &change.lifecycle {
+            held = act_confirmed(job, held, r, &change.script, c, out, &mut applied).await?;
             continue;
         }
         act_one(job, &held, r, change, out, &mut applied).await;
@@ -388,40 +402,24 @@ async fn act_one<K: Connect>(
     }
 }
 
-/// A network change: armed, applied, confirmed over a fresh connection (or
-/// rolled back by the host), then a new connection for what follows.
-async fn act_network<K: Connect>(
+/// A change that may cut the connection: armed, activated, confirmed over a
+/// fresh connection (or rolled back by the host), then a new connection for
+/// what follows.
+async fn act_confirmed<K: Connect>(
     job: &HostJob<K>,
     held: Held<K::Conn>,
     r: &plan::ResourcePlan,
-    change: &kinds::Change,
+    script: &Script,
+    c: &kinds::Confirmed,
     out: &mut HostOutcome,
     applied: &mut Vec<String>,
 ) -> Option<Held<K::Conn>> {
     let (kind_name, id) = (r.desired.kind.as_str(), r.desired.id.as_str());
     let started = Instant::now();
-    if r.desired.get("kind") != "ethernet" && !job.opts.force {
-        let msg = format!("{id}: changing a {} needs --force", r.desired.get("kind"));
-        out.actions.push(action(
-            kind_name,
-            id,
-            ActionResult::Skipped,
-            started,
-            msg.clone(),
-        ));
-        out.error = Some(msg);
-        return Some(held);
-    }
-    let ip = r
-        .desired
-        .get("address")
-        .split('/')
-        .next()
-        .unwrap_or_default();
     let confirm = Route {
         via: Via::Lan,
         user: job.user.clone(),
-        address: ip.to_string(),
+        address: c.confirm_address.clone(),
         port: None,
         jump: None,
     };
@@ -435,8 +433,8 @@ async fn act_network<K: Connect>(
         conn,
         &job.user,
         &job.opts.run_id,
-        &change.script,
-        &r.desired,
+        script,
+        c,
         confirm,
         &job.routes,
         &job.ssh,

@@ -1,17 +1,21 @@
-//! Network changes that never lock the operator out (REFERENCE.md section 5):
-//! back up, stage and check, arm a rollback timer on the host that is detached
-//! from the SSH session, apply, then confirm over a **fresh** connection to
-//! the new address (no connection sharing) and disarm. If the confirmation
-//! does not come in time, the host restores the old file and re-applies it by
-//! itself; spine reconnects on the old address, reports the rollback and the
-//! apply fails.
+//! Changes that may cut the connection (a kind's [`Lifecycle::Confirmed`],
+//! e.g. netplan), run so they never lock the operator out (REFERENCE.md
+//! section 5): back up, stage and check, arm a rollback timer on the host
+//! that is detached from the SSH session, activate, then confirm over a
+//! **fresh** connection to the new address (no connection sharing) and
+//! disarm. If the confirmation does not come in time, the host restores the
+//! old files and activates them by itself; spine reconnects on the old
+//! address, reports the rollback and the apply fails. Nothing here knows
+//! which kind the change is: the kind gives the check and the activation.
+//!
+//! [`Lifecycle::Confirmed`]: crate::kinds::Lifecycle::Confirmed
 
 use std::time::{Duration, Instant};
 
 use super::remote::{RootRun, STATE, run_root};
 use crate::gather::ssh::{Route, SshOptions};
 use crate::gather::transport::{Conn, Connect};
-use crate::kinds::Desired;
+use crate::kinds::Confirmed;
 use crate::shell::{self, Script, ScriptError};
 
 pub enum Outcome {
@@ -25,34 +29,42 @@ pub enum Outcome {
     Lost(String),
 }
 
-/// The paths one network change uses on the host.
-fn paths(d: &Desired, run_id: &str) -> minijinja::Value {
+/// The paths one confirmed change uses on the host.
+fn paths(c: &Confirmed, run_id: &str) -> minijinja::Value {
     minijinja::context! {
-        path => d.path.as_deref().unwrap_or_default(),
+        files => c.files.clone(),
         backup => format!("{STATE}/backups/{run_id}"),
         armed => format!("{STATE}/armed-{run_id}"),
         record => format!("{STATE}/rolledback-{run_id}"),
         rollback_file => format!("{STATE}/rollback-{run_id}.sh"),
-        log => format!("{STATE}/netplan-apply-{run_id}.log"),
+        log => format!("{STATE}/activate-{run_id}.log"),
     }
 }
 
 /// Stage, check, arm and apply on the host (one root script around `change`;
 /// the rollback script travels inside it, base64).
+/// `check` and `activate_later` go in as plain strings (quoted, for `sh -c`);
+/// `activate` is embedded in the rollback script as the script it is.
 pub fn arm_and_apply(
     change: &Script,
-    d: &Desired,
+    c: &Confirmed,
     run_id: &str,
     secs: u64,
 ) -> Result<Script, ScriptError> {
-    let p = paths(d, run_id);
+    let p = paths(c, run_id);
     let rollback = shell::render(
         "apply/network-rollback.sh",
-        minijinja::context! { secs, ..p.clone() },
+        minijinja::context! { secs, activate => &c.activate, ..p.clone() },
     )?;
     shell::render(
         "apply/network-arm.sh",
-        minijinja::context! { change, rollback_b64 => shell::b64(rollback.as_str()), ..p },
+        minijinja::context! {
+            change,
+            check => c.check.as_str(),
+            activate_later => format!("sleep 1\n{}", c.activate.as_str()),
+            rollback_b64 => shell::b64(rollback.as_str()),
+            ..p
+        },
     )
 }
 
@@ -64,7 +76,7 @@ pub async fn apply<K: Connect>(
     user: &str,
     run_id: &str,
     change: &Script,
-    d: &Desired,
+    c: &Confirmed,
     confirm: Route,
     old: &[Route],
     opts: &SshOptions,
@@ -72,7 +84,7 @@ pub async fn apply<K: Connect>(
 ) -> Outcome {
     let secs = timeout.as_secs().max(10);
     let started = Instant::now();
-    let armed = match arm_and_apply(change, d, run_id, secs) {
+    let armed = match arm_and_apply(change, c, run_id, secs) {
         Ok(s) => s,
         Err(e) => return Outcome::Refused(e.to_string()),
     };
@@ -95,8 +107,8 @@ pub async fn apply<K: Connect>(
     let mut fresh = opts.clone();
     fresh.connect_timeout = Duration::from_secs(3);
     let (disarm, done) = match (
-        shell::render("apply/network-disarm.sh", paths(d, run_id)),
-        shell::render("apply/network-rolledback.sh", paths(d, run_id)),
+        shell::render("apply/network-disarm.sh", paths(c, run_id)),
+        shell::render("apply/network-rolledback.sh", paths(c, run_id)),
     ) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return Outcome::Lost(e.to_string()),

@@ -55,7 +55,8 @@ impl FakeHost {
                 if let Some(rest) = line.strip_prefix("printf '%s section %s\\n' \"$B\" '") {
                     let id = rest.trim_end_matches('\'');
                     out.push_str(&format!(
-                        "{b} section {id}\nrc=0\ncrontab={}\n{b} end {id} 0\n",
+                        "{b} section {id}\nrc={}\ncrontab={}\n{b} end {id} 0\n",
+                        b64("0"),
                         b64(&self.crontab)
                     ));
                 }
@@ -168,7 +169,8 @@ fn rt() -> tokio::runtime::Runtime {
 fn plan_of(f: &Fake) -> HostPlan {
     rt().block_on(async {
         let (conn, route) = f.connect(&[], &ssh_opts()).await.unwrap();
-        let rep = read_facts(&conn, "fake", &[cron()]).await.unwrap();
+        let reads = kinds::read_scripts(&[cron()]).unwrap();
+        let rep = read_facts(&conn, "fake", &reads).await.unwrap();
         plan::plan_host(
             &[cron()],
             &facts("fake", &route, rep),

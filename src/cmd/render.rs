@@ -2,6 +2,7 @@
 
 use super::{Global, emit, exit, registry};
 use crate::cli::RenderArgs;
+use crate::kinds;
 use crate::render::{self, Templates};
 
 pub fn run(args: &RenderArgs, g: Global) -> u8 {
@@ -23,12 +24,12 @@ pub fn run(args: &RenderArgs, g: Global) -> u8 {
     };
     let mut text = String::new();
     for host in &hosts {
-        let state = match render::render_host(&reg, host, &templates) {
+        let state = match kinds::render_host(&reg, host, &templates) {
             Ok(s) => s,
             Err(e) => return report(e),
         };
         if let Some(out) = &args.out {
-            match render::write_out(&state, out) {
+            match kinds::write_out(&state, out) {
                 Ok(paths) => {
                     for p in paths {
                         text.push_str(&format!("wrote {}\n", p.display()));

@@ -11,12 +11,12 @@ use crate::apply::{self, HostJob, HostOutcome, Options};
 use crate::gather::transport::Ssh;
 use crate::gather::{self, ssh, ssh::SshOptions};
 use crate::health;
-use crate::kinds::{Desired, Verdict};
+use crate::kinds::{self, Desired, ProviderHashes, Verdict};
 use crate::load::Loaded;
 use crate::model::{Registry, ServiceRegistry};
 use crate::plan::{self, FORMAT_VERSION, HostPlan, Plan};
 use crate::render::{self, Templates};
-use crate::secrets::{Provider, ProviderHashes};
+use crate::secrets::Provider;
 
 /// What a plan is made from.
 pub struct PlanInput<'a> {
@@ -78,13 +78,17 @@ impl Engine {
             input.hosts.to_vec()
         };
         let by_on = desired_by_host(input.reg, &hosts, input.templates)?;
+        let mut reads = BTreeMap::new();
+        for (host, resources) in &by_on {
+            reads.insert(host.clone(), kinds::read_scripts(resources)?);
+        }
         let health_file = input.reg.health.as_ref().filter(|_| input.with_health);
-        let (facts, mut probes) = std::thread::scope(|s| {
+        let (facts, mut health) = std::thread::scope(|s| {
             let probing =
                 s.spawn(|| health_file.map_or_else(Vec::new, |f| health::probe_hosts(f, &hosts)));
             let facts = self.runtime.block_on(gather::gather_all(
                 &services,
-                &by_on,
+                &reads,
                 &input.ssh,
                 input.parallel,
             ));
@@ -99,8 +103,8 @@ impl Engine {
                     f,
                     &hashes,
                 );
-                let (mine, rest) = probes.drain(..).partition(|p| p.host == hp.host);
-                (hp.health, probes) = (mine, rest);
+                let (mine, rest) = health.drain(..).partition(|p| p.host == hp.host);
+                (hp.health, health) = (mine, rest);
                 hp
             })
             .collect();
@@ -199,7 +203,7 @@ pub fn desired_by_host(
 ) -> Result<BTreeMap<String, Vec<Desired>>, render::RenderError> {
     let mut by_on: BTreeMap<String, Vec<Desired>> = BTreeMap::new();
     for h in hosts {
-        for r in render::render_host(reg, h, templates)?.resources {
+        for r in kinds::render_host(reg, h, templates)?.resources {
             by_on.entry(r.on.clone()).or_default().push(r);
         }
     }

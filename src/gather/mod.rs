@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::kinds::Desired;
 use crate::model::ServiceRegistry;
+use crate::shell::Script;
 use script::Report;
 use ssh::{PathFailure, Route, SshOptions};
 
@@ -50,7 +50,7 @@ fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
 pub async fn gather_host(
     host: String,
     routes: Vec<Route>,
-    resources: Vec<Desired>,
+    reads: Vec<(String, Script)>,
     opts: SshOptions,
 ) -> HostFacts {
     let mut facts = HostFacts {
@@ -73,7 +73,7 @@ pub async fn gather_host(
         }
     };
     facts.route = Some(route);
-    match read_facts(&session, &facts.host, &resources).await {
+    match read_facts(&session, &facts.host, &reads).await {
         Ok(report) => facts.report = Some(report),
         Err(e) => facts.error = Some(e),
     }
@@ -81,15 +81,15 @@ pub async fn gather_host(
     facts
 }
 
-/// Run the gather script for `resources` over an open session: one round trip.
+/// Run the gather script made of `reads` (resource id, read script) over an open
+/// connection: one round trip.
 pub async fn read_facts<C: transport::Conn>(
     conn: &C,
     host: &str,
-    resources: &[Desired],
+    reads: &[(String, Script)],
 ) -> Result<Report, String> {
     let b = boundary();
-    let refs: Vec<&Desired> = resources.iter().collect();
-    let script = script::build(&refs, &b)?;
+    let script = script::build(reads, &b)?;
     let script = script.as_str();
     let out = conn
         .run(script, false)
@@ -108,7 +108,7 @@ pub async fn read_facts<C: transport::Conn>(
 }
 
 /// With `SPINE_GATHER_DUMP=DIR`, keep each host's script and raw answer
-/// (for debugging a probe; secret values are hashed on the host already).
+/// (for debugging a read script; secret values are hashed on the host already).
 /// Files are root-only (0600, in a 0700 folder when spine creates it), and a
 /// host id that is not a plain name is not dumped: the file stays in DIR.
 fn dump(host: &str, script: &str, out: &str) {
@@ -153,35 +153,40 @@ fn dump(host: &str, script: &str, out: &str) {
     }
 }
 
-/// Gather every host in `by_host` (host id -> resources living there),
+/// Gather every host in `by_host` (host id -> the reads of the resources
+/// living there),
 /// at most `parallel` at a time. Results come back in the input order.
 pub async fn gather_all(
     reg: &ServiceRegistry,
-    by_host: &BTreeMap<String, Vec<Desired>>,
+    by_host: &BTreeMap<String, Vec<(String, Script)>>,
     opts: &SshOptions,
     parallel: usize,
 ) -> Vec<HostFacts> {
     let sem = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
     let mut tasks = Vec::new();
-    for (host, resources) in by_host {
-        let (host, resources, routes, opts, sem) = (
+    for (host, reads) in by_host {
+        let (host, reads, routes, opts, sem) = (
             host.clone(),
-            resources.clone(),
+            reads.clone(),
             ssh::routes(reg, host),
             opts.clone(),
             sem.clone(),
         );
-        tasks.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            gather_host(host, routes, resources, opts).await
-        }));
+        let name = host.clone();
+        tasks.push((
+            name,
+            tokio::spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                gather_host(host, routes, reads, opts).await
+            }),
+        ));
     }
     let mut out = Vec::new();
-    for t in tasks {
+    for (host, t) in tasks {
         match t.await {
             Ok(f) => out.push(f),
             Err(e) => out.push(HostFacts {
-                host: String::new(),
+                host,
                 route: None,
                 failures: Vec::new(),
                 report: None,

@@ -7,26 +7,22 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 
-use crate::kinds::{self, Desired};
 use crate::shell::{self, Script, ScriptError};
 
-/// Build the gather script for the resources that live on one host
-/// (`scripts/gather/host.sh`, one section per resource of a known kind).
-pub fn build(resources: &[&Desired], boundary: &str) -> Result<Script, ScriptError> {
-    let mut sections = Vec::new();
-    for r in resources {
-        let Some(kind) = kinds::by_name(&r.kind) else {
-            continue;
-        };
-        sections.push(minijinja::context! { id => r.id.clone(), probe => kind.probe(r)? });
-    }
+/// Build the gather script for one host from each resource's read script (by
+/// resource id): `scripts/gather/host.sh`, one framed section per read script.
+pub fn build(reads: &[(String, Script)], boundary: &str) -> Result<Script, ScriptError> {
+    let sections: Vec<minijinja::Value> = reads
+        .iter()
+        .map(|(id, read)| minijinja::context! { id => id.clone(), read => read })
+        .collect();
     shell::render("gather/host.sh", minijinja::context! { boundary, sections })
 }
 
-/// What one resource's probe printed.
+/// What one resource's read script printed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Section {
-    /// key -> value; keys ending in `_b64` or `.content` arrive base64 and are decoded.
+    /// key -> value (every value travels base64, whatever it is).
     pub values: BTreeMap<String, String>,
     pub exit: Option<i32>,
 }
@@ -43,16 +39,6 @@ pub struct Report {
     pub user: String,
     pub hostname: String,
     pub sections: BTreeMap<String, Section>,
-}
-
-fn is_b64_key(k: &str) -> bool {
-    k.ends_with(".content")
-        || k.ends_with("_b64")
-        || k == "config"
-        || k == "status"
-        || k == "prefs"
-        || k == "crontab"
-        || k == "ps"
 }
 
 /// Parse a gather script's output. Unknown lines (outside sections) are ignored.
@@ -85,19 +71,15 @@ pub fn parse(out: &str, boundary: &str) -> Report {
         let Some((k, v)) = line.split_once('=') else {
             continue;
         };
-        let value = if is_b64_key(k) {
-            match b64.decode(v.trim()) {
-                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(_) => {
-                    sec.values.insert(
-                        format!("{k}.error"),
-                        "could not decode the host's answer".into(),
-                    );
-                    continue;
-                }
+        let value = match b64.decode(v.trim()) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(_) => {
+                sec.values.insert(
+                    format!("{k}.error"),
+                    "could not decode the host's answer".into(),
+                );
+                continue;
             }
-        } else {
-            v.to_string()
         };
         sec.values.insert(k.to_string(), value);
     }
@@ -117,9 +99,9 @@ mod tests {
         let reg = crate::model::Registry::from_loaded(&loaded, &FileKind::ALL).unwrap();
         let t = crate::render::Templates::new(None).unwrap();
         for host in crate::render::managed_hosts(reg.services.as_ref().unwrap()) {
-            let state = crate::render::render_host(&reg, &host, &t).unwrap();
-            let refs: Vec<&Desired> = state.resources.iter().collect();
-            let script = build(&refs, "B").unwrap();
+            let state = crate::kinds::render_host(&reg, &host, &t).unwrap();
+            let reads = crate::kinds::read_scripts(&state.resources).unwrap();
+            let script = build(&reads, "B").unwrap();
             let script = script.as_str();
             for shell in ["sh", "bash"] {
                 let mut child = std::process::Command::new(shell)
@@ -143,11 +125,15 @@ mod tests {
     #[test]
     fn parses_sections() {
         let b = "XB";
-        let out = "noise\nXB host ronny immich\nXB section a\nk=v\nf.content=aGVsbG8=\nXB end a 0\nXB section b\nXB end b 3\n";
+        let out = "noise\nXB host ronny immich\nXB section a\nk=dg==\nf.content=aGVsbG8=\nbad=*\nXB end a 0\nXB section b\nXB end b 3\n";
         let r = parse(out, b);
         assert_eq!(r.user, "ronny");
         assert_eq!(r.sections["a"].get("f.content"), Some("hello"));
         assert_eq!(r.sections["a"].get("k"), Some("v"));
+        assert_eq!(
+            r.sections["a"].get("bad.error"),
+            Some("could not decode the host's answer")
+        );
         assert_eq!(r.sections["b"].exit, Some(3));
     }
 }

@@ -72,9 +72,9 @@ impl Kind for CloudInit {
         ])
     }
 
-    fn probe(&self, d: &Desired) -> Result<Script, ScriptError> {
+    fn read_script(&self, d: &Desired) -> Result<Script, ScriptError> {
         shell::render(
-            "kinds/cloudinit/probe.sh",
+            "kinds/cloudinit/read.sh",
             minijinja::context! { vmid => d.get("vmid") },
         )
     }

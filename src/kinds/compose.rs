@@ -98,10 +98,10 @@ impl Kind for ComposeKind {
         Ok(out)
     }
 
-    fn probe(&self, d: &Desired) -> Result<Script, ScriptError> {
+    fn read_script(&self, d: &Desired) -> Result<Script, ScriptError> {
         match d.get("part") {
             "env" => shell::render(
-                "kinds/compose/env-probe.sh",
+                "kinds/compose/env-read.sh",
                 minijinja::context! {
                     path => d.path.as_deref().unwrap_or_default(),
                     secrets => d.secrets.clone(),
@@ -109,10 +109,10 @@ impl Kind for ComposeKind {
                 },
             ),
             "containers" => shell::render(
-                "kinds/compose/containers-probe.sh",
+                "kinds/compose/containers-read.sh",
                 minijinja::context! { project => d.get("project") },
             ),
-            _ => super::probe_file(d),
+            _ => super::read_file_script(d),
         }
     }
 

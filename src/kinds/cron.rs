@@ -108,10 +108,10 @@ impl Kind for Cron {
         Ok(out)
     }
 
-    fn probe(&self, d: &Desired) -> Result<Script, ScriptError> {
+    fn read_script(&self, d: &Desired) -> Result<Script, ScriptError> {
         let scripts: Vec<String> = d.get("scripts").lines().map(String::from).collect();
         shell::render(
-            "kinds/cron/probe.sh",
+            "kinds/cron/read.sh",
             minijinja::context! { user => d.get("user"), scripts },
         )
     }

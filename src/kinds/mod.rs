@@ -9,8 +9,11 @@
 pub mod cloudinit;
 pub mod compose;
 pub mod cron;
+mod host;
 pub mod netplan;
 pub mod tailscale;
+
+pub use host::{HostState, render_host, write_out};
 
 use std::collections::BTreeMap;
 
@@ -128,6 +131,19 @@ pub trait SecretHashes: Sync {
     fn hash(&self, d: &Desired, key: &str) -> Result<String, String>;
 }
 
+/// Hashes for comparing, from a secrets provider.
+pub struct ProviderHashes<'a>(pub &'a dyn crate::secrets::Provider);
+
+impl SecretHashes for ProviderHashes<'_> {
+    fn hash(&self, d: &Desired, key: &str) -> Result<String, String> {
+        let reference = d
+            .args
+            .get(&format!("secret.{key}"))
+            .ok_or_else(|| format!("`{key}` has no secret reference"))?;
+        self.0.fetch(reference).map(|s| s.sha256())
+    }
+}
+
 /// The observed state of one resource, normalised so that only what the
 /// comparison uses is kept (and fingerprinted): `Err` is "unknown, because".
 pub type Observed = Result<serde_json::Value, String>;
@@ -163,8 +179,8 @@ pub trait Kind: Sync {
     /// Stage gather: a read-only shell snippet printing `key=value` lines about
     /// `d` (helpers `sp_kv`, `sp_b64`, `sp_file`, `sp_sudo`, `sp_missing`),
     /// rendered from a file under `scripts/kinds/` by [`crate::shell`].
-    fn probe(&self, d: &Desired) -> Result<Script, ScriptError>;
-    /// Stage gather: the facts from the probe's section that matter.
+    fn read_script(&self, d: &Desired) -> Result<Script, ScriptError>;
+    /// Stage gather: the facts from its read script's section that matter.
     fn observe(&self, d: &Desired, s: &Section, secrets: &dyn SecretHashes) -> Observed;
     /// Stage diff: desired against observed.
     fn compare(&self, d: &Desired, actual: &serde_json::Value) -> Verdict;
@@ -185,20 +201,62 @@ pub trait Kind: Sync {
 pub struct Change {
     /// Root shell script (travels on stdin; may hold secret values: never log it).
     pub script: Script,
-    /// A network change: run under the arm / apply / confirm / disarm sequence.
-    pub network: bool,
+    /// How the engine runs it.
+    pub lifecycle: Lifecycle,
     /// Said to the operator after the change (e.g. when it takes effect).
     pub note: Option<String>,
+    /// Why this change is refused without `--force`, if it is.
+    pub needs_force: Option<String>,
 }
 
 impl Change {
     pub fn new(script: Script) -> Self {
         Self {
             script,
-            network: false,
+            lifecycle: Lifecycle::Plain,
             note: None,
+            needs_force: None,
         }
     }
+}
+
+/// How the engine runs a change. The engine knows these steps, never the
+/// kind behind them (netplan is one [`Lifecycle::Confirmed`]).
+#[derive(Debug, Clone)]
+pub enum Lifecycle {
+    /// Run the script as root; its exit status is the outcome.
+    Plain,
+    /// A change that may cut the connection it travels on.
+    Confirmed(Confirmed),
+}
+
+/// Stage the change, `check` it (a rejected change puts the `files` back
+/// and nothing else happens), arm a rollback timer on the host (detached
+/// from the session: unless confirmed in time it restores `files` from the
+/// run's backup and runs `activate`), `activate` in the background, then
+/// confirm over a fresh connection to `confirm_address` and disarm.
+#[derive(Debug, Clone)]
+pub struct Confirmed {
+    /// The address the host answers on once the change is active.
+    pub confirm_address: String,
+    /// Files the change writes, restored from the backup on rollback.
+    pub files: Vec<String>,
+    /// Checks the staged change without activating it (non-zero: rejected).
+    pub check: Script,
+    /// Makes the staged (or restored) configuration active.
+    pub activate: Script,
+}
+
+/// Each resource's read script, by resource id, for the host's gather
+/// script (resources of a kind spine does not know are left out).
+pub fn read_scripts(resources: &[Desired]) -> Result<Vec<(String, Script)>, ScriptError> {
+    let mut out = Vec::new();
+    for r in resources {
+        if let Some(kind) = by_name(&r.kind) {
+            out.push((r.id.clone(), kind.read_script(r)?));
+        }
+    }
+    Ok(out)
 }
 
 /// A file resource's context for `scripts/kinds/file/*.sh`, with `content`.
@@ -217,9 +275,9 @@ pub fn put_file(d: &Desired, content: &str) -> Result<Script, ScriptError> {
 }
 
 /// Read a file resource (`f.*` keys).
-pub fn probe_file(d: &Desired) -> Result<Script, ScriptError> {
+pub fn read_file_script(d: &Desired) -> Result<Script, ScriptError> {
     shell::render(
-        "kinds/file/probe.sh",
+        "kinds/file/read.sh",
         minijinja::context! { path => d.path.as_deref().unwrap_or_default() },
     )
 }

@@ -4,7 +4,7 @@
 use super::{Desired, Kind, Observed, SecretHashes, Verdict};
 use crate::gather::script::Section;
 use crate::render::{RenderCx, RenderError};
-use crate::shell::{Script, ScriptError};
+use crate::shell::{self, Script, ScriptError};
 
 pub struct Netplan;
 
@@ -37,8 +37,8 @@ impl Kind for Netplan {
         ])
     }
 
-    fn probe(&self, d: &Desired) -> Result<Script, ScriptError> {
-        super::probe_file(d)
+    fn read_script(&self, d: &Desired) -> Result<Script, ScriptError> {
+        super::read_file_script(d)
     }
 
     fn observe(&self, _d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {
@@ -56,7 +56,22 @@ impl Kind for Netplan {
         _: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, String> {
         let mut c = super::Change::new(super::put_file(d, &d.content)?);
-        c.network = true;
+        let kind = d.get("kind");
+        if kind != "ethernet" {
+            c.needs_force = Some(format!("changing a {kind} needs --force"));
+        }
+        let none = minijinja::context! {};
+        c.lifecycle = super::Lifecycle::Confirmed(super::Confirmed {
+            confirm_address: d
+                .get("address")
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .into(),
+            files: d.path.iter().cloned().collect(),
+            check: shell::render("kinds/netplan/check.sh", none.clone())?,
+            activate: shell::render("kinds/netplan/activate.sh", none)?,
+        });
         Ok(c)
     }
 }

@@ -30,8 +30,8 @@ impl Kind for TailscaleKind {
         Ok(vec![d])
     }
 
-    fn probe(&self, _d: &Desired) -> Result<Script, ScriptError> {
-        shell::render("kinds/tailscale/probe.sh", minijinja::context! {})
+    fn read_script(&self, _d: &Desired) -> Result<Script, ScriptError> {
+        shell::render("kinds/tailscale/read.sh", minijinja::context! {})
     }
 
     fn observe(&self, _d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {

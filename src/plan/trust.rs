@@ -232,7 +232,7 @@ fn render_all(
     let services = reg.services.clone().unwrap_or_default();
     let mut by_on: BTreeMap<String, Vec<Desired>> = BTreeMap::new();
     for host in render::managed_hosts(&services) {
-        let state = render::render_host(reg, &host, templates).map_err(|e| e.to_string())?;
+        let state = crate::kinds::render_host(reg, &host, templates).map_err(|e| e.to_string())?;
         for r in state.resources {
             by_on.entry(r.on.clone()).or_default().push(r);
         }

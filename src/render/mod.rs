@@ -1,47 +1,16 @@
-//! Stage 3: render. The desired state of each host, from the registry and the
-//! minijinja templates in `templates/` (strict: an undefined value is an error
-//! naming the template, line and expression).
+//! Stage 3: render. The templates in `templates/` (strict minijinja: an
+//! undefined value is an error naming the template, line and expression)
+//! and the context a kind renders a host from. The kinds render themselves
+//! (`kinds::render_host` asks each kind for its resources).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, UndefinedBehavior};
-use serde::Serialize;
 
-use crate::kinds::{self, Desired};
-use crate::model::{Host, Registry, ServiceRegistry, StackRegistry};
+use crate::model::{Host, ServiceRegistry, StackRegistry};
 
-/// The templates shipped with spine, compiled into the binary.
-pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "netplan/cloud-init.yaml.j2",
-        include_str!("../../templates/netplan/cloud-init.yaml.j2"),
-    ),
-    (
-        "cloudinit/ipconfig0.j2",
-        include_str!("../../templates/cloudinit/ipconfig0.j2"),
-    ),
-    (
-        "cloudinit/nameserver.j2",
-        include_str!("../../templates/cloudinit/nameserver.j2"),
-    ),
-    (
-        "compose/immich.yml.j2",
-        include_str!("../../templates/compose/immich.yml.j2"),
-    ),
-    (
-        "compose/env.j2",
-        include_str!("../../templates/compose/env.j2"),
-    ),
-    (
-        "cron/block.j2",
-        include_str!("../../templates/cron/block.j2"),
-    ),
-    (
-        "tailscale/prefs.yaml.j2",
-        include_str!("../../templates/tailscale/prefs.yaml.j2"),
-    ),
-];
+/// The templates shipped with spine, compiled into the binary: every file under `templates/`, by path (found by folder: build.rs).
+pub const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 
 /// Text standing for a secret in rendered files until apply fills it in.
 pub fn secret_placeholder(key: &str) -> String {
@@ -72,6 +41,12 @@ pub enum RenderError {
     #[error("unknown host `{0}`")]
     #[diagnostic(code(spine::render::host), help("{1}"))]
     UnknownHost(String, String),
+    #[error(transparent)]
+    #[diagnostic(
+        code(spine::render::script),
+        help("a script under scripts/ does not render: a bug in spine, please report it")
+    )]
+    Script(#[from] crate::shell::ScriptError),
     #[error("the registry does not pass `spine verify`: {0}")]
     #[diagnostic(
         code(spine::render::registry),
@@ -255,13 +230,6 @@ impl RenderCx<'_> {
     }
 }
 
-/// The desired state of one host.
-#[derive(Debug, Clone, Serialize)]
-pub struct HostState {
-    pub host: String,
-    pub resources: Vec<Desired>,
-}
-
 /// Hosts with a `desired` section, in registry order.
 pub fn managed_hosts(reg: &ServiceRegistry) -> Vec<String> {
     reg.hosts
@@ -269,90 +237,6 @@ pub fn managed_hosts(reg: &ServiceRegistry) -> Vec<String> {
         .filter(|(_, h)| h.desired.is_some())
         .map(|(id, _)| id.clone())
         .collect()
-}
-
-/// Render every resource of every kind that lives on or is about `host_id`.
-pub fn render_host(
-    reg: &Registry,
-    host_id: &str,
-    templates: &Templates,
-) -> Result<HostState, RenderError> {
-    let (Some(services), Some(stacks)) = (&reg.services, &reg.stacks) else {
-        return Err(RenderError::Registry(
-            "SERVICE_REGISTRY.yaml or STACK_REGISTRY.yaml is not usable".into(),
-        ));
-    };
-    let Some(host) = services.hosts.get(host_id) else {
-        let ids: Vec<&str> = services.hosts.keys().map(String::as_str).collect();
-        return Err(RenderError::UnknownHost(
-            host_id.into(),
-            format!("hosts in the registry: {}", ids.join(", ")),
-        ));
-    };
-    let cx = RenderCx {
-        host_id,
-        host,
-        services,
-        stacks,
-        templates,
-    };
-    let mut resources = Vec::new();
-    for kind in kinds::ALL {
-        resources.extend(kind.render(&cx)?);
-    }
-    Ok(HostState {
-        host: host_id.into(),
-        resources,
-    })
-}
-
-/// Write a host's rendered files under `out/<host>/...` for inspection.
-/// Secrets stay placeholders: a rendered file never holds a secret value.
-/// Every file stays inside `out`: a host id or path that would leave it
-/// (`..`, an absolute part, a symlink pointing elsewhere) is refused.
-pub fn write_out(state: &HostState, out: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    let mut seen: BTreeMap<PathBuf, ()> = BTreeMap::new();
-    for r in &state.resources {
-        let rel = Path::new(&r.on).join(r.file_name().trim_start_matches('/'));
-        let outside = || {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "`{}` would be written outside {}: refused (host ids and paths must be plain names and normalised paths; spine verify gate V16)",
-                    crate::safe::shown(&rel.to_string_lossy()),
-                    out.display()
-                ),
-            )
-        };
-        if !crate::safe::host_id(&r.on)
-            || !rel
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)))
-        {
-            return Err(outside());
-        }
-        let path = out.join(&rel);
-        if seen.insert(path.clone(), ()).is_some() {
-            continue;
-        }
-        // A symlink already in the folder must not lead the write elsewhere.
-        let mut at = out.to_path_buf();
-        for c in rel.components() {
-            at.push(c);
-            if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(outside());
-            }
-        }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let tmp = path.with_extension("spine-tmp");
-        std::fs::write(&tmp, r.shown_content())?;
-        std::fs::rename(&tmp, &path)?;
-        written.push(path);
-    }
-    Ok(written)
 }
 
 #[cfg(test)]

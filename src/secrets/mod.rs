@@ -16,7 +16,6 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
-use crate::kinds::{Desired, SecretHashes};
 use crate::model::InfisicalProject;
 
 pub use env::EnvProvider;
@@ -145,19 +144,6 @@ pub fn choose(
             let cfg = infisical::Config::from_env(url, timeout)?;
             Ok(Arc::new(infisical::Infisical::new(cfg, projects.clone())))
         }
-    }
-}
-
-/// Hashes for comparing, from a provider.
-pub struct ProviderHashes<'a>(pub &'a dyn Provider);
-
-impl SecretHashes for ProviderHashes<'_> {
-    fn hash(&self, d: &Desired, key: &str) -> Result<String, String> {
-        let reference = d
-            .args
-            .get(&format!("secret.{key}"))
-            .ok_or_else(|| format!("`{key}` has no secret reference"))?;
-        self.0.fetch(reference).map(|s| s.sha256())
     }
 }
 

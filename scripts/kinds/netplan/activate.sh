@@ -1,0 +1,2 @@
+# Make the netplan configuration live.
+netplan apply

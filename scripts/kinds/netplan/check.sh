@@ -1,0 +1,2 @@
+# Does netplan accept the staged files? (writes the backend config, changes nothing live)
+netplan generate
