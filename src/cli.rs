@@ -195,9 +195,15 @@ pub struct ApplyArgs {
     /// Seconds a network change waits for a fresh connection before the host rolls back
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub confirm_timeout: u64,
-    /// Seconds compose waits for containers to be running and healthy
+    /// Seconds compose waits for containers to be running and healthy, and a
+    /// restarted VM (--restart-vms) may take to come back on its access paths
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub wait_timeout: u64,
+    /// Restart VMs whose cloud-init network changed, from their Proxmox host
+    /// (qm cloudinit update; qm reboot, or qm shutdown then qm stop after the
+    /// timeout; qm start); asks per VM on a terminal, --yes answers
+    #[arg(long)]
+    pub restart_vms: bool,
     /// Seconds after which a lock left by a vanished run may be broken
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub lock_ttl: u64,

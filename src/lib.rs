@@ -14,6 +14,7 @@ pub mod load;
 pub mod model;
 pub mod plan;
 pub mod receipt;
+pub mod recover;
 pub mod render;
 pub mod secrets;
 pub mod verify;

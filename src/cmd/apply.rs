@@ -76,14 +76,14 @@ fn load_or_make(
 }
 
 /// Asks on the terminal; a Ctrl-C while waiting counts as "no".
-fn confirmed(yes: bool, interrupted: &AtomicBool) -> Result<bool, String> {
+fn confirmed(prompt: &str, yes: bool, interrupted: &AtomicBool) -> Result<bool, String> {
     if yes {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
         return Err("refusing to apply without a terminal to ask on: pass --yes".into());
     }
-    eprint!("Apply these changes? Only `yes` is accepted: ");
+    eprint!("{prompt}");
     let _ = std::io::stderr().flush();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -139,23 +139,18 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         Err(c) => return c,
     };
     body.plan_hash = Some(plan::hash_json(&plan));
-    let todo: Vec<_> = plan
-        .hosts
-        .iter()
-        .filter(|h| {
-            h.resources
-                .iter()
-                .any(|r| matches!(r.verdict, Verdict::Drift { .. }))
-        })
-        .cloned()
-        .collect();
-    if todo.is_empty() {
+    let todo = drifted(&plan);
+    if todo.is_empty() && crate::recover::targets(&plan).is_empty() {
         eprintln!("nothing to apply: {}", plan.summary);
         body.status = receipt::Status::Ok;
         return finish(args, &receipts, body, exit::OK, g);
     }
-    if !from_file || !args.yes {
-        match confirmed(args.yes, &interrupted) {
+    if !todo.is_empty() && (!from_file || !args.yes) {
+        match confirmed(
+            "Apply these changes? Only `yes` is accepted: ",
+            args.yes,
+            &interrupted,
+        ) {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("not applied: nothing was changed");
@@ -188,31 +183,38 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         body.status = receipt::Status::Interrupted;
         return finish(args, &receipts, body, exit::FAILED, g);
     }
-    let outcomes: Vec<HostOutcome> = runtime.block_on(async {
-        let mut tasks = Vec::new();
-        for h in todo {
-            let routes = ssh::routes(&services, &h.host);
-            let user = routes
-                .first()
-                .map_or_else(|| "root".to_string(), |r| r.user.clone());
-            tasks.push(tokio::spawn(apply::apply_host(
-                h,
-                routes,
-                user,
-                opts.clone(),
-                ssh_opts.clone(),
-                provider.clone(),
-                interrupted.clone(),
-            )));
-        }
-        let mut out = Vec::new();
-        for t in tasks {
-            if let Ok(o) = t.await {
-                out.push(o);
-            }
-        }
-        out
-    });
+    let apply_plan = |p: &Plan| {
+        apply_todo(
+            &runtime,
+            drifted(p),
+            &services,
+            &opts,
+            &ssh_opts,
+            &provider,
+            &interrupted,
+        )
+    };
+    let mut outcomes = apply_plan(&plan);
+
+    // --- VM restarts (issue 14): the one call site of the restart stage. ---
+    let ask = |q: &str| confirmed(q, args.yes, &interrupted);
+    let stage = super::restart_vms::run(
+        &super::restart_vms::Cx {
+            args,
+            loaded: &loaded,
+            reg: &reg,
+            provider: &provider,
+            runtime: &runtime,
+            interrupted: &interrupted,
+            opts: &opts,
+            ask: &ask,
+            apply_plan: &apply_plan,
+        },
+        &plan,
+    );
+    outcomes.retain(|o| !stage.replaces(&o.host));
+    outcomes.extend(stage.outcomes.iter().cloned());
+    // --- end of the restart stage ---
 
     let mut text = String::new();
     for o in &outcomes {
@@ -237,7 +239,8 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
             text.push_str(&format!("  error: {e}\n"));
         }
     }
-    let all_ok = outcomes.iter().all(HostOutcome::ok);
+    text.push_str(&stage.text);
+    let all_ok = outcomes.iter().all(HostOutcome::ok) && stage.ok();
     let touched = outcomes.iter().flat_map(|o| &o.actions).any(|a| {
         matches!(
             a.result,
@@ -287,6 +290,7 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
             })
         })
         .collect();
+    body.actions.extend(stage.receipt_actions());
     let count = |r: ActionResult| {
         outcomes
             .iter()
@@ -301,7 +305,8 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
     };
     body.status = if outcomes.iter().any(|o| o.rolled_back) {
         receipt::Status::RolledBack
-    } else if outcomes.iter().any(|o| o.interrupted) {
+    } else if outcomes.iter().any(|o| o.interrupted) || stage.reports.iter().any(|r| r.interrupted)
+    {
         receipt::Status::Interrupted
     } else if all_ok {
         receipt::Status::Ok
@@ -315,6 +320,56 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         if all_ok { exit::OK } else { exit::FAILED },
         g,
     )
+}
+
+/// The hosts of a plan with something to change.
+fn drifted(plan: &Plan) -> Vec<plan::HostPlan> {
+    plan.hosts
+        .iter()
+        .filter(|h| {
+            h.resources
+                .iter()
+                .any(|r| matches!(r.verdict, Verdict::Drift { .. }))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Apply hosts in parallel.
+fn apply_todo(
+    runtime: &tokio::runtime::Runtime,
+    todo: Vec<plan::HostPlan>,
+    services: &crate::model::ServiceRegistry,
+    opts: &Options,
+    ssh_opts: &ssh::SshOptions,
+    provider: &Arc<dyn Provider>,
+    interrupted: &Arc<AtomicBool>,
+) -> Vec<HostOutcome> {
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for h in todo {
+            let routes = ssh::routes(services, &h.host);
+            let user = routes
+                .first()
+                .map_or_else(|| "root".to_string(), |r| r.user.clone());
+            tasks.push(tokio::spawn(apply::apply_host(
+                h,
+                routes,
+                user,
+                opts.clone(),
+                ssh_opts.clone(),
+                provider.clone(),
+                interrupted.clone(),
+            )));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            if let Ok(o) = t.await {
+                out.push(o);
+            }
+        }
+        out
+    })
 }
 
 fn finish(
