@@ -31,6 +31,7 @@ use crate::plan::Plan;
 
 const SET_AND_UPDATE: &str = include_str!("set_and_update.sh");
 const POWER: &str = include_str!("power.sh");
+const AGENT_ADDRESSES: &str = include_str!("agent_addresses.sh");
 
 /// A VM whose cloud-init network must be handed to it by a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,13 +294,48 @@ async fn wait_back(
         if Instant::now() >= deadline {
             r.down = Some(down_from.elapsed());
             let why = format!(
-                "VM {} did not come back on any access path within {}s (--wait-timeout): {last_fail}",
+                "VM {} did not come back on any access path within {}s (--wait-timeout): {last_fail}; {}",
                 t.vmid,
-                a.wait.as_secs()
+                a.wait.as_secs(),
+                agent_addresses(pve, &a.pve_user, &t.vmid).await
             );
             return r.fail(why, &[]);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// `ADDR/PREFIX` of every IPv4 address in a guest agent
+/// `network-get-interfaces` answer, loopback left out.
+pub fn agent_ipv4(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["name"] != "lo")
+        .flat_map(|i| i["ip-addresses"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["ip-address-type"] == "ipv4")
+        .filter_map(|a| Some(format!("{}/{}", a["ip-address"].as_str()?, a["prefix"])))
+        .collect()
+}
+
+/// What the guest agent says about the VM's addresses, for the operator.
+async fn agent_addresses(pve: &Session, user: &str, vmid: &str) -> String {
+    let script = format!("{}{AGENT_ADDRESSES}", vars(&[("VMID", vmid)]));
+    match run_root(pve, user, None, &script).await {
+        Ok((out, 0)) => {
+            let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+            let have = agent_ipv4(&v);
+            if have.is_empty() {
+                "the guest agent answers but the VM has no IPv4 address (its network did not come up)".into()
+            } else {
+                format!(
+                    "the guest agent says the VM has {} (not on any of its access paths)",
+                    have.join(", ")
+                )
+            }
+        }
+        Ok((out, _)) => format!("the guest agent does not answer either: {}", last(&out)),
+        Err(e) => format!("could not ask the guest agent: {e}"),
     }
 }
 
