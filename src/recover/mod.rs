@@ -346,3 +346,60 @@ fn last(out: &str) -> String {
         .unwrap_or("(no output)")
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_values_reach_the_scripts_as_plain_strings() {
+        let evil = "ip=1.2.3.4/24'; touch /tmp/pwned; echo '$(id)`x`";
+        let script = format!(
+            "{}printf '%s|%s' \"$VMID\" \"$IPCONFIG0\"",
+            vars(&[("VMID", "203"), ("IPCONFIG0", evil)])
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("203|{evil}"));
+    }
+
+    #[test]
+    fn the_refusal_names_every_step_with_quoted_values() {
+        let t = Target {
+            host: "immich".into(),
+            vmid: "203".into(),
+            pve: "pve".into(),
+            ipconfig0: "ip=10.0.0.3/24,gw=10.0.0.1".into(),
+            nameserver: "10.0.0.4 10.0.0.5".into(),
+        };
+        let w = t.what_would();
+        for step in [
+            "on pve: qm set 203 --ipconfig0 ip=10.0.0.3/24,gw=10.0.0.1 --nameserver '10.0.0.4 10.0.0.5'",
+            "qm cloudinit update 203",
+            "qm reboot 203 if its guest agent answers",
+            "qm stop 203 only after the timeout",
+            "qm start 203",
+            "apply immich's own resources",
+        ] {
+            assert!(w.contains(step), "{w}");
+        }
+    }
+
+    #[test]
+    fn the_power_script_is_valid_sh_and_stops_only_after_a_failed_shutdown() {
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", POWER])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let shutdown = POWER.find("qm shutdown").unwrap();
+        let stop = POWER.find("qm stop").unwrap();
+        assert!(shutdown < stop && POWER.contains("if ! qm shutdown"));
+    }
+}
