@@ -450,6 +450,21 @@ impl Vm {
         support::scenario::spine_on(&self.reg, &self.cfg, &a)
     }
 
+    /// `spine apply --yes --restart-vms --wait-timeout WAIT` and its text.
+    fn restart_apply(&self, wait: &str) -> (std::process::Output, String) {
+        let o = self.spine(&[
+            "apply",
+            "--yes",
+            "--restart-vms",
+            "--wait-timeout",
+            wait,
+            "--connect-timeout",
+            "2",
+        ]);
+        let t = text(&o);
+        (o, t)
+    }
+
     fn instance_id(&self) -> String {
         self.vm
             .ok("cat /var/lib/cloud/data/instance-id")
@@ -570,16 +585,7 @@ fn a_vm_that_never_comes_back_is_reported_with_what_was_done() {
     let tmp = tempfile::tempdir().unwrap();
     let vm = vm_needing_restart(tmp.path(), "10.203.142", "10.203.143", "--boot-network off");
     let started = Instant::now();
-    let o = vm.spine(&[
-        "apply",
-        "--yes",
-        "--restart-vms",
-        "--wait-timeout",
-        "8",
-        "--connect-timeout",
-        "2",
-    ]);
-    let t = text(&o);
+    let (o, t) = vm.restart_apply("8");
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(started.elapsed() < Duration::from_secs(90), "{t}");
     for want in [
@@ -612,16 +618,7 @@ fn a_vm_that_comes_back_on_another_address_is_not_converged() {
         "10.203.145",
         "--boot-address 10.203.144.77/24",
     );
-    let o = vm.spine(&[
-        "apply",
-        "--yes",
-        "--restart-vms",
-        "--wait-timeout",
-        "8",
-        "--connect-timeout",
-        "2",
-    ]);
-    let t = text(&o);
+    let (o, t) = vm.restart_apply("8");
     assert_eq!(o.status.code(), Some(1), "{t}");
     for want in [
         "VM 203 did not come back on any access path within 8s",
@@ -648,16 +645,7 @@ fn without_a_guest_agent_the_new_host_key_is_shown_never_accepted() {
         "--agent off --ignore-acpi on",
     );
     let known = std::fs::read_to_string(tmp.path().join("known_hosts")).unwrap();
-    let o = vm.spine(&[
-        "apply",
-        "--yes",
-        "--restart-vms",
-        "--wait-timeout",
-        "4",
-        "--connect-timeout",
-        "2",
-    ]);
-    let t = text(&o);
+    let (o, t) = vm.restart_apply("4");
     assert_eq!(o.status.code(), Some(1), "{t}");
     let fp = vm.vm.ok("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
     let fp = fp.split_whitespace().nth(1).unwrap();

@@ -68,7 +68,7 @@ pub async fn proxmox(reg: &ServiceRegistry, host: &str, opts: &SshOptions) -> Ve
     // The guest agent is an access path of its own (it needs no network in
     // the VM): try it the way the operator did, after the config.
     let script = format!(
-        "{cmd}; echo {AGENT_MARK}; qm guest cmd {v} network-get-interfaces 2>&1",
+        "{cmd} && {{ echo {AGENT_MARK}; qm guest cmd {v} network-get-interfaces 2>&1 || true; }}",
         v = q(&vmid.to_string())
     );
     let mut tried = Vec::new();
