@@ -263,6 +263,16 @@ fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
         ],
     );
     let reg = support::test_registry(tmp.path(), "10.203.46", "52:54:00:45:00:50", "v2.4.1");
+    // spine edits the netplan file itself (with rollback) only when it owns
+    // it; with `owner: cloud-init` the fix is a restart from the Proxmox host.
+    let services = reg.join("SERVICE_REGISTRY.yaml");
+    let text_of = std::fs::read_to_string(&services).unwrap();
+    assert!(text_of.contains("owner: cloud-init"));
+    std::fs::write(
+        &services,
+        text_of.replace("owner: cloud-init", "owner: netplan"),
+    )
+    .unwrap();
     let cfg = support::ssh_config(
         tmp.path(),
         &[
