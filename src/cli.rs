@@ -73,7 +73,8 @@ Exit codes: 0 plan made; 2 the registry is not usable. With --detailed-exitcode:
 spine plan immich -o immich.plan && spine apply immich.plan\n  \
 spine apply immich                     # plan, show, ask, apply\n  \
 spine apply --yes                      # every host, no question (automation)\n  \
-spine apply immich.plan --confirm-timeout 90\n\n\
+spine apply immich.plan --confirm-timeout 90\n  \
+spine apply immich --restart-vms       # also restart VMs whose cloud-init network changed (asks per VM)\n\n\
 Before touching a host spine takes its lock and reads it again: if the facts differ from the\n\
 plan's, it refuses (stale plan). Files are written atomically; what they replace is kept in\n\
 /var/lib/spine/backups/RUN_ID on the host. A network change is confirmed over a fresh SSH\n\

@@ -306,12 +306,19 @@ async fn wait_back(
 }
 
 /// `ADDR/PREFIX` of every IPv4 address in a guest agent
-/// `network-get-interfaces` answer, loopback left out.
+/// `network-get-interfaces` answer, loopback and container bridges left out.
 pub fn agent_ipv4(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .into_iter()
         .flatten()
-        .filter(|i| i["name"] != "lo")
+        .filter(|i| {
+            // Loopback and the bridges of docker and friends are not the VM's LAN.
+            let name = i["name"].as_str().unwrap_or_default();
+            name != "lo"
+                && !["docker", "br-", "veth", "tailscale", "virbr"]
+                    .iter()
+                    .any(|p| name.starts_with(p))
+        })
         .flat_map(|i| i["ip-addresses"].as_array().cloned().unwrap_or_default())
         .filter(|a| a["ip-address-type"] == "ipv4")
         .filter_map(|a| Some(format!("{}/{}", a["ip-address"].as_str()?, a["prefix"])))
@@ -350,6 +357,18 @@ fn last(out: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_addresses_leave_out_loopback_and_container_bridges() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"[{"name":"lo","ip-addresses":[{"ip-address":"127.0.0.1","prefix":8,"ip-address-type":"ipv4"}]},
+                {"name":"eth0","ip-addresses":[{"ip-address":"10.0.0.3","prefix":24,"ip-address-type":"ipv4"},
+                                               {"ip-address":"fe80::1","prefix":64,"ip-address-type":"ipv6"}]},
+                {"name":"docker0","ip-addresses":[{"ip-address":"172.17.0.1","prefix":16,"ip-address-type":"ipv4"}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(agent_ipv4(&v), vec!["10.0.0.3/24".to_string()]);
+    }
 
     #[test]
     fn hostile_values_reach_the_scripts_as_plain_strings() {
