@@ -95,6 +95,14 @@ pub struct Cx<'a> {
 pub fn run(cx: &Cx, plan: &Plan) -> Stage {
     let mut st = Stage::default();
     for t in recover::targets(plan) {
+        if cx.interrupted.load(Ordering::SeqCst) {
+            st.text.push_str(&format!(
+                "VM {} ({}) not restarted: interrupted before it; not converged\n",
+                t.vmid, t.host
+            ));
+            st.not_restarted.push(t);
+            continue;
+        }
         if !cx.args.restart_vms {
             st.text.push_str(&format!(
                 "VM {} ({}) not converged: its new cloud-init network reaches it only through a restart, \
