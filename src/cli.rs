@@ -76,7 +76,8 @@ Exit codes: 0 plan made; 2 the registry is not usable. With --detailed-exitcode:
 spine plan immich -o immich.plan && spine apply immich.plan\n  \
 spine apply immich                     # plan, show, ask, apply\n  \
 spine apply --yes                      # every host, no question (automation)\n  \
-spine apply immich.plan --confirm-timeout 90\n\n\
+spine apply immich.plan --confirm-timeout 90\n  \
+spine apply immich --restart-vms       # also restart VMs whose cloud-init network changed (asks per VM)\n\n\
 Before touching a host spine takes its lock and reads it again: if the facts differ from the\n\
 plan's, it refuses (stale plan). Files are written atomically; what they replace is kept in\n\
 /var/lib/spine/backups/RUN_ID on the host. A network change is confirmed over a fresh SSH\n\
@@ -198,9 +199,15 @@ pub struct ApplyArgs {
     /// Seconds a network change waits for a fresh connection before the host rolls back
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub confirm_timeout: u64,
-    /// Seconds compose waits for containers to be running and healthy
+    /// Seconds compose waits for containers to be running and healthy, and a
+    /// restarted VM (--restart-vms) may take to come back on its access paths
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub wait_timeout: u64,
+    /// Restart VMs whose cloud-init network changed, from their Proxmox host
+    /// (qm cloudinit update; qm reboot, or qm shutdown then qm stop after the
+    /// timeout; qm start); asks per VM on a terminal, --yes answers
+    #[arg(long)]
+    pub restart_vms: bool,
     /// Seconds after which a lock left by a vanished run may be broken
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub lock_ttl: u64,

@@ -15,6 +15,7 @@ pub mod load;
 pub mod model;
 pub mod plan;
 pub mod receipt;
+pub mod recover;
 pub mod render;
 pub mod safe;
 pub mod secrets;

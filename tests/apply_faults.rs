@@ -263,6 +263,16 @@ fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
         ],
     );
     let reg = support::test_registry(tmp.path(), "10.203.46", "52:54:00:45:00:50", "v2.4.1");
+    // spine edits the netplan file itself (with rollback) only when it owns
+    // it; with `owner: cloud-init` the fix is a restart from the Proxmox host.
+    let services = reg.join("SERVICE_REGISTRY.yaml");
+    let text_of = std::fs::read_to_string(&services).unwrap();
+    assert!(text_of.contains("owner: cloud-init"));
+    std::fs::write(
+        &services,
+        text_of.replace("owner: cloud-init", "owner: netplan"),
+    )
+    .unwrap();
     let cfg = support::ssh_config(
         tmp.path(),
         &[
@@ -429,4 +439,292 @@ fn an_interrupted_apply_finishes_the_action_in_flight_and_unlocks() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
         .collect();
     assert!(body.contains("\"status\":\"interrupted\""), "{body}");
+}
+
+// ---------------------------------------------------------------------------
+// VM restarts from the Proxmox host (issue 14). Subnets 10.203.140-159: the
+// Proxmox host on NEW.10, the VM on OLD.230, the registry wants NEW.203.
+
+struct Vm {
+    pve: support::TestHost,
+    vm: support::TestHost,
+    reg: std::path::PathBuf,
+    cfg: std::path::PathBuf,
+    receipts: std::path::PathBuf,
+}
+
+impl Vm {
+    fn spine(&self, args: &[&str]) -> std::process::Output {
+        let mut a = args.to_vec();
+        a.extend(["--receipts", self.receipts.to_str().unwrap()]);
+        support::scenario::spine_on(&self.reg, &self.cfg, &a)
+    }
+
+    /// `spine apply --yes --restart-vms --wait-timeout WAIT` and its text.
+    fn restart_apply(&self, wait: &str) -> (std::process::Output, String) {
+        let o = self.spine(&[
+            "apply",
+            "--yes",
+            "--restart-vms",
+            "--wait-timeout",
+            wait,
+            "--connect-timeout",
+            "2",
+        ]);
+        let t = text(&o);
+        (o, t)
+    }
+
+    fn instance_id(&self) -> String {
+        self.vm
+            .ok("cat /var/lib/cloud/data/instance-id")
+            .trim()
+            .to_string()
+    }
+
+    fn host_key(&self) -> String {
+        self.vm.ok("cat /etc/ssh/ssh_host_ed25519_key.pub")
+    }
+
+    fn receipts_text(&self) -> String {
+        std::fs::read_dir(&self.receipts)
+            .map(|d| {
+                d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// VM 203 with its cloud-init network on the old subnet, the `qm` stand-in on
+/// the Proxmox host linked to the VM's test host with `guest_flags`, and the
+/// old subnet no longer routed from here (as in GAP-OP-094).
+fn vm_needing_restart(dir: &std::path::Path, new: &str, old: &str, guest_flags: &str) -> Vm {
+    let mac = format!("52:54:00:{}:02:30", &new[new.len() - 2..]);
+    let pve = support::TestHost::up(
+        &support::unique("pv"),
+        &format!("{new}.10/24"),
+        &["--no-docker"],
+    );
+    let vm = support::TestHost::up(
+        &support::unique("vm"),
+        &format!("{old}.230/24"),
+        &[
+            "--mac",
+            &mac,
+            "--extra-gw",
+            &format!("{new}.1/24"),
+            "--no-docker",
+            "--ts-hostname",
+            "immich-1",
+        ],
+    );
+    let reg = support::test_registry(dir, new, &mac, "v2.4.1");
+    pve.ok(&format!(
+        "qm create 203 --name immich --ipconfig0 ip={old}.230/24,gw={old}.1 --nameserver {new}.204 --net0 virtio={mac},bridge=vmbr0 --agent 1 && qm standin-guest 203 --guest {} {guest_flags}",
+        vm.name
+    ));
+    let st = Command::new("ip")
+        .args(["addr", "del", &format!("{old}.1/24"), "dev", "spbr0"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "take the old subnet's route away");
+    let new_addr = format!("{new}.203");
+    let cfg = support::ssh_config(
+        dir,
+        &[
+            support::Alias {
+                name: "immich-1",
+                hostname: Some(vm.addr()),
+                host: &vm,
+            },
+            support::Alias {
+                name: &new_addr,
+                hostname: None,
+                host: &vm,
+            },
+            support::Alias {
+                name: "pve",
+                hostname: Some(pve.addr()),
+                host: &pve,
+            },
+        ],
+        &[&vm, &pve],
+    );
+    Vm {
+        pve,
+        vm,
+        reg,
+        cfg,
+        receipts: dir.join("receipts"),
+    }
+}
+
+#[test]
+fn without_restart_vms_nothing_restarts_and_apply_exits_1_naming_the_vm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm = vm_needing_restart(tmp.path(), "10.203.140", "10.203.141", "");
+    let (iid, key) = (vm.instance_id(), vm.host_key());
+    let o = vm.spine(&["apply", "--yes", "--connect-timeout", "3"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    for want in [
+        "VM 203 (immich) not converged",
+        "nothing was restarted (no --restart-vms)",
+        "`spine apply --restart-vms` would: on pve: qm set 203 --ipconfig0 ip=10.203.140.203/24,gw=10.203.140.1",
+        "qm cloudinit update 203",
+    ] {
+        assert!(t.contains(want), "apply says `{want}`:\n{t}");
+    }
+    assert!(!t.contains("apply OK"), "{t}");
+    assert_eq!(vm.instance_id(), iid, "the VM was not restarted");
+    assert_eq!(vm.host_key(), key);
+    assert!(vm.pve.ok("qm status 203").contains("running"));
+    // The value is stored on pve but not on the drive: the next plan says so.
+    let o = vm.spine(&["plan", "--connect-timeout", "3"]);
+    assert!(
+        text(&o).contains("ipconfig0 set but not yet on VM 203's cloud-init drive"),
+        "{}",
+        text(&o)
+    );
+    assert!(!vm.receipts_text().contains("vm-restart"));
+}
+
+#[test]
+fn a_vm_that_never_comes_back_is_reported_with_what_was_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm = vm_needing_restart(tmp.path(), "10.203.142", "10.203.143", "--boot-network off");
+    let started = Instant::now();
+    let (o, t) = vm.restart_apply("8");
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(started.elapsed() < Duration::from_secs(90), "{t}");
+    for want in [
+        "VM 203 (immich) restart from pve: FAILED",
+        "done: qm set 203 --ipconfig0 ip=10.203.142.203/24,gw=10.203.142.1",
+        "qm cloudinit update 203",
+        "done: qm reboot 203 --timeout 8 (the guest agent answers)",
+        "VM 203 did not come back on any access path within 8s (--wait-timeout)",
+        "the VM has no IPv4 address",
+        "not done: applying immich's own resources",
+        "apply FAILED",
+    ] {
+        assert!(t.contains(want), "apply says `{want}`:\n{t}");
+    }
+    let r = vm.receipts_text();
+    assert!(
+        r.contains("\"vm-restart\"")
+            && r.contains("vm 203 on pve; asked by")
+            && r.contains("\"failed\""),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_vm_that_comes_back_on_another_address_is_not_converged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm = vm_needing_restart(
+        tmp.path(),
+        "10.203.144",
+        "10.203.145",
+        "--boot-address 10.203.144.77/24",
+    );
+    let (o, t) = vm.restart_apply("8");
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    for want in [
+        "VM 203 did not come back on any access path within 8s",
+        "the guest agent says the VM has 10.203.144.77/24 (not on any of its access paths)",
+        "not done: applying immich's own resources",
+    ] {
+        assert!(t.contains(want), "apply says `{want}`:\n{t}");
+    }
+    // cloud-init did write the registry's network; the stray address won.
+    assert!(
+        vm.vm
+            .ok("cat /etc/netplan/50-cloud-init.yaml")
+            .contains("10.203.144.203/24")
+    );
+}
+
+#[test]
+fn without_a_guest_agent_the_new_host_key_is_shown_never_accepted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm = vm_needing_restart(
+        tmp.path(),
+        "10.203.146",
+        "10.203.147",
+        "--agent off --ignore-acpi on",
+    );
+    let known = std::fs::read_to_string(tmp.path().join("known_hosts")).unwrap();
+    let (o, t) = vm.restart_apply("4");
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let fp = vm.vm.ok("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
+    let fp = fp.split_whitespace().nth(1).unwrap();
+    for want in [
+        "done: qm shutdown 203 --timeout 4 (no guest agent: ACPI)",
+        "done: qm stop 203 (the clean shutdown did not finish in 4s)",
+        "done: qm start 203",
+        "came back with a new SSH host key",
+        "QEMU guest agent is not running",
+        fp,
+    ] {
+        assert!(t.contains(want), "apply says `{want}`:\n{t}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("known_hosts")).unwrap(),
+        known,
+        "known_hosts untouched"
+    );
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_the_vm_stops_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vm = vm_needing_restart(tmp.path(), "10.203.148", "10.203.149", "--boot-network off");
+    let iid = vm.instance_id();
+    let child = support::scenario::spawn_on(
+        &vm.reg,
+        &vm.cfg,
+        &[
+            "apply",
+            "--yes",
+            "--restart-vms",
+            "--wait-timeout",
+            "120",
+            "--connect-timeout",
+            "2",
+        ],
+        &vm.receipts,
+    );
+    // Wait until the VM was restarted (a new instance booted).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while vm.instance_id() == iid {
+        assert!(Instant::now() < deadline, "the VM was never restarted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let started = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped waiting: {t}"
+    );
+    for want in [
+        "VM 203 (immich) restart from pve: INTERRUPTED",
+        "not done: waiting for immich (interrupted after",
+        "done: qm reboot 203",
+    ] {
+        assert!(t.contains(want), "apply says `{want}`:\n{t}");
+    }
+    let r = vm.receipts_text();
+    assert!(
+        r.contains("\"status\":\"interrupted\"") && r.contains("vm-restart"),
+        "{r}"
+    );
 }

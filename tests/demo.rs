@@ -1,5 +1,8 @@
-//! The README's quick start: `demo/up` builds VM 203 as found, `spine plan`
-//! shows its drifts, `spine apply` fixes them, `demo/down` leaves nothing.
+//! The README's quick start: `demo/up` builds VM 203 as found (unreachable on
+//! every path, GAP-OP-094), `spine doctor` says why and what to run, `spine
+//! plan` shows what it can and cannot see, `spine apply` refuses to call that
+//! converged, `spine apply --restart-vms` brings the VM back from its Proxmox
+//! host and converges it, `demo/down` leaves nothing.
 
 mod support;
 
@@ -92,29 +95,80 @@ fn demo_up_plan_apply_down() {
         spine(&a, &envs)
     };
 
-    // The drifts of VM 203 as found, exactly.
+    let run = |cmd: &str, extra: &[&str]| {
+        let mut a = args(cmd);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        spine(&a, &envs)
+    };
+
+    // Why every path is dead, and what to run.
+    let doctor: Vec<&str> = vec![
+        "doctor",
+        "--registry",
+        reg.to_str().unwrap(),
+        "--ssh-config",
+        cfg.to_str().unwrap(),
+        "immich",
+    ];
+    let out = spine(&doctor, &envs);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "doctor: {t}");
+    for want in [
+        "cloud-init DIFFERS: ipconfig0 is `ip=10.203.212.230/24,gw=10.203.212.1`",
+        "path through the guest agent works: the VM is running and has 10.203.212.230/24, not the registry's 10.203.201.203/24",
+        "spine apply --restart-vms",
+    ] {
+        assert!(t.contains(want), "doctor says `{want}`:\n{t}");
+    }
+    assert!(!t.contains("(or `spine apply`)"), "{t}");
+
+    // What the plan can see (pve) and cannot (VM 203, unreachable).
     let out = plan(&["--detailed-exitcode"]);
     let t = text(&out);
-    assert_eq!(out.status.code(), Some(2), "changes to make: {t}");
-    for drift in [
+    assert_ne!(out.status.code(), Some(0), "not converged: {t}");
+    for want in [
+        "host immich: unreachable",
         "ipconfig0 is `ip=10.203.212.230/24,gw=10.203.212.1`, should be `ip=10.203.201.203/24,gw=10.203.201.1`",
-        "netplan /etc/netplan/50-cloud-init.yaml: change: content differs at /network/ethernets/eth0/addresses",
-        "hostname is `immich`, should be `immich-1`",
-        "immich-machine-learning is not there",
-        "IMMICH_VERSION differs",
-        "ronny-ops/immich/scripts/backup-db.sh` refers to a legacy root",
-        "summary: 7 to change, 0 to create, 0 unknown (0 in sync)",
+        "`spine apply --restart-vms` sets them",
+        "? cron cron:ronny: unknown: host unreachable on every access path",
+        "summary: 1 to change, 0 to create, 6 unknown (0 in sync, 1 host unreachable)",
     ] {
-        assert!(t.contains(drift), "plan shows `{drift}`:\n{t}");
+        assert!(t.contains(want), "plan shows `{want}`:\n{t}");
     }
     assert!(!t.contains(&secret));
 
-    // Apply, then nothing is left to change.
-    let mut a = args("apply");
-    a.push("--yes".into());
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let out = spine(&a, &envs);
-    assert_eq!(out.status.code(), Some(0), "apply: {}", text(&out));
+    // Without --restart-vms: nothing restarts, exit 1 naming VM 203.
+    let out = run("apply", &["--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "apply: {t}");
+    assert!(
+        t.contains("VM 203 (immich) not converged") && t.contains("qm cloudinit update 203"),
+        "{t}"
+    );
+    assert!(!t.contains("apply OK"), "{t}");
+
+    // With it: the VM comes back from pve and converges in the same run.
+    let out = run("apply", &["--yes", "--restart-vms", "--wait-timeout", "60"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "apply --restart-vms: {t}");
+    for want in [
+        "VM 203 (immich) restart from pve: back",
+        "qm reboot 203",
+        "new SSH host key through the guest agent",
+        "immich answered on lan ronny@10.203.201.203",
+        "changed     cron cron:ronny",
+        "apply OK",
+    ] {
+        assert!(t.contains(want), "apply says `{want}`:\n{t}");
+    }
+    assert!(!t.contains(&secret));
+    let restart_recorded = std::fs::read_dir(&receipts)
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .any(|r| r.contains("\"vm-restart\"") && r.contains("vm 203 on pve; asked by"));
+    assert!(restart_recorded, "a receipt records the restart");
+
     let out = plan(&["--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "converged: {}", text(&out));
     assert!(text(&out).contains("7 in sync"), "{}", text(&out));

@@ -55,6 +55,19 @@ impl ApplyReport {
         }
     }
 
+    /// Drop what this report says of `host`: a later step of the same run
+    /// (a VM restarted and applied again) speaks for it instead.
+    pub fn forget(&mut self, host: &str) {
+        self.hosts.retain(|h| h.host != host);
+        self.left.retain(|l| l.host != host);
+    }
+
+    /// Add a later step's report (its hosts and what it left).
+    pub fn extend(&mut self, later: ApplyReport) {
+        self.hosts.extend(later.hosts);
+        self.left.extend(later.left);
+    }
+
     pub fn counts(&self) -> ApplySummary {
         let actions = || self.hosts.iter().flat_map(|h| &h.actions);
         let count = |r: ActionResult| actions().filter(|a| a.result == r).count() as u64;

@@ -77,14 +77,14 @@ fn load_or_make(
 }
 
 /// Asks on the terminal; a Ctrl-C while waiting counts as "no".
-fn confirmed(yes: bool, engine: &Engine) -> Result<bool, String> {
+fn confirmed(prompt: &str, yes: bool, engine: &Engine) -> Result<bool, String> {
     if yes {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
         return Err("refusing to apply without a terminal to ask on: pass --yes".into());
     }
-    eprint!("Apply these changes? Only `yes` is accepted: ");
+    eprint!("{prompt}");
     let _ = std::io::stderr().flush();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -146,7 +146,8 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         lock_ttl: Duration::from_secs(args.lock_ttl),
         wait_timeout: args.wait_timeout,
     };
-    if engine::hosts_to_apply(&plan).is_empty() {
+    let todo = engine::hosts_to_apply(&plan);
+    if todo.is_empty() && crate::recover::targets(&plan).is_empty() {
         eprintln!("nothing to apply: {}", plan.summary);
         let report = ApplyReport::nothing_to_do(&opts.run_id, &plan);
         if !report.converged() {
@@ -154,8 +155,12 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         }
         return finish(args, &receipts, body, &report, g);
     }
-    if !from_file || !args.yes {
-        match confirmed(args.yes, &engine) {
+    if !todo.is_empty() && (!from_file || !args.yes) {
+        match confirmed(
+            "Apply these changes? Only `yes` is accepted: ",
+            args.yes,
+            &engine,
+        ) {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("not applied: nothing was changed");
@@ -178,8 +183,33 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         return write(args, &receipts, body, exit::FAILED, g);
     }
     let services = reg.services.clone().unwrap_or_default();
-    let report = engine.apply(&plan, &services, &opts, &ssh_options(&args.ssh), provider);
-    let _ = emit(&report.text());
+    let mut report = engine.apply(
+        &plan,
+        &services,
+        &opts,
+        &ssh_options(&args.ssh),
+        provider.clone(),
+    );
+
+    // --- VM restarts (issue 14): the one call site of the restart stage. ---
+    let ask = |q: &str| confirmed(q, args.yes, &engine);
+    let stage = super::restart_vms::run(
+        &super::restart_vms::Cx {
+            args,
+            engine: &engine,
+            loaded: &loaded,
+            reg: &reg,
+            provider: &provider,
+            opts: &opts,
+            ask: &ask,
+        },
+        &plan,
+    );
+    stage.merge_into(&mut report);
+    body.actions = stage.receipt_actions();
+    // --- end of the restart stage ---
+
+    let _ = emit(&format!("{}{}", stage.text, report.text()));
     finish(args, &receipts, body, &report, g)
 }
 
@@ -213,6 +243,8 @@ fn finish(
             facts_after: o.facts_after.clone(),
         })
         .collect();
+    // Actions recorded before (the VM restarts) stay, after the hosts'.
+    let earlier = std::mem::take(&mut body.actions);
     body.actions = report
         .hosts
         .iter()
@@ -230,6 +262,7 @@ fn finish(
             })
         })
         .collect();
+    body.actions.extend(earlier);
     body.apply = Some(report.counts());
     body.status = report.status();
     write(args, dir, body, report.exit_code(), g)

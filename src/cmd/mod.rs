@@ -9,6 +9,7 @@ pub mod receipts;
 pub mod record;
 pub mod registry;
 pub mod render;
+pub mod restart_vms;
 pub mod unlock;
 pub mod verify;
 

@@ -23,7 +23,7 @@ pub enum FindingStatus {
 /// One fact checked against the registry.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    /// `cloud-init`, `guest-agent`, `tailscale` or `addresses`.
+    /// `cloud-init`, `guest-agent`, `guest-agent-path`, `tailscale` or `addresses`.
     pub topic: &'static str,
     pub status: FindingStatus,
     /// Where it was read: `qm config 203 on pve (via ...)`.
@@ -57,7 +57,7 @@ fn ipconfig_field<'a>(ipconfig: &'a str, key: &str) -> Option<&'a str> {
 pub fn qm_config_script(vmid: u32) -> Result<shell::Script, shell::ScriptError> {
     shell::render(
         "doctor/qm-config.sh",
-        minijinja::context! { vmid => vmid.to_string() },
+        minijinja::context! { vmid => vmid.to_string(), agent_mark => AGENT_MARK },
     )
 }
 
@@ -103,19 +103,32 @@ pub async fn proxmox(reg: &ServiceRegistry, host: &str, opts: &SshOptions) -> Ve
             continue;
         }
         let source = format!("`{cmd}` on {pve} (via {})", r.describe());
+        let (config, agent_out) = run
+            .stdout
+            .split_once(AGENT_MARK)
+            .unwrap_or((&run.stdout, ""));
         let mut ip0 = None;
         let mut agent = None;
-        for line in run.stdout.lines() {
+        for line in config.lines() {
             match line.split_once(':') {
                 Some(("ipconfig0", v)) => ip0 = Some(v.trim().to_string()),
                 Some(("agent", v)) => agent = Some(v.trim().to_string()),
                 _ => {}
             }
         }
-        return vec![
+        let enabled = agent.as_deref().is_some_and(agent_on);
+        let mut out = vec![
             cloud_init(&source, ip0, want),
             guest_agent(&source, vmid, agent),
         ];
+        if enabled {
+            let source = format!(
+                "`qm guest cmd {vmid} network-get-interfaces` on {pve} (via {})",
+                r.describe()
+            );
+            out.push(agent_path(&source, agent_out, want));
+        }
+        return out;
     }
     let detail = if tried.is_empty() {
         format!("the registry gives no access path for the Proxmox host {pve}")
@@ -163,10 +176,52 @@ fn cloud_init(source: &str, ip0: Option<String>, want: Option<&crate::model::Net
     f
 }
 
+const AGENT_MARK: &str = "==spine-guest-agent==";
+
+fn agent_on(a: &str) -> bool {
+    a.starts_with('1') || a.contains("enabled=1")
+}
+
+/// The guest agent as an access path: does it answer, and which addresses
+/// does the VM really have?
+fn agent_path(source: &str, out: &str, want: Option<&crate::model::Network>) -> Finding {
+    let out = out.trim();
+    let Ok(v @ Value::Array(_)) = serde_json::from_str::<Value>(out) else {
+        let why = out.lines().last().unwrap_or("no answer");
+        return finding(
+            "guest-agent-path",
+            FindingStatus::Differs,
+            source,
+            format!("path through the guest agent does not work: {why}"),
+        );
+    };
+    let have = crate::recover::agent_ipv4(&v);
+    let want_addr = want.map(|n| n.address.clone());
+    let status = match &want_addr {
+        Some(w) if have.contains(w) => FindingStatus::Ok,
+        Some(_) => FindingStatus::Differs,
+        None => FindingStatus::Unknown,
+    };
+    let detail = format!(
+        "path through the guest agent works: the VM is running and has {}{}",
+        if have.is_empty() {
+            "no IPv4 address".to_string()
+        } else {
+            have.join(", ")
+        },
+        match (&want_addr, status) {
+            (Some(w), FindingStatus::Differs) => format!(", not the registry's {w}"),
+            _ => String::new(),
+        }
+    );
+    let mut f = finding("guest-agent-path", status, source, detail);
+    f.seen = Some(have.join(", "));
+    f.want = want_addr;
+    f
+}
+
 fn guest_agent(source: &str, vmid: u32, agent: Option<String>) -> Finding {
-    let on = agent
-        .as_deref()
-        .is_some_and(|a| a.starts_with('1') || a.contains("enabled=1"));
+    let on = agent.as_deref().is_some_and(agent_on);
     let detail = if on {
         format!(
             "the guest agent is enabled: `qm agent {vmid} network-get-interfaces` on the Proxmox host shows the addresses the VM really has"
@@ -353,7 +408,7 @@ fn vm_hints(h: &Host, found: &[Finding]) -> Vec<String> {
     if let (Some(vmid), Some(pve)) = (h.vmid, h.proxmox_host.as_deref()) {
         match get(found, "cloud-init") {
             Some(f) if f.status == FindingStatus::Differs => out.push(format!(
-                "{}: the VM kept an old cloud-init address (GAP-OP-094). Fix it at the hypervisor: `qm set {vmid} --ipconfig0 {}` then stop/start the VM (or `spine apply`)",
+                "{}: the VM kept an old cloud-init address (GAP-OP-094). Fix it at the hypervisor: `spine apply --restart-vms` sets ipconfig0 on {pve}, rebuilds the cloud-init drive, restarts VM {vmid} and applies its resources (by hand: `qm set {vmid} --ipconfig0 {}`, `qm cloudinit update {vmid}`, `qm shutdown {vmid}`, `qm start {vmid}`)",
                 f.detail,
                 f.want.as_deref().unwrap_or("ip=...,gw=...")
             )),
@@ -366,6 +421,9 @@ fn vm_hints(h: &Host, found: &[Finding]) -> Vec<String> {
         }
     }
     if let Some(f) = get(found, "addresses").filter(|f| f.status == FindingStatus::Differs) {
+        out.push(format!("{} ({})", f.detail, f.source));
+    }
+    if let Some(f) = get(found, "guest-agent-path").filter(|f| f.status != FindingStatus::Ok) {
         out.push(format!("{} ({})", f.detail, f.source));
     }
     out

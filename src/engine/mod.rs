@@ -69,6 +69,16 @@ impl Engine {
         self.interrupted.load(Ordering::SeqCst)
     }
 
+    /// The Ctrl-C flag, for a stage that watches it while it waits.
+    pub fn interrupt_flag(&self) -> Arc<AtomicBool> {
+        self.interrupted.clone()
+    }
+
+    /// Run one stage's future on the engine's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
     /// Render, gather (hosts in parallel) and compare.
     pub fn plan(&self, input: &PlanInput) -> Result<Plan, render::RenderError> {
         let services = input.reg.services.clone().unwrap_or_default();

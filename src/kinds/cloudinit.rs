@@ -99,9 +99,19 @@ impl Kind for CloudInit {
                 fields.insert(k.to_string(), v.trim().to_string());
             }
         }
+        // Set with `qm set` but not yet on the cloud-init drive the VM boots from.
+        let pending: Vec<String> = s
+            .get("pending")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("new ").or_else(|| l.strip_prefix("del ")))
+            .filter_map(|l| l.split_once(": ").map(|(k, _)| k.to_string()))
+            .filter(|k| k == "ipconfig0" || k == "nameserver")
+            .collect();
         Ok(json!({
             "ipconfig0": fields.get("ipconfig0"),
             "nameserver": fields.get("nameserver"),
+            "pending": pending,
         }))
     }
 
@@ -121,6 +131,17 @@ impl Kind for CloudInit {
                 d.get("nameserver")
             ));
         }
+        let pending: Vec<&str> = actual["pending"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        if reasons.is_empty() && !pending.is_empty() {
+            reasons.push(format!(
+                "{} set but not yet on VM {}'s cloud-init drive (`qm cloudinit pending`)",
+                pending.join(", "),
+                d.get("vmid")
+            ));
+        }
         if reasons.is_empty() {
             return Verdict::InSync;
         }
@@ -128,8 +149,9 @@ impl Kind for CloudInit {
         Verdict::Drift {
             action: Action::Change,
             reason: format!(
-                "{} (cloud-init regenerates the guest's netplan from these at the VM's next cold start)",
-                reasons.join("; ")
+                "{} (cloud-init regenerates the guest's netplan from these only when the VM restarts from its Proxmox host: `spine apply --restart-vms` sets them, runs `qm cloudinit update {vmid}`, restarts VM {vmid} and applies its own resources; without the flag apply only sets them and exits 1)",
+                reasons.join("; "),
+                vmid = d.get("vmid")
             ),
             diff: text_diff(&format!("qm config {}", d.get("vmid")), &have, &d.content),
         }
@@ -150,7 +172,7 @@ impl Kind for CloudInit {
             },
         )?);
         c.note = Some(format!(
-            "VM {} picks up the new cloud-init network at its next cold start (qm stop + qm start), or now with --restart-vms",
+            "set on the Proxmox host; VM {} picks it up only when restarted from there (`spine apply --restart-vms`)",
             d.get("vmid")
         ));
         Ok(c)

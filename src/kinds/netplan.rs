@@ -22,18 +22,25 @@ impl Kind for Netplan {
             network => minijinja::value::Serde(net),
         };
         let content = cx.templates.render("netplan/cloud-init.yaml.j2", ctx)?;
+        let d = Desired::new(
+            self,
+            format!("netplan:{}", net.file),
+            cx.host_id,
+            cx.host_id,
+            content,
+        )
+        .file(&net.file, 0o600, "root")
+        .arg("interface", &net.interface)
+        .arg("address", &net.address)
+        .arg("kind", format!("{:?}", net.kind).to_lowercase());
+        // cloud-init generates this file: spine never edits it (the fix is at the
+        // hypervisor, handed to the VM by a restart: `spine apply --restart-vms`).
         Ok(vec![
-            Desired::new(
-                self,
-                format!("netplan:{}", net.file),
-                cx.host_id,
-                cx.host_id,
-                content,
-            )
-            .file(&net.file, 0o600, "root")
-            .arg("interface", &net.interface)
-            .arg("address", &net.address)
-            .arg("kind", format!("{:?}", net.kind).to_lowercase()),
+            if net.owner == crate::model::NetworkOwner::CloudInit {
+                d.arg("owner", "cloud-init")
+            } else {
+                d
+            },
         ])
     }
 

@@ -33,6 +33,16 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// A value as a person would type it in a command line shown to them: as it
+/// is when it is a plain word, else quoted. For messages only; scripts quote
+/// every value.
+pub fn shown_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "=,./:_-@+%".contains(c));
+    if plain { s.to_string() } else { quote(s) }
+}
+
 /// A script rendered from one of [`FILES`]. Its text may hold secret values
 /// (an apply script writing `.env`): never log it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -183,9 +193,13 @@ mod tests {
             "@@ x @@",
             "'; rm -rf / #",
         ] {
-            let s = render("doctor/qm-config.sh", context! { vmid => v }).unwrap();
-            let echoed = s.as_str().replacen("qm config ", "printf '%s|' ", 1);
-            assert_eq!(run_sh(&echoed), format!("{v}|"), "{v:?}");
+            let s = render("recover/agent-addresses.sh", context! { vmid => v }).unwrap();
+            let echoed = s.as_str().replacen("qm guest cmd ", "printf '%s|' ", 1);
+            assert_eq!(
+                run_sh(&echoed),
+                format!("{v}|network-get-interfaces|"),
+                "{v:?}"
+            );
         }
     }
 
@@ -208,13 +222,18 @@ mod tests {
 
     #[test]
     fn only_rendered_scripts_embed_unquoted() {
-        let body = render("doctor/qm-config.sh", context! { vmid => "203" }).unwrap();
+        let body = render("recover/agent-addresses.sh", context! { vmid => "203" }).unwrap();
         let s = render(
             "apply/root.sh",
             context! { backup => (), wait_timeout => (), body => &body },
         )
         .unwrap();
-        assert!(s.as_str().contains("\nqm config '203'\n"), "{}", s.as_str());
+        assert!(
+            s.as_str()
+                .contains("\nqm guest cmd '203' network-get-interfaces\n"),
+            "{}",
+            s.as_str()
+        );
         // A plain string with the same text is quoted, never run.
         let s = render(
             "apply/root.sh",
