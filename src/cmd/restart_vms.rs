@@ -24,6 +24,9 @@ pub struct Stage {
     /// The restarted VMs' own apply (it speaks for them instead of the
     /// earlier one, which could not reach them).
     pub applied: Vec<ApplyReport>,
+    /// Hosts read again after a restart and found in sync (the Proxmox host
+    /// whose cloud-init settings were pending until the restart, say).
+    pub in_sync: Vec<String>,
     pub reports: Vec<Report>,
     /// VMs that need a restart which did not happen (no flag, or "no").
     pub not_restarted: Vec<Target>,
@@ -38,7 +41,13 @@ impl Stage {
         for r in &self.reports {
             report.forget(&r.target.host);
         }
+        for h in &self.in_sync {
+            report.in_sync_later(h);
+        }
         for a in &self.applied {
+            for h in &a.hosts {
+                report.forget(&h.host);
+            }
             report.extend(a.clone());
         }
         for t in &self.not_restarted {
@@ -157,7 +166,8 @@ pub fn run(cx: &Cx, plan: &Plan) -> Stage {
         let r = restart_one(cx, &t);
         st.text.push_str(&describe(&r));
         if r.ok() {
-            st.applied.extend(apply_vm(cx, &t, &mut st.text));
+            st.applied
+                .extend(apply_vm(cx, &t, &mut st.text, &mut st.in_sync));
         }
         st.reports.push(r);
     }
@@ -195,7 +205,13 @@ fn restart_one(cx: &Cx, t: &Target) -> Report {
 }
 
 /// Plan, apply and confirm the VM's own resources now that it is back.
-fn apply_vm(cx: &Cx, t: &Target, text: &mut String) -> Option<ApplyReport> {
+/// Hosts of the new plan found in sync are added to `in_sync`.
+fn apply_vm(
+    cx: &Cx,
+    t: &Target,
+    text: &mut String,
+    in_sync: &mut Vec<String>,
+) -> Option<ApplyReport> {
     if cx.engine.interrupted() {
         text.push_str(&format!("  not done: applying {} (interrupted)\n", t.host));
         return None;
@@ -228,7 +244,7 @@ fn apply_vm(cx: &Cx, t: &Target, text: &mut String) -> Option<ApplyReport> {
         "  {} read again after the restart: {}\n",
         t.host, plan.summary
     ));
-    let in_sync: Vec<String> = plan
+    let now_in_sync: Vec<String> = plan
         .hosts
         .iter()
         .filter(|h| {
@@ -239,11 +255,12 @@ fn apply_vm(cx: &Cx, t: &Target, text: &mut String) -> Option<ApplyReport> {
         })
         .map(|h| h.host.clone())
         .collect();
-    for h in &in_sync {
+    for h in &now_in_sync {
         text.push_str(&format!(
             "  {h}: in sync when read again after the restart\n"
         ));
     }
+    in_sync.extend(now_in_sync);
     let services = cx.reg.services.clone().unwrap_or_default();
     let report = cx.engine.apply(
         &plan,
