@@ -116,7 +116,10 @@ fn demo_up_plan_apply_down() {
     assert_eq!(out.status.code(), Some(1), "doctor: {t}");
     for want in [
         "cloud-init DIFFERS: ipconfig0 is `ip=10.203.212.230/24,gw=10.203.212.1`",
-        "path through the guest agent works: the VM is running and has 10.203.212.230/24, not the registry's 10.203.201.203/24",
+        "the guest agent says the VM has 10.203.212.230/24, not the registry's 10.203.201.203/24",
+        "guest agent of VM 203 on pve -> qm guest exec 203 on pve",
+        "`uname -srm` through the guest agent: Linux",
+        "but none of the 3 SSH paths",
         "spine apply --restart-vms",
     ] {
         assert!(t.contains(want), "doctor says `{want}`:\n{t}");

@@ -245,6 +245,7 @@ mod tests {
             fingerprint: fingerprint.map(String::from),
             resources,
             health: Vec::new(),
+            vm: None,
         }
     }
 
