@@ -27,6 +27,8 @@ pub struct Stage {
     pub reports: Vec<Report>,
     /// VMs that need a restart which did not happen (no flag, or "no").
     pub not_restarted: Vec<Target>,
+    /// Hosts (Proxmox hosts among them) read in sync after a restart.
+    pub in_sync_after: Vec<String>,
     pub text: String,
 }
 
@@ -40,6 +42,16 @@ impl Stage {
         }
         for a in &self.applied {
             report.extend(a.clone());
+        }
+        // The Proxmox host's `qm set` could not converge before the restart
+        // (the values wait for the VM's cloud-init drive); read in sync
+        // after it, it has.
+        for o in report
+            .hosts
+            .iter_mut()
+            .filter(|o| self.settled_by_restart(o))
+        {
+            o.error = None;
         }
         for t in &self.not_restarted {
             report.forget(&t.host);
@@ -59,6 +71,25 @@ impl Stage {
             o.interrupted = r.interrupted;
             report.hosts.push(o);
         }
+    }
+
+    /// `o` is a Proxmox host whose only trouble was convergence, a VM of
+    /// which came back, and which read in sync after the restart.
+    fn settled_by_restart(&self, o: &HostOutcome) -> bool {
+        let restarted = self
+            .reports
+            .iter()
+            .any(|r| r.ok() && r.target.pve == o.host);
+        restarted
+            && self.in_sync_after.contains(&o.host)
+            && !o.rolled_back
+            && !o.interrupted
+            && o.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("did not converge:"))
+            && o.actions
+                .iter()
+                .all(|a| matches!(a.result, ActionResult::Changed | ActionResult::Ok))
     }
 
     /// Receipt actions: which VM, asked by whom, when, how long it was down.
@@ -157,7 +188,8 @@ pub fn run(cx: &Cx, plan: &Plan) -> Stage {
         let r = restart_one(cx, &t);
         st.text.push_str(&describe(&r));
         if r.ok() {
-            st.applied.extend(apply_vm(cx, &t, &mut st.text));
+            st.applied
+                .extend(apply_vm(cx, &t, &mut st.text, &mut st.in_sync_after));
         }
         st.reports.push(r);
     }
@@ -195,7 +227,12 @@ fn restart_one(cx: &Cx, t: &Target) -> Report {
 }
 
 /// Plan, apply and confirm the VM's own resources now that it is back.
-fn apply_vm(cx: &Cx, t: &Target, text: &mut String) -> Option<ApplyReport> {
+fn apply_vm(
+    cx: &Cx,
+    t: &Target,
+    text: &mut String,
+    in_sync_after: &mut Vec<String>,
+) -> Option<ApplyReport> {
     if cx.engine.interrupted() {
         text.push_str(&format!("  not done: applying {} (interrupted)\n", t.host));
         return None;
@@ -244,6 +281,7 @@ fn apply_vm(cx: &Cx, t: &Target, text: &mut String) -> Option<ApplyReport> {
             "  {h}: in sync when read again after the restart\n"
         ));
     }
+    in_sync_after.extend(in_sync);
     let services = cx.reg.services.clone().unwrap_or_default();
     let report = cx.engine.apply(
         &plan,
