@@ -236,7 +236,10 @@ fn agent_steps(
             FailKind::Other,
             match state {
                 Some(s) => format!("VM {vmid} is {s} on {pve}: start it (`qm start {vmid}` there)"),
-                None => format!("`qm status {vmid}` on {pve}: {}", last_line(status)),
+                None => format!(
+                    "`qm status {vmid}` on {pve}: {}",
+                    crate::recover::last(status)
+                ),
             },
         ));
         rest(&mut steps, 2, "the VM is not running");
@@ -250,7 +253,7 @@ fn agent_steps(
             FailKind::Timeout,
             format!(
                 "the guest agent does not answer (`qm guest cmd {vmid} network-get-interfaces`): {}",
-                last_line(out)
+                crate::recover::last(out)
             ),
         ));
         rest(&mut steps, 3, "the guest agent does not answer");
@@ -286,7 +289,7 @@ fn exec_step(out: &str) -> Step {
             return Step::fail(
                 "command",
                 FailKind::Other,
-                format!("`qm guest exec`: {}", last_line(out)),
+                format!("`qm guest exec`: {}", crate::recover::last(out)),
             );
         }
     };
@@ -305,7 +308,7 @@ fn exec_step(out: &str) -> Step {
             FailKind::Other,
             format!(
                 "exit {c}: {}",
-                last_line(v["err-data"].as_str().unwrap_or_default())
+                crate::recover::last(v["err-data"].as_str().unwrap_or_default())
             ),
         ),
         _ => Step::fail(
@@ -314,15 +317,6 @@ fn exec_step(out: &str) -> Step {
             "the command did not finish through the guest agent",
         ),
     }
-}
-
-fn last_line(out: &str) -> String {
-    out.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no answer")
-        .trim()
-        .to_string()
 }
 
 /// What to do when the guest agent path stopped somewhere; when it works,

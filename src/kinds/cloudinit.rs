@@ -193,21 +193,12 @@ fn vm_state(s: &Section) -> serde_json::Value {
         (Some(rc), Some(out)) if rc.trim() == "0" => {
             match serde_json::from_str::<serde_json::Value>(out.trim()) {
                 Ok(v) => json!({ "addresses": crate::recover::agent_ipv4(&v) }),
-                Err(_) => json!({ "error": last_line(out) }),
+                Err(_) => json!({ "error": crate::recover::last(out) }),
             }
         }
-        (Some(_), out) => json!({ "error": last_line(out.unwrap_or_default()) }),
+        (Some(_), out) => json!({ "error": crate::recover::last(out.unwrap_or_default()) }),
     };
     json!({ "status": status, "agent": agent })
-}
-
-fn last_line(out: &str) -> String {
-    out.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no answer")
-        .trim()
-        .to_string()
 }
 
 /// What a VM's Proxmox host shows of a VM that is unreachable on every

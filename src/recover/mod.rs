@@ -362,7 +362,8 @@ async fn agent_addresses(pve: &Session, user: &str, vmid: &str) -> String {
     }
 }
 
-fn last(out: &str) -> String {
+/// The last non-empty line of a command's output (its error, usually).
+pub fn last(out: &str) -> String {
     out.lines()
         .rev()
         .find(|l| !l.trim().is_empty())
