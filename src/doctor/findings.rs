@@ -238,7 +238,7 @@ fn agent_steps(
                 Some(s) => format!("VM {vmid} is {s} on {pve}: start it (`qm start {vmid}` there)"),
                 None => format!(
                     "`qm status {vmid}` on {pve}: {}",
-                    crate::recover::last(status)
+                    crate::gather::guest::last(status)
                 ),
             },
         ));
@@ -253,13 +253,13 @@ fn agent_steps(
             FailKind::Timeout,
             format!(
                 "the guest agent does not answer (`qm guest cmd {vmid} network-get-interfaces`): {}",
-                crate::recover::last(out)
+                crate::gather::guest::last(out)
             ),
         ));
         rest(&mut steps, 3, "the guest agent does not answer");
         return steps;
     };
-    let have = crate::recover::agent_ipv4(&v);
+    let have = crate::gather::guest::agent_ipv4(&v);
     let want_addr = want.map(|n| n.address.as_str());
     let differs = want_addr.is_some_and(|w| !have.iter().any(|h| h == w));
     steps.push(Step::ok(
@@ -289,7 +289,7 @@ fn exec_step(out: &str) -> Step {
             return Step::fail(
                 "command",
                 FailKind::Other,
-                format!("`qm guest exec`: {}", crate::recover::last(out)),
+                format!("`qm guest exec`: {}", crate::gather::guest::last(out)),
             );
         }
     };
@@ -308,7 +308,7 @@ fn exec_step(out: &str) -> Step {
             FailKind::Other,
             format!(
                 "exit {c}: {}",
-                crate::recover::last(v["err-data"].as_str().unwrap_or_default())
+                crate::gather::guest::last(v["err-data"].as_str().unwrap_or_default())
             ),
         ),
         _ => Step::fail(

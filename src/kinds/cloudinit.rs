@@ -192,11 +192,11 @@ fn vm_state(s: &Section) -> serde_json::Value {
         (None, _) => serde_json::Value::Null,
         (Some(rc), Some(out)) if rc.trim() == "0" => {
             match serde_json::from_str::<serde_json::Value>(out.trim()) {
-                Ok(v) => json!({ "addresses": crate::recover::agent_ipv4(&v) }),
-                Err(_) => json!({ "error": crate::recover::last(out) }),
+                Ok(v) => json!({ "addresses": crate::gather::guest::agent_ipv4(&v) }),
+                Err(_) => json!({ "error": crate::gather::guest::last(out) }),
             }
         }
-        (Some(_), out) => json!({ "error": crate::recover::last(out.unwrap_or_default()) }),
+        (Some(_), out) => json!({ "error": crate::gather::guest::last(out.unwrap_or_default()) }),
     };
     json!({ "status": status, "agent": agent })
 }
