@@ -617,6 +617,55 @@ fn a_vm_that_never_comes_back_is_reported_with_what_was_done() {
             && r.contains("\"failed\""),
         "{r}"
     );
+    // The drive was rebuilt, so nothing is pending any more: the next plan
+    // still says the VM is lost, from what pve shows of it.
+    let o = vm.spine(&["plan", "--connect-timeout", "3", "--detailed-exitcode"]);
+    let t = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{t}");
+    for want in [
+        "host immich: unreachable",
+        "? vm 203 on pve: unknown: VM 203 is running on pve",
+        "its guest agent says it has no IPv4 address",
+        "cloud-init on pve is in sync with the registry, yet the VM is reachable on none of its access paths",
+        "run `spine doctor immich`",
+    ] {
+        assert!(t.contains(want), "plan says `{want}`:\n{t}");
+    }
+    assert!(
+        !t.contains("cloud-init drive (`qm cloudinit pending`)"),
+        "{t}"
+    );
+    let o = vm.spine(&["plan", "--connect-timeout", "3", "--format", "json"]);
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).expect("plan JSON");
+    let lost = p["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "immich")
+        .expect("immich in the plan");
+    assert_eq!(lost["vm"]["status"], "running", "{lost:#}");
+    assert_eq!(lost["vm"]["cloud_init"], "in_sync", "{lost:#}");
+    assert_eq!(
+        lost["vm"]["agent_addresses"],
+        serde_json::json!([]),
+        "{lost:#}"
+    );
+    // doctor: the guest agent path works, no SSH path does: exit 1.
+    let o = support::scenario::spine_on(
+        &vm.reg,
+        &vm.cfg,
+        &["doctor", "immich", "--connect-timeout", "3"],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    for want in [
+        "guest agent of VM 203 on pve -> qm guest exec 203 on pve",
+        "`uname -srm` through the guest agent: Linux",
+        "the guest agent says the VM has no IPv4 address, not the registry's 10.203.142.203/24",
+        "status: FAIL (1 of 4 paths work: 4 (guest agent of VM 203 on pve); but none of the 3 SSH paths",
+    ] {
+        assert!(t.contains(want), "doctor says `{want}`:\n{t}");
+    }
 }
 
 #[test]

@@ -67,6 +67,7 @@ fn demo_up_plan_apply_down() {
     ] {
         assert!(out.contains(&line), "demo/up prints `{line}`:\n{out}");
     }
+    readme_quick_start_matches(&out, dir);
     let secret = std::fs::read_to_string(demo.dir.join("db_password")).unwrap();
     assert!(secret.len() >= 16);
     assert!(!out.contains(&secret), "demo/up printed the secret");
@@ -116,7 +117,10 @@ fn demo_up_plan_apply_down() {
     assert_eq!(out.status.code(), Some(1), "doctor: {t}");
     for want in [
         "cloud-init DIFFERS: ipconfig0 is `ip=10.203.212.230/24,gw=10.203.212.1`",
-        "path through the guest agent works: the VM is running and has 10.203.212.230/24, not the registry's 10.203.201.203/24",
+        "the guest agent says the VM has 10.203.212.230/24, not the registry's 10.203.201.203/24",
+        "guest agent of VM 203 on pve -> qm guest exec 203 on pve",
+        "`uname -srm` through the guest agent: Linux",
+        "but none of the 3 SSH paths",
         "spine apply --restart-vms",
     ] {
         assert!(t.contains(want), "doctor says `{want}`:\n{t}");
@@ -133,6 +137,8 @@ fn demo_up_plan_apply_down() {
         "`spine apply --restart-vms` sets them",
         "? cron cron:ronny: unknown: host unreachable on every access path",
         "summary: 1 to change, 0 to create, 6 unknown (0 in sync, 1 host unreachable)",
+        "? vm 203 on pve: unknown: VM 203 is running on pve; its guest agent says it has 10.203.212.230/24",
+        "run `spine apply --restart-vms`",
     ] {
         assert!(t.contains(want), "plan shows `{want}`:\n{t}");
     }
@@ -199,4 +205,42 @@ fn demo_up_plan_apply_down() {
     );
     // Idempotent.
     assert!(demo.run("down").status.success());
+}
+
+/// Every command demo/up prints is in the README's quick start, written with
+/// `spine`, `$R` and /tmp/spine-demo (comments aside).
+fn readme_quick_start_matches(printed: &str, dir: &str) {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("## Quick start")
+        .expect("README has a quick start");
+    let quick =
+        &readme[start..start + readme[start..].find("\nAgainst your own registry").unwrap()];
+    let quick: Vec<String> = quick
+        .lines()
+        .map(|l| l.split("  #").next().unwrap_or_default().trim().to_string())
+        .collect();
+    let r = format!("--registry {dir}/registry --ssh-config {dir}/ssh_config");
+    let mut n = 0;
+    for line in printed.lines().filter(|l| l.starts_with("  ")) {
+        let cmd = line
+            .split("  #")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .replace(env!("CARGO_BIN_EXE_spine"), "spine")
+            .replace(&r, "$R")
+            .replace(dir, "/tmp/spine-demo");
+        let cmd = cmd.split("; echo").next().unwrap_or_default().trim();
+        if cmd.is_empty() {
+            continue;
+        }
+        n += 1;
+        assert!(
+            quick.iter().any(|q| q == cmd),
+            "README's quick start lacks `{cmd}` (demo/up prints it):\n{}",
+            quick.join("\n")
+        );
+    }
+    assert!(n >= 7, "demo/up printed {n} commands:\n{printed}");
 }

@@ -106,8 +106,9 @@ fn vm203_as_found_one_path_works_and_the_hint_points_at_cloud_init() {
     assert_eq!(r["format_version"], 1);
     assert_eq!(r["summary"]["status"], "OK");
     assert_eq!(r["summary"]["working"], 1, "{r:#}");
+    assert_eq!(r["summary"]["ssh_paths"], 3, "{r:#}");
     let paths = r["paths"].as_array().unwrap();
-    assert_eq!(paths.len(), 3);
+    assert_eq!(paths.len(), 4, "three SSH paths and the guest agent: {r:#}");
 
     // Path 1, tailscale: every step passes, each with what it saw.
     let ts = &paths[0];
@@ -177,7 +178,28 @@ fn vm203_as_found_one_path_works_and_the_hint_points_at_cloud_init() {
         finding(&r, "cloud-init")["seen"],
         "ip=10.203.71.230/24,gw=10.203.71.1"
     );
-    assert_eq!(finding(&r, "guest-agent")["status"], "differs");
+    // Path 4, the guest agent on pve: pve answers, the agent is not enabled.
+    let agent = &paths[3];
+    assert_eq!(agent["kind"], "guest_agent", "{agent:#}");
+    assert_eq!(agent["works"], false, "{agent:#}");
+    assert_eq!(step(agent, "proxmox")["status"], "ok", "{agent:#}");
+    assert_eq!(step(agent, "agent")["status"], "fail", "{agent:#}");
+    assert!(
+        step(agent, "agent")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("qm set 203 --agent 1"),
+        "{agent:#}"
+    );
+    assert_eq!(step(agent, "command")["status"], "not_tried", "{agent:#}");
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["topic"] != "guest-agent"),
+        "the agent is a path, not a finding: {r:#}"
+    );
     let tsf = finding(&r, "tailscale");
     assert_eq!(tsf["status"], "differs", "{tsf:#}");
     assert!(
@@ -203,7 +225,7 @@ fn vm203_as_found_one_path_works_and_the_hint_points_at_cloud_init() {
         "{t}"
     );
     assert!(
-        t.contains("status: OK (1 of 3 paths work: 1 (tailscale"),
+        t.contains("status: OK (1 of 4 paths work: 1 (tailscale"),
         "{t}"
     );
 
@@ -387,6 +409,12 @@ fn refused_wrong_key_unresolved_and_dead_paths_are_told_apart() {
         p[3]
     );
     assert_eq!(p[4]["works"], true, "{:#}", p[4]);
+    // The guest agent path goes through pve, which is dead too.
+    assert_eq!(p.len(), 6, "{r:#}");
+    assert_eq!(p[5]["kind"], "guest_agent", "{:#}", p[5]);
+    assert_eq!(failed(5).0, "proxmox", "{:#}", p[5]);
+    assert_eq!(step(&p[5], "command")["status"], "not_tried");
+    assert!(hints(&p[5]).contains("spine doctor pve"), "{:#}", p[5]);
     // The Proxmox host could not be asked: the hint says what to check by hand.
     assert_eq!(finding(&r, "cloud-init")["status"], "unknown", "{r:#}");
     assert!(

@@ -62,21 +62,6 @@ impl ApplyReport {
         self.left.retain(|l| l.host != host);
     }
 
-    /// `host` was read again later in the same run (after a VM restart) and
-    /// found in sync: what it did stays recorded, but its earlier "did not
-    /// converge" no longer holds, nor what was left on it.
-    pub fn in_sync_later(&mut self, host: &str) {
-        for h in self.hosts.iter_mut().filter(|h| h.host == host) {
-            if h.error
-                .as_deref()
-                .is_some_and(|e| e.starts_with("did not converge"))
-            {
-                h.error = None;
-            }
-        }
-        self.left.retain(|l| l.host != host);
-    }
-
     /// Add a later step's report (its hosts and what it left).
     pub fn extend(&mut self, later: ApplyReport) {
         self.hosts.extend(later.hosts);
@@ -260,6 +245,7 @@ mod tests {
             fingerprint: fingerprint.map(String::from),
             resources,
             health: Vec::new(),
+            vm: None,
         }
     }
 

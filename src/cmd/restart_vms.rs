@@ -24,12 +24,11 @@ pub struct Stage {
     /// The restarted VMs' own apply (it speaks for them instead of the
     /// earlier one, which could not reach them).
     pub applied: Vec<ApplyReport>,
-    /// Hosts read again after a restart and found in sync (the Proxmox host
-    /// whose cloud-init settings were pending until the restart, say).
-    pub in_sync: Vec<String>,
     pub reports: Vec<Report>,
     /// VMs that need a restart which did not happen (no flag, or "no").
     pub not_restarted: Vec<Target>,
+    /// Hosts (Proxmox hosts among them) read in sync after a restart.
+    pub in_sync_after: Vec<String>,
     pub text: String,
 }
 
@@ -41,14 +40,18 @@ impl Stage {
         for r in &self.reports {
             report.forget(&r.target.host);
         }
-        for h in &self.in_sync {
-            report.in_sync_later(h);
-        }
         for a in &self.applied {
-            for h in &a.hosts {
-                report.forget(&h.host);
-            }
             report.extend(a.clone());
+        }
+        // The Proxmox host's `qm set` could not converge before the restart
+        // (the values wait for the VM's cloud-init drive); read in sync
+        // after it, it has.
+        for o in report
+            .hosts
+            .iter_mut()
+            .filter(|o| self.settled_by_restart(o))
+        {
+            o.error = None;
         }
         for t in &self.not_restarted {
             report.forget(&t.host);
@@ -68,6 +71,25 @@ impl Stage {
             o.interrupted = r.interrupted;
             report.hosts.push(o);
         }
+    }
+
+    /// `o` is a Proxmox host whose only trouble was convergence, a VM of
+    /// which came back, and which read in sync after the restart.
+    fn settled_by_restart(&self, o: &HostOutcome) -> bool {
+        let restarted = self
+            .reports
+            .iter()
+            .any(|r| r.ok() && r.target.pve == o.host);
+        restarted
+            && self.in_sync_after.contains(&o.host)
+            && !o.rolled_back
+            && !o.interrupted
+            && o.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("did not converge:"))
+            && o.actions
+                .iter()
+                .all(|a| matches!(a.result, ActionResult::Changed | ActionResult::Ok))
     }
 
     /// Receipt actions: which VM, asked by whom, when, how long it was down.
@@ -167,7 +189,7 @@ pub fn run(cx: &Cx, plan: &Plan) -> Stage {
         st.text.push_str(&describe(&r));
         if r.ok() {
             st.applied
-                .extend(apply_vm(cx, &t, &mut st.text, &mut st.in_sync));
+                .extend(apply_vm(cx, &t, &mut st.text, &mut st.in_sync_after));
         }
         st.reports.push(r);
     }
@@ -205,12 +227,11 @@ fn restart_one(cx: &Cx, t: &Target) -> Report {
 }
 
 /// Plan, apply and confirm the VM's own resources now that it is back.
-/// Hosts of the new plan found in sync are added to `in_sync`.
 fn apply_vm(
     cx: &Cx,
     t: &Target,
     text: &mut String,
-    in_sync: &mut Vec<String>,
+    in_sync_after: &mut Vec<String>,
 ) -> Option<ApplyReport> {
     if cx.engine.interrupted() {
         text.push_str(&format!("  not done: applying {} (interrupted)\n", t.host));
@@ -244,7 +265,7 @@ fn apply_vm(
         "  {} read again after the restart: {}\n",
         t.host, plan.summary
     ));
-    let now_in_sync: Vec<String> = plan
+    let in_sync: Vec<String> = plan
         .hosts
         .iter()
         .filter(|h| {
@@ -255,12 +276,12 @@ fn apply_vm(
         })
         .map(|h| h.host.clone())
         .collect();
-    for h in &now_in_sync {
+    for h in &in_sync {
         text.push_str(&format!(
             "  {h}: in sync when read again after the restart\n"
         ));
     }
-    in_sync.extend(now_in_sync);
+    in_sync_after.extend(in_sync);
     let services = cx.reg.services.clone().unwrap_or_default();
     let report = cx.engine.apply(
         &plan,

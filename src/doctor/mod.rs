@@ -20,12 +20,25 @@ use probe::{Step, StepStatus};
 
 pub const FORMAT_VERSION: u32 = 1;
 
+/// What kind of access path a report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathKind {
+    /// One of the registry's `desired.access` paths, over SSH.
+    Ssh,
+    /// A VM's guest agent on its Proxmox host (`qm guest exec`): it needs
+    /// no network in the VM, but spine cannot plan or apply over it.
+    GuestAgent,
+}
+
 /// One access path and how far it got.
 #[derive(Debug, Clone, Serialize)]
 pub struct PathReport {
-    /// 1-based position in the registry's `desired.access`.
+    /// 1-based: the registry's `desired.access` in order, then the guest agent.
     pub index: usize,
-    pub route: Route,
+    pub kind: PathKind,
+    /// The registry's route (none for the guest agent path).
+    pub route: Option<Route>,
     pub describe: String,
     /// Where ssh really connects (after the ssh_config), `host:port`.
     pub target: String,
@@ -47,9 +60,13 @@ impl PathReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// Every path tried, the guest agent's included.
     pub paths: usize,
     pub working: usize,
-    /// `OK` (some path works) or `FAIL`.
+    /// Of them over SSH: spine plans and applies over these only.
+    pub ssh_paths: usize,
+    pub ssh_working: usize,
+    /// `OK` (some SSH path works) or `FAIL`.
     pub status: &'static str,
 }
 
@@ -75,7 +92,7 @@ pub async fn diagnose(reg: &ServiceRegistry, host: &str, opts: &SshOptions) -> R
             tokio::spawn(async move { probe::probe(&r, &o).await })
         })
         .collect();
-    let pve = findings::proxmox(reg, host, opts).await;
+    let (pve, agent) = findings::proxmox(reg, host, opts).await;
     let mut results = Vec::new();
     for t in tasks {
         results.push(t.await.unwrap_or_else(|e| {
@@ -94,7 +111,8 @@ pub async fn diagnose(reg: &ServiceRegistry, host: &str, opts: &SshOptions) -> R
         .enumerate()
         .map(|(i, (r, (steps, target, works)))| PathReport {
             index: i + 1,
-            route: r.clone(),
+            kind: PathKind::Ssh,
+            route: Some(r.clone()),
             describe: r.describe(),
             target,
             steps,
@@ -102,14 +120,36 @@ pub async fn diagnose(reg: &ServiceRegistry, host: &str, opts: &SshOptions) -> R
             hints: Vec::new(),
         })
         .collect();
-    let mut found: Vec<Finding> = pve.into_iter().collect();
-    if let Some(p) = paths.iter().find(|p| p.works) {
-        found.extend(findings::on_host(reg, host, &p.route, p.index, opts).await);
+    let mut found: Vec<Finding> = pve;
+    if let Some((p, r)) = paths
+        .iter()
+        .find_map(|p| Some((p, p.route.as_ref().filter(|_| p.works)?)))
+    {
+        found.extend(findings::on_host(reg, host, r, p.index, opts).await);
     }
-    for p in &mut paths {
-        p.hints = findings::hints(reg, host, p, &found);
+    if let Some(a) = agent {
+        paths.push(PathReport {
+            index: paths.len() + 1,
+            kind: PathKind::GuestAgent,
+            route: None,
+            describe: a.describe,
+            target: a.target,
+            works: a.works,
+            steps: a.steps,
+            hints: a.hints,
+        });
+    }
+    let agent_path = paths
+        .iter()
+        .find(|p| p.kind == PathKind::GuestAgent)
+        .cloned();
+    for p in paths.iter_mut().filter(|p| p.kind == PathKind::Ssh) {
+        p.hints = findings::hints(reg, host, p, &found, agent_path.as_ref());
     }
     let working = paths.iter().filter(|p| p.works).count();
+    let ssh = paths.iter().filter(|p| p.kind == PathKind::Ssh);
+    let ssh_paths = ssh.clone().count();
+    let ssh_working = ssh.filter(|p| p.works).count();
     Report {
         format_version: FORMAT_VERSION,
         tool: format!("spine {}", env!("CARGO_PKG_VERSION")),
@@ -118,7 +158,9 @@ pub async fn diagnose(reg: &ServiceRegistry, host: &str, opts: &SshOptions) -> R
         summary: Summary {
             paths: paths.len(),
             working,
-            status: if working > 0 { "OK" } else { "FAIL" },
+            ssh_paths,
+            ssh_working,
+            status: if ssh_working > 0 { "OK" } else { "FAIL" },
         },
         paths,
         findings: found,

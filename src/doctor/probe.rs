@@ -36,7 +36,7 @@ pub struct Step {
 }
 
 impl Step {
-    fn ok(step: &'static str, detail: impl Into<String>) -> Step {
+    pub(super) fn ok(step: &'static str, detail: impl Into<String>) -> Step {
         Step {
             step,
             status: StepStatus::Ok,
@@ -44,7 +44,7 @@ impl Step {
             detail: detail.into(),
         }
     }
-    fn fail(step: &'static str, kind: FailKind, detail: impl Into<String>) -> Step {
+    pub(super) fn fail(step: &'static str, kind: FailKind, detail: impl Into<String>) -> Step {
         Step {
             step,
             status: StepStatus::Fail,
@@ -52,7 +52,7 @@ impl Step {
             detail: detail.into(),
         }
     }
-    fn not_tried(step: &'static str, why: &str) -> Step {
+    pub(super) fn not_tried(step: &'static str, why: &str) -> Step {
         Step {
             step,
             status: StepStatus::NotTried,

@@ -75,13 +75,22 @@ pub fn text(r: &Report, color: bool, quiet: bool) -> String {
         .filter(|p| p.works)
         .map(|p| format!("{} ({})", p.index, p.describe))
         .collect();
+    let s = &r.summary;
     let status = if working.is_empty() {
-        format!("status: FAIL (none of {} paths works)", r.paths.len())
+        format!("status: FAIL (none of {} paths works)", s.paths)
+    } else if s.ssh_working == 0 {
+        format!(
+            "status: FAIL ({} of {} paths work: {}; but none of the {} SSH paths, and spine plans and applies over SSH)",
+            working.len(),
+            s.paths,
+            working.join(", "),
+            s.ssh_paths
+        )
     } else {
         format!(
             "status: OK ({} of {} paths work: {})",
             working.len(),
-            r.paths.len(),
+            s.paths,
             working.join(", ")
         )
     };

@@ -105,7 +105,7 @@ impl Engine {
             (facts, probing.join().unwrap_or_default())
         });
         let hashes = ProviderHashes(input.secrets);
-        let host_plans: Vec<_> = facts
+        let mut host_plans: Vec<_> = facts
             .iter()
             .map(|f| {
                 let mut hp = plan::plan_host(
@@ -118,6 +118,7 @@ impl Engine {
                 hp
             })
             .collect();
+        plan::explain_lost_vms(&mut host_plans);
         Ok(Plan {
             format_version: FORMAT_VERSION,
             tool: format!("spine {}", env!("CARGO_PKG_VERSION")),

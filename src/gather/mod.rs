@@ -1,6 +1,7 @@
 //! Stage 4: gather. The actual state of each host, read over SSH in one
 //! round trip per host (one generated script), hosts in parallel.
 
+pub mod guest;
 pub mod script;
 pub mod ssh;
 pub mod transport;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Action, Desired, Kind, Observed, SecretHashes, Verdict, text_diff};
@@ -112,6 +113,7 @@ impl Kind for CloudInit {
             "ipconfig0": fields.get("ipconfig0"),
             "nameserver": fields.get("nameserver"),
             "pending": pending,
+            "vm": vm_state(s),
         }))
     }
 
@@ -179,6 +181,111 @@ impl Kind for CloudInit {
     }
 }
 
+/// The VM's run state (`qm status`) and, when its guest agent was asked,
+/// the IPv4 addresses it reports or why it did not answer.
+fn vm_state(s: &Section) -> serde_json::Value {
+    let status = s
+        .get("status")
+        .and_then(|st| st.trim().strip_prefix("status:"))
+        .map(str::trim);
+    let agent = match (s.get("agent_rc"), s.get("agent")) {
+        (None, _) => serde_json::Value::Null,
+        (Some(rc), Some(out)) if rc.trim() == "0" => {
+            match serde_json::from_str::<serde_json::Value>(out.trim()) {
+                Ok(v) => json!({ "addresses": crate::gather::guest::agent_ipv4(&v) }),
+                Err(_) => json!({ "error": crate::gather::guest::last(out) }),
+            }
+        }
+        (Some(_), out) => json!({ "error": crate::gather::guest::last(out.unwrap_or_default()) }),
+    };
+    json!({ "status": status, "agent": agent })
+}
+
+/// What a VM's Proxmox host shows of a VM that is unreachable on every
+/// access path: read by the VM's cloudinit resource on that host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmSeen {
+    pub vmid: String,
+    pub proxmox_host: String,
+    /// `qm status`: `running`, `stopped`; none when the host could not be read.
+    pub status: Option<String>,
+    /// The IPv4 addresses the guest agent reports, when it answered.
+    pub agent_addresses: Option<Vec<String>>,
+    /// `in_sync`, `drift` or `unknown`.
+    pub cloud_init: String,
+    pub reason: String,
+    /// The command that helps next.
+    pub run: String,
+}
+
+/// `host` (a VM) answered on no path: what its Proxmox host says of it, from
+/// its cloudinit resource `d` there (its verdict and what was observed), and
+/// which command helps: `spine apply --restart-vms` when the VM's cloud-init
+/// network must still be handed to it, else `spine doctor HOST`.
+pub fn seen_from_pve(
+    host: &str,
+    d: &Desired,
+    verdict: &Verdict,
+    observed: Option<&serde_json::Value>,
+) -> VmSeen {
+    let (vmid, pve) = (d.get("vmid").to_string(), d.on.clone());
+    let doctor = format!("spine doctor {host}");
+    let mut seen = VmSeen {
+        vmid: vmid.clone(),
+        proxmox_host: pve.clone(),
+        status: None,
+        agent_addresses: None,
+        cloud_init: "unknown".into(),
+        reason: String::new(),
+        run: doctor.clone(),
+    };
+    let (Some(o), false) = (observed, matches!(verdict, Verdict::Unknown { .. })) else {
+        let why = match verdict {
+            Verdict::Unknown { reason } => reason.clone(),
+            _ => "nothing was read".into(),
+        };
+        seen.reason = format!("its Proxmox host {pve} could not be asked either: {why}");
+        return seen;
+    };
+    seen.status = o["vm"]["status"].as_str().map(String::from);
+    let mut said = vec![match seen.status.as_deref() {
+        Some("running") => format!("VM {vmid} is running on {pve}"),
+        Some(s) => format!("VM {vmid} is {s} on {pve} (start it there: `qm start {vmid}`)"),
+        None => format!("`qm status {vmid}` on {pve} said nothing readable"),
+    }];
+    let agent = &o["vm"]["agent"];
+    if let Some(a) = agent["addresses"].as_array() {
+        let have: Vec<String> = a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        said.push(if have.is_empty() {
+            "its guest agent says it has no IPv4 address (its network did not come up)".into()
+        } else {
+            format!("its guest agent says it has {}", have.join(", "))
+        });
+        seen.agent_addresses = Some(have);
+    } else if let Some(e) = agent["error"].as_str() {
+        said.push(format!("its guest agent does not answer: {e}"));
+    } else if seen.status.as_deref() == Some("running") {
+        said.push("its guest agent is not enabled".into());
+    }
+    if matches!(verdict, Verdict::Drift { .. }) {
+        seen.cloud_init = "drift".into();
+        said.push(format!(
+            "its cloud-init network on {pve} is not yet the VM's (cloudinit:vm-{vmid}): a restart from {pve} hands it over"
+        ));
+        seen.run = "spine apply --restart-vms".into();
+    } else {
+        seen.cloud_init = "in_sync".into();
+        said.push(format!(
+            "cloud-init on {pve} is in sync with the registry, yet the VM is reachable on none of its access paths (a restart would not change its network)"
+        ));
+    }
+    seen.reason = said.join("; ");
+    seen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +300,78 @@ mod tests {
             ipconfig("ip=1.1.1.2/24"),
             ipconfig("ip=1.1.1.2/24,gw=1.1.1.1")
         );
+    }
+
+    struct NoSecrets;
+    impl crate::kinds::SecretHashes for NoSecrets {
+        fn hash(&self, _: &Desired, _: &str) -> Result<String, String> {
+            Err("none".into())
+        }
+    }
+
+    fn section(pairs: &[(&str, &str)]) -> Section {
+        let mut s = Section::default();
+        for (k, v) in pairs {
+            s.values.insert(k.to_string(), v.to_string());
+        }
+        s
+    }
+
+    #[test]
+    fn a_lost_vm_in_sync_points_at_doctor_and_one_drifting_at_restart() {
+        let d = Desired::new(
+            &CloudInit,
+            "cloudinit:vm-203",
+            "pve",
+            "immich",
+            String::new(),
+        )
+        .arg("vmid", "203")
+        .arg("ipconfig0", "ip=10.0.0.3/24,gw=10.0.0.1")
+        .arg("nameserver", "10.0.0.1");
+        let s = section(&[
+            ("rc", "0"),
+            (
+                "config",
+                "ipconfig0: ip=10.0.0.3/24,gw=10.0.0.1\nnameserver: 10.0.0.1\n",
+            ),
+            ("status", "status: running\n"),
+            ("agent_rc", "0"),
+            (
+                "agent",
+                r#"[{"name":"eth0","ip-addresses":[{"ip-address-type":"ipv4","ip-address":"10.9.9.9","prefix":24}]}]"#,
+            ),
+        ]);
+        let o = CloudInit.observe(&d, &s, &NoSecrets).unwrap();
+        let v = CloudInit.compare(&d, &o);
+        assert_eq!(v, Verdict::InSync);
+        let seen = seen_from_pve("immich", &d, &v, Some(&o));
+        assert_eq!(seen.status.as_deref(), Some("running"));
+        assert_eq!(seen.agent_addresses, Some(vec!["10.9.9.9/24".to_string()]));
+        assert_eq!(seen.run, "spine doctor immich");
+        assert!(
+            seen.reason
+                .contains("in sync with the registry, yet the VM is reachable on none"),
+            "{seen:?}"
+        );
+        let drift = Verdict::Drift {
+            action: Action::Change,
+            reason: String::new(),
+            diff: None,
+        };
+        assert_eq!(
+            seen_from_pve("immich", &d, &drift, Some(&o)).run,
+            "spine apply --restart-vms"
+        );
+        let unknown = Verdict::Unknown {
+            reason: "pve unreachable".into(),
+        };
+        let seen = seen_from_pve("immich", &d, &unknown, None);
+        assert!(
+            seen.reason
+                .contains("pve could not be asked either: pve unreachable"),
+            "{seen:?}"
+        );
+        assert_eq!(seen.status, None);
     }
 }

@@ -40,6 +40,10 @@ pub struct HostPlan {
     /// when there are none (plans saved before it still load and check).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<crate::health::Probe>,
+    /// A VM unreachable on every path: what its Proxmox host shows of it.
+    /// Left out otherwise (older plans load and check unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<kinds::cloudinit::VmSeen>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +151,33 @@ pub fn plan_host(resources: &[Desired], facts: &HostFacts, secrets: &dyn SecretH
         fingerprint,
         resources: out,
         health: Vec::new(),
+        vm: None,
+    }
+}
+
+/// For every host unreachable on every path that is a VM with a cloudinit
+/// resource on its Proxmox host: what that host shows of it.
+pub fn explain_lost_vms(hosts: &mut [HostPlan]) {
+    let seen: Vec<(usize, kinds::cloudinit::VmSeen)> = hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.route.is_none())
+        .filter_map(|(i, h)| {
+            let r = hosts
+                .iter()
+                .flat_map(|p| &p.resources)
+                .find(|r| r.desired.kind == "cloudinit" && r.desired.about == h.host)?;
+            let v = kinds::cloudinit::seen_from_pve(
+                &h.host,
+                &r.desired,
+                &r.verdict,
+                r.observed.as_ref(),
+            );
+            Some((i, v))
+        })
+        .collect();
+    for (i, v) in seen {
+        hosts[i].vm = Some(v);
     }
 }
 

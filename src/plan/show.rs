@@ -61,6 +61,17 @@ pub fn host(h: &HostPlan, color: bool, verbose: bool) -> String {
     if let Some(e) = &h.error {
         let _ = writeln!(out, "  error: {e}");
     }
+    if let Some(vm) = &h.vm {
+        let _ = writeln!(
+            out,
+            "  {} vm {} on {}: unknown: {}; run `{}`",
+            paint("?", "33", color),
+            vm.vmid,
+            vm.proxmox_host,
+            vm.reason,
+            vm.run
+        );
+    }
     for p in &h.health {
         let status = crate::health::show::paint(p.status.as_str(), p.status, color);
         let time = match p.status {

@@ -313,6 +313,7 @@ mod tests {
                     })
                     .collect(),
                 health: Vec::new(),
+                vm: None,
             })
             .collect();
         Plan {

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use openssh::Session;
 
 use crate::apply::remote::{RootRun, run_root};
+pub use crate::gather::guest::{agent_ipv4, last};
 use crate::gather::ssh::{self, FailKind, PathFailure, Route, SshOptions};
 use crate::kinds::Verdict;
 use crate::plan::Plan;
@@ -321,26 +322,6 @@ async fn wait_back(
     }
 }
 
-/// `ADDR/PREFIX` of every IPv4 address in a guest agent
-/// `network-get-interfaces` answer, loopback and container bridges left out.
-pub fn agent_ipv4(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| {
-            // Loopback and the bridges of docker and friends are not the VM's LAN.
-            let name = i["name"].as_str().unwrap_or_default();
-            name != "lo"
-                && !["docker", "br-", "veth", "tailscale", "virbr"]
-                    .iter()
-                    .any(|p| name.starts_with(p))
-        })
-        .flat_map(|i| i["ip-addresses"].as_array().cloned().unwrap_or_default())
-        .filter(|a| a["ip-address-type"] == "ipv4")
-        .filter_map(|a| Some(format!("{}/{}", a["ip-address"].as_str()?, a["prefix"])))
-        .collect()
-}
-
 /// What the guest agent says about the VM's addresses, for the operator.
 async fn agent_addresses(pve: &Session, user: &str, vmid: &str) -> String {
     let s = script("agent-addresses.sh", minijinja::context! { vmid });
@@ -360,14 +341,6 @@ async fn agent_addresses(pve: &Session, user: &str, vmid: &str) -> String {
         Ok((out, _)) => format!("the guest agent does not answer either: {}", last(&out)),
         Err(e) => format!("could not ask the guest agent: {e}"),
     }
-}
-
-fn last(out: &str) -> String {
-    out.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("(no output)")
-        .to_string()
 }
 
 #[cfg(test)]
