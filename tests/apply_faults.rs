@@ -177,6 +177,56 @@ fn a_held_lock_refuses_apply_and_unlock_respects_expiry() {
 }
 
 #[test]
+fn a_lock_without_info_refuses_apply_and_unlock_clears_it_once_expired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = converged_host(tmp.path(), "10.203.122", "52:54:00:7a:02:03", HOME, "");
+    one.immich.ok("tailscale set --hostname=wrong-name");
+    // An older spine died between `mkdir lock` and writing its info.
+    one.immich.ok("mkdir -p /var/lib/spine/lock");
+    let o = one.spine(&["apply", "--yes"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("locked by a lock without info") && t.contains("spine unlock immich"),
+        "{t}"
+    );
+    let o = one.spine(&["unlock", "immich"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "younger than the TTL: {t}");
+    assert!(
+        t.contains("lock without info") && t.contains("--force"),
+        "{t}"
+    );
+    // Older than the TTL: cleared without --force, and the message says why.
+    one.immich.ok("touch -d '2 hours ago' /var/lib/spine/lock");
+    let o = one.spine(&["unlock", "immich"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("a lock without info") && t.contains("older than the lock TTL"),
+        "{t}"
+    );
+    assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
+    // Young again, --force clears it.
+    one.immich.ok("mkdir -p /var/lib/spine/lock");
+    let o = one.spine(&["unlock", "immich", "--force"]);
+    assert!(
+        o.status.success() && text(&o).contains("--force"),
+        "{}",
+        text(&o)
+    );
+    // Apply takes a lock that is a file holding its info, and releases it.
+    let o = one.spine(&["apply", "--yes"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
+    assert!(
+        one.immich
+            .ok("tailscale status --json")
+            .contains("\"HostName\": \"immich-1\"")
+    );
+}
+
+#[test]
 fn a_compose_service_that_never_becomes_healthy_times_out_and_keeps_the_old_files() {
     let tmp = tempfile::tempdir().unwrap();
     let one = converged_host(tmp.path(), "10.203.43", "52:54:00:43:02:03", HOME, "");
@@ -338,6 +388,99 @@ fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
 }
 
 #[test]
+fn a_network_change_is_confirmed_through_the_jump_host_the_operator_came_by() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The operator reaches the VM only through the Proxmox host (10.203.123.10),
+    // on its old address 10.203.123.50; the registry moves it to
+    // 10.203.124.203, which the Proxmox host reaches (an address of its own
+    // there) and this machine does not.
+    let pve = support::TestHost::up(&support::unique("pv"), "10.203.123.10/24", &["--no-docker"]);
+    pve.ok("ip addr add 10.203.124.10/24 dev eth0");
+    let immich = support::TestHost::up(
+        &support::unique("im"),
+        "10.203.123.50/24",
+        &[
+            "--mac",
+            "52:54:00:7b:00:50",
+            "--no-docker",
+            "--ts-hostname",
+            "immich-1",
+        ],
+    );
+    let reg = support::test_registry(tmp.path(), "10.203.124", "52:54:00:7b:00:50", "v2.4.1");
+    let services = reg.join("SERVICE_REGISTRY.yaml");
+    let text_of = std::fs::read_to_string(&services).unwrap();
+    let access = "        - via: tailscale\n          address: immich-1\n        - via: lan\n          address: 10.203.124.203\n        - via: jump\n          address: 10.203.124.203\n";
+    assert!(text_of.contains(access) && text_of.contains("owner: cloud-init"));
+    std::fs::write(
+        &services,
+        text_of
+            .replace("owner: cloud-init", "owner: netplan")
+            .replace(
+                access,
+                "        - via: jump\n          address: 10.203.123.50\n",
+            ),
+    )
+    .unwrap();
+    let cfg = support::ssh_config(
+        tmp.path(),
+        &[
+            support::Alias {
+                name: "pve",
+                hostname: Some(pve.addr()),
+                host: &pve,
+            },
+            support::Alias {
+                name: "10.203.123.50",
+                hostname: None,
+                host: &immich,
+            },
+            support::Alias {
+                name: "10.203.124.203",
+                hostname: None,
+                host: &immich,
+            },
+        ],
+        &[&immich, &pve],
+    );
+    let o = spine(
+        &[
+            "apply",
+            "immich",
+            "--yes",
+            "--registry",
+            reg.to_str().unwrap(),
+            "--ssh-config",
+            cfg.to_str().unwrap(),
+            "--confirm-timeout",
+            "15",
+            "--connect-timeout",
+            "3",
+        ],
+        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
+    );
+    let t = text(&o);
+    assert!(
+        t.contains("applied and confirmed over a fresh connection (jump ronny@10.203.124.203 through root@pve)"),
+        "{t}"
+    );
+    assert!(!t.contains("ROLLED BACK"), "{t}");
+    // Past the rollback time the host keeps its new address.
+    std::thread::sleep(Duration::from_secs(17));
+    let addr = immich.ok("ip -4 -o addr show dev eth0");
+    assert!(
+        addr.contains("10.203.124.203/24") && !addr.contains("10.203.123.50"),
+        "{addr}"
+    );
+    assert!(
+        immich
+            .ok("ls /var/lib/spine")
+            .lines()
+            .all(|l| !l.starts_with("rolledback-"))
+    );
+}
+
+#[test]
 fn sshd_killed_mid_apply_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let one = converged_host(tmp.path(), "10.203.48", "52:54:00:48:02:03", HOME, "");
@@ -373,9 +516,7 @@ fn sshd_killed_mid_apply_loses_nothing() {
     );
     // The host comes back; the lock left behind names the run and can be broken.
     one.immich.ok("/usr/sbin/sshd -f /etc/ssh/sshd_config");
-    let info = one
-        .immich
-        .ok("cat /var/lib/spine/lock/info 2>/dev/null || true");
+    let info = one.immich.ok("cat /var/lib/spine/lock 2>/dev/null || true");
     if let Some(id) = info
         .split("\"lock_id\":\"")
         .nth(1)
