@@ -296,6 +296,31 @@ fn a_full_disk_fails_the_write_and_leaves_the_old_file_whole() {
     assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
 }
 
+/// `spine apply immich --yes` with a confirmation and connect timeout.
+fn apply_network(
+    reg: &std::path::Path,
+    cfg: &std::path::Path,
+    confirm: &str,
+    connect: &str,
+) -> std::process::Output {
+    spine(
+        &[
+            "apply",
+            "immich",
+            "--yes",
+            "--registry",
+            reg.to_str().unwrap(),
+            "--ssh-config",
+            cfg.to_str().unwrap(),
+            "--confirm-timeout",
+            confirm,
+            "--connect-timeout",
+            connect,
+        ],
+        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
+    )
+}
+
 #[test]
 fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
     let tmp = tempfile::tempdir().unwrap();
@@ -346,22 +371,7 @@ fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
     );
     let before = immich.ok("cat /etc/netplan/50-cloud-init.yaml");
     let started = Instant::now();
-    let o = spine(
-        &[
-            "apply",
-            "immich",
-            "--yes",
-            "--registry",
-            reg.to_str().unwrap(),
-            "--ssh-config",
-            cfg.to_str().unwrap(),
-            "--confirm-timeout",
-            "12",
-            "--connect-timeout",
-            "2",
-        ],
-        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
-    );
+    let o = apply_network(&reg, &cfg, "12", "2");
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
@@ -443,22 +453,7 @@ fn a_network_change_is_confirmed_through_the_jump_host_the_operator_came_by() {
         ],
         &[&immich, &pve],
     );
-    let o = spine(
-        &[
-            "apply",
-            "immich",
-            "--yes",
-            "--registry",
-            reg.to_str().unwrap(),
-            "--ssh-config",
-            cfg.to_str().unwrap(),
-            "--confirm-timeout",
-            "15",
-            "--connect-timeout",
-            "3",
-        ],
-        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
-    );
+    let o = apply_network(&reg, &cfg, "15", "3");
     let t = text(&o);
     assert!(
         t.contains("applied and confirmed over a fresh connection (jump ronny@10.203.124.203 through root@pve)"),

@@ -263,7 +263,7 @@ fn renew_every(ttl: Duration) -> Duration {
     (ttl / 3).max(Duration::from_secs(1))
 }
 
-/// Renew the lock if a third of its TTL has passed since the last time.
+/// Renew the lock if a third of its TTL has passed since the last try.
 /// A failed renewal is not an error here: releasing the lock at the end
 /// says whether it was still ours.
 async fn keep_lock<K: Connect>(job: &HostJob<K>, held: &Held<K::Conn>) {
@@ -273,9 +273,9 @@ async fn keep_lock<K: Connect>(job: &HostJob<K>, held: &Held<K::Conn>) {
     }
     let mut info = lock_info(&job.opts, &job.planned.host);
     info.started = held.lock.started.clone();
-    if let Ok(true) = remote::renew(&held.conn, &job.user, &info).await {
-        *held.renewed.lock().expect("renewal time") = Instant::now();
-    }
+    // Tried, whatever came of it: the next try is a third of the TTL later.
+    let _ = remote::renew(&held.conn, &job.user, &info).await;
+    *held.renewed.lock().expect("renewal time") = Instant::now();
 }
 
 /// Run `work` on the host while renewing the lock over the same connection
