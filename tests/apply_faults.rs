@@ -400,10 +400,11 @@ fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
 #[test]
 fn a_network_change_is_confirmed_through_the_jump_host_the_operator_came_by() {
     let tmp = tempfile::tempdir().unwrap();
-    // The operator reaches the VM only through the Proxmox host (10.203.123.10),
-    // on its old address 10.203.123.50; the registry moves it to
-    // 10.203.124.203, which the Proxmox host reaches (an address of its own
-    // there) and this machine does not.
+    // The operator reaches the VM only through the Proxmox host (10.203.123.10):
+    // the ssh_config alias immich-old is its old address 10.203.123.50 with
+    // ProxyJump pve. The registry moves it to 10.203.124.203, which the
+    // Proxmox host reaches (an address of its own there) and this machine
+    // does not: confirmed through the alias's jump host, re-pointed.
     let pve = support::TestHost::up(&support::unique("pv"), "10.203.123.10/24", &["--no-docker"]);
     pve.ok("ip addr add 10.203.124.10/24 dev eth0");
     let immich = support::TestHost::up(
@@ -420,7 +421,7 @@ fn a_network_change_is_confirmed_through_the_jump_host_the_operator_came_by() {
     let reg = support::test_registry(tmp.path(), "10.203.124", "52:54:00:7b:00:50", "v2.4.1");
     let services = reg.join("SERVICE_REGISTRY.yaml");
     let text_of = std::fs::read_to_string(&services).unwrap();
-    let access = "        - via: tailscale\n          address: immich-1\n        - via: lan\n          address: 10.203.124.203\n        - via: jump\n          address: 10.203.124.203\n";
+    let access = "        - via: tailscale\n          address: immich-1\n        - via: lan\n          address: 10.203.124.203\n        - via: jump\n          address: 10.203.124.203\n          jump: pve\n";
     assert!(text_of.contains(access) && text_of.contains("owner: cloud-init"));
     std::fs::write(
         &services,
@@ -428,7 +429,7 @@ fn a_network_change_is_confirmed_through_the_jump_host_the_operator_came_by() {
             .replace("owner: cloud-init", "owner: netplan")
             .replace(
                 access,
-                "        - via: jump\n          address: 10.203.123.50\n",
+                "        - via: ssh_config\n          address: immich-old\n",
             ),
     )
     .unwrap();
@@ -453,10 +454,19 @@ fn a_network_change_is_confirmed_through_the_jump_host_the_operator_came_by() {
         ],
         &[&immich, &pve],
     );
+    // The alias the operator uses (after `Host *`: it sets none of these).
+    let mut c = std::fs::read_to_string(&cfg).unwrap();
+    c.push_str(&format!(
+        "Host immich-old\n    HostName 10.203.123.50\n    HostKeyAlias {}\n    ProxyJump pve\n",
+        immich.name
+    ));
+    std::fs::write(&cfg, c).unwrap();
     let o = apply_network(&reg, &cfg, "15", "3");
     let t = text(&o);
     assert!(
-        t.contains("applied and confirmed over a fresh connection (jump ronny@10.203.124.203 through root@pve)"),
+        t.contains(
+            "applied and confirmed over a fresh connection (jump ronny@10.203.124.203 through pve)"
+        ),
         "{t}"
     );
     assert!(!t.contains("ROLLED BACK"), "{t}");
@@ -473,6 +483,32 @@ fn a_network_change_is_confirmed_through_the_jump_host_the_operator_came_by() {
             .lines()
             .all(|l| !l.starts_with("rolledback-"))
     );
+    // This machine cannot reach the new address directly (what confirmation
+    // dialled before), the way through the Proxmox host works.
+    let direct = std::process::Command::new("ssh")
+        .args([
+            "-F",
+            cfg.to_str().unwrap(),
+            "-o",
+            "ConnectTimeout=3",
+            "ronny@10.203.124.203",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!direct.status.success());
+    let jumped = std::process::Command::new("ssh")
+        .args([
+            "-F",
+            cfg.to_str().unwrap(),
+            "-J",
+            "pve",
+            "ronny@10.203.124.203",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(jumped.status.success(), "{}", text(&jumped));
 }
 
 #[test]

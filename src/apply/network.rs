@@ -51,8 +51,9 @@ fn paths(c: &Confirmed, run_id: &str) -> minijinja::Value {
 /// the LAN address. A Tailscale path does not (its address is the tailnet's);
 /// a LAN path and a jump path's target are the LAN address; an ssh_config
 /// alias depends on it when ssh resolves it (`ssh -G`) to an IP address
-/// outside Tailscale's ranges, and is then re-pointed with the alias's user,
-/// port and ProxyJump. An alias that resolves to a name is kept as it is.
+/// outside Tailscale's ranges, and is then re-pointed with the alias's port
+/// and ProxyJump (the user is the registry's, as for every path). An alias
+/// that resolves to a name is kept as it is.
 pub fn confirm_route(worked: &Route, new_address: &str, opts: &SshOptions) -> Route {
     let moved = |r: &Route| Route {
         address: new_address.to_string(),
@@ -68,6 +69,8 @@ pub fn confirm_route(worked: &Route, new_address: &str, opts: &SshOptions) -> Ro
                 } else {
                     Via::Lan
                 },
+                user: worked.user.clone(),
+                port: worked.port.or(r.port),
                 ..r
             }),
             _ => worked.clone(),
@@ -277,7 +280,7 @@ mod tests {
             got,
             Route {
                 via: Via::Jump,
-                user: "ops".into(),
+                user: "ronny".into(),
                 address: new.into(),
                 port: Some(2222),
                 jump: Some("root@pve".into()),
