@@ -185,7 +185,11 @@ pub async fn apply<K: Connect>(
     // Confirm over fresh connections until shortly before the host's timer.
     let deadline = started + Duration::from_secs(secs.saturating_sub(5));
     let mut fresh = opts.clone();
-    fresh.connect_timeout = Duration::from_secs(3);
+    // Short, so that several tries fit before the host's timer; long enough
+    // for two handshakes when the way in is a jump host.
+    fresh.connect_timeout = opts
+        .connect_timeout
+        .clamp(Duration::from_secs(3), Duration::from_secs(10));
     let (disarm, done) = match (
         shell::render("apply/network-disarm.sh", paths(c, run_id)),
         shell::render("apply/network-rolledback.sh", paths(c, run_id)),
