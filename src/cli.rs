@@ -211,6 +211,10 @@ pub struct ApplyArgs {
     /// Seconds after which a lock left by a vanished run may be broken
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub lock_ttl: u64,
+    /// Backup folders kept on each host (/var/lib/spine/backups, root only):
+    /// those of the last N runs, this one included; older ones are removed
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_backups: u32,
     #[command(flatten)]
     pub secrets: SecretsArgs,
     #[command(flatten)]
@@ -221,8 +225,9 @@ pub struct ApplyArgs {
 pub struct UnlockArgs {
     /// Host id
     pub host: String,
-    /// The lock id, as the refused apply printed it
-    pub lock_id: String,
+    /// The lock id, as the refused apply printed it; leave it out to clear
+    /// a lock without info (left by a run that died while taking it)
+    pub lock_id: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArg,
     #[command(flatten)]
@@ -230,6 +235,10 @@ pub struct UnlockArgs {
     /// Break the lock even though it has not expired yet
     #[arg(long)]
     pub force: bool,
+    /// Seconds after which a lock without info counts as expired (its age
+    /// is its file's age on the host)
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub lock_ttl: u64,
 }
 
 /// Where receipts go and how they are signed (every verify/plan/apply run writes one).

@@ -177,6 +177,56 @@ fn a_held_lock_refuses_apply_and_unlock_respects_expiry() {
 }
 
 #[test]
+fn a_lock_without_info_refuses_apply_and_unlock_clears_it_once_expired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = converged_host(tmp.path(), "10.203.122", "52:54:00:7a:02:03", HOME, "");
+    one.immich.ok("tailscale set --hostname=wrong-name");
+    // An older spine died between `mkdir lock` and writing its info.
+    one.immich.ok("mkdir -p /var/lib/spine/lock");
+    let o = one.spine(&["apply", "--yes"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("locked by a lock without info") && t.contains("spine unlock immich"),
+        "{t}"
+    );
+    let o = one.spine(&["unlock", "immich"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "younger than the TTL: {t}");
+    assert!(
+        t.contains("lock without info") && t.contains("--force"),
+        "{t}"
+    );
+    // Older than the TTL: cleared without --force, and the message says why.
+    one.immich.ok("touch -d '2 hours ago' /var/lib/spine/lock");
+    let o = one.spine(&["unlock", "immich"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("a lock without info") && t.contains("older than the lock TTL"),
+        "{t}"
+    );
+    assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
+    // Young again, --force clears it.
+    one.immich.ok("mkdir -p /var/lib/spine/lock");
+    let o = one.spine(&["unlock", "immich", "--force"]);
+    assert!(
+        o.status.success() && text(&o).contains("--force"),
+        "{}",
+        text(&o)
+    );
+    // Apply takes a lock that is a file holding its info, and releases it.
+    let o = one.spine(&["apply", "--yes"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
+    assert!(
+        one.immich
+            .ok("tailscale status --json")
+            .contains("\"HostName\": \"immich-1\"")
+    );
+}
+
+#[test]
 fn a_compose_service_that_never_becomes_healthy_times_out_and_keeps_the_old_files() {
     let tmp = tempfile::tempdir().unwrap();
     let one = converged_host(tmp.path(), "10.203.43", "52:54:00:43:02:03", HOME, "");
@@ -246,6 +296,31 @@ fn a_full_disk_fails_the_write_and_leaves_the_old_file_whole() {
     assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
 }
 
+/// `spine apply immich --yes` with a confirmation and connect timeout.
+fn apply_network(
+    reg: &std::path::Path,
+    cfg: &std::path::Path,
+    confirm: &str,
+    connect: &str,
+) -> std::process::Output {
+    spine(
+        &[
+            "apply",
+            "immich",
+            "--yes",
+            "--registry",
+            reg.to_str().unwrap(),
+            "--ssh-config",
+            cfg.to_str().unwrap(),
+            "--confirm-timeout",
+            confirm,
+            "--connect-timeout",
+            connect,
+        ],
+        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
+    )
+}
+
 #[test]
 fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
     let tmp = tempfile::tempdir().unwrap();
@@ -296,22 +371,7 @@ fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
     );
     let before = immich.ok("cat /etc/netplan/50-cloud-init.yaml");
     let started = Instant::now();
-    let o = spine(
-        &[
-            "apply",
-            "immich",
-            "--yes",
-            "--registry",
-            reg.to_str().unwrap(),
-            "--ssh-config",
-            cfg.to_str().unwrap(),
-            "--confirm-timeout",
-            "12",
-            "--connect-timeout",
-            "2",
-        ],
-        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
-    );
+    let o = apply_network(&reg, &cfg, "12", "2");
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
@@ -335,6 +395,100 @@ fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
         .collect();
     assert!(body.contains("\"status\":\"rolled_back\""), "{body}");
+}
+
+#[test]
+fn a_network_change_is_confirmed_over_the_tailnet_path_the_operator_came_by() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The operator reaches the VM over Tailscale (the alias immich-1: a path
+    // into the host that does not depend on its LAN address, here sshd on
+    // the host's stdin through the harness, as the tailnet stand-in has no
+    // network). The registry moves the VM from 10.203.123.50 to
+    // 10.203.124.203, which this machine cannot reach directly: before,
+    // confirmation dialled that address and the host rolled back every time.
+    let immich = support::TestHost::up(
+        &support::unique("im"),
+        "10.203.123.50/24",
+        &[
+            "--mac",
+            "52:54:00:7b:00:50",
+            "--no-docker",
+            "--ts-hostname",
+            "immich-1",
+        ],
+    );
+    let reg = support::test_registry(tmp.path(), "10.203.124", "52:54:00:7b:00:50", "v2.4.1");
+    let services = reg.join("SERVICE_REGISTRY.yaml");
+    let text_of = std::fs::read_to_string(&services).unwrap();
+    std::fs::write(
+        &services,
+        text_of.replace("owner: cloud-init", "owner: netplan"),
+    )
+    .unwrap();
+    let cfg = support::ssh_config(
+        tmp.path(),
+        &[
+            support::Alias {
+                name: "immich-1",
+                hostname: None,
+                host: &immich,
+            },
+            support::Alias {
+                name: "10.203.124.203",
+                hostname: None,
+                host: &immich,
+            },
+            support::Alias {
+                name: "pve",
+                hostname: Some("10.203.125.10"),
+                host: &immich,
+            },
+        ],
+        &[&immich],
+    );
+    let c = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "Host immich-1\n",
+        &format!(
+            "Host immich-1\n    ProxyCommand {} exec {} -- /usr/sbin/sshd -i -f /etc/ssh/sshd_config\n",
+            support::repo().join("tests/hosts/testhost").display(),
+            immich.name
+        ),
+        1,
+    );
+    std::fs::write(&cfg, c).unwrap();
+    let o = apply_network(&reg, &cfg, "30", "10");
+    let t = text(&o);
+    assert!(
+        t.contains("applied and confirmed over a fresh connection (tailscale ronny@immich-1)"),
+        "{t}"
+    );
+    assert!(!t.contains("ROLLED BACK"), "{t}");
+    // Disarmed: the host's timer finds no armed marker and keeps the new address.
+    let addr = immich.ok("ip -4 -o addr show dev eth0");
+    assert!(
+        addr.contains("10.203.124.203/24") && !addr.contains("10.203.123.50"),
+        "{addr}"
+    );
+    assert!(
+        immich
+            .ok("ls /var/lib/spine")
+            .lines()
+            .all(|l| !l.starts_with("rolledback-") && !l.starts_with("armed-"))
+    );
+    // This machine cannot reach the new address directly (what confirmation
+    // dialled before).
+    let direct = std::process::Command::new("ssh")
+        .args([
+            "-F",
+            cfg.to_str().unwrap(),
+            "-o",
+            "ConnectTimeout=3",
+            "ronny@10.203.124.203",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!direct.status.success());
 }
 
 #[test]
@@ -373,9 +527,7 @@ fn sshd_killed_mid_apply_loses_nothing() {
     );
     // The host comes back; the lock left behind names the run and can be broken.
     one.immich.ok("/usr/sbin/sshd -f /etc/ssh/sshd_config");
-    let info = one
-        .immich
-        .ok("cat /var/lib/spine/lock/info 2>/dev/null || true");
+    let info = one.immich.ok("cat /var/lib/spine/lock 2>/dev/null || true");
     if let Some(id) = info
         .split("\"lock_id\":\"")
         .nth(1)

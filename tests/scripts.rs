@@ -104,8 +104,18 @@ fn all_scripts(reg: &Registry) -> Vec<(String, Script)> {
     }
     let lock = remote::lock_script(r#"{"lock_id":"l-1","run_id":"r 1"}"#).unwrap();
     out.push(("lock".into(), wrap(None, None, &lock)));
-    let unlock = remote::unlock_script("l-1").unwrap();
+    let unlock = remote::unlock_script(Some("l-1")).unwrap();
     out.push(("unlock".into(), wrap(None, None, &unlock)));
+    let unlock = remote::unlock_script(None).unwrap();
+    out.push(("unlock without info".into(), wrap(None, None, &unlock)));
+    let info = serde_json::from_str(
+        r#"{"lock_id":"l-1","run_id":"r 1","operator":"o","started":"s","expires":"e","pid":1}"#,
+    )
+    .unwrap();
+    let renew = remote::renew_script(&info).unwrap();
+    out.push(("renew lock".into(), wrap(None, None, &renew)));
+    let prune = remote::prune_script("r-1", 5).unwrap();
+    out.push(("prune backups".into(), wrap(None, None, &prune)));
     let read = remote::read_lock_script().unwrap();
     out.push(("read lock".into(), wrap(None, None, &read)));
     out.push((

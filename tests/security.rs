@@ -268,6 +268,11 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
     one.immich.ok(
         "chown root:root /home/ronny/immich && sed -i 's/restart: always/restart: \"no\"/' /home/ronny/immich/docker-compose.yml",
     );
+    // A line of the operator's own beside spine's block, holding a token:
+    // the crontab is in sync, so it shows in no diff, only in what was observed.
+    one.immich.ok(
+        "(crontab -u ronny -l; echo '0 4 * * * /usr/bin/true LeakCronTok46') | crontab -u ronny -",
+    );
     let dump = tmp.path().join("dump");
     let receipts = tmp.path().join("receipts");
     let plan_file = tmp.path().join("immich.plan");
@@ -342,13 +347,26 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
         assert_eq!(mode, 0o600, "{} is {mode:o}", f.display());
         kept.push_str(&readable(f));
     }
-    // The dump does hold the host's plain values (TZ is not secret by name):
-    // proof that the scan reads inside the base64 framing.
+    // The dump holds what the host sent, decoded (the drifted compose file):
+    // proof that the scan reads inside the base64 framing. Every `.env`
+    // value, secret by name or not (TZ), was hashed on the host.
     assert!(
-        kept.contains("TZ=LeakTzValue45"),
+        kept.contains("restart: \"no\""),
         "the scan sees decoded content"
     );
-    let rule_flagged = &leaks[..6];
+    assert!(kept.contains("TZ=plain-sha256:"), "TZ hashed on the host");
+    // A saved plan keeps observed file text (crontab, compose file) as hashes.
+    assert!(kept.contains("LeakCronTok46"), "the host sent its crontab");
+    let saved = readable(&plan_file);
+    assert!(
+        !saved.contains("LeakCronTok46"),
+        "observed crontab text in the plan file"
+    );
+    assert!(
+        saved.contains("\"crontab\": {\n"),
+        "the crontab kept as a hash"
+    );
+    let rule_flagged = &leaks[..];
     for f in files(&receipts).iter().chain([&plan_file]) {
         kept.push_str(&readable(f));
     }
@@ -362,6 +380,66 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
     assert!(
         !outputs.contains("LeakTzValue45"),
         "a .env value in plan output"
+    );
+
+    // Host backups outlive the run and the old `.env` in them holds its
+    // values: they are root's alone (folders 0700, files 0600) and pruned
+    // to the last --keep-backups runs.
+    let bk = "/var/lib/spine/backups";
+    let env_backup = one
+        .immich
+        .ok(&format!("find {bk} -path '*/home/ronny/immich/.env'"));
+    assert_eq!(env_backup.lines().count(), 1, "{env_backup}");
+    assert!(
+        one.immich
+            .ok(&format!("cat {}", env_backup.trim()))
+            .contains("LeakSmtpPass41"),
+        "the backup is where the old values are"
+    );
+    let modes = one.immich.ok(&format!(
+        "stat -c '%a %n' /var/lib/spine/backups; find {bk} -mindepth 1 -printf '%m %y %p\\n'"
+    ));
+    for line in modes.lines() {
+        let ok = line.starts_with("700 ") && (line.contains(" d ") || !line.contains(" f "))
+            || line.starts_with("600 f ");
+        assert!(ok, "not root-only: {line}\n{modes}");
+    }
+    assert_eq!(
+        one.immich
+            .ok(&format!("cat {}.mode", env_backup.trim()))
+            .trim(),
+        "600",
+        "the file's own mode is kept beside it"
+    );
+    // The next run (the compose file drifts again) keeps only its own backup.
+    one.immich
+        .ok("sed -i 's/restart: always/restart: \"no\"/' /home/ronny/immich/docker-compose.yml");
+    let o = one.spine(&[
+        "apply",
+        "--receipts",
+        receipts.to_str().unwrap(),
+        "--yes",
+        "--keep-backups",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let runs = one.immich.ok(&format!("ls {bk}"));
+    assert_eq!(runs.lines().count(), 1, "{runs}");
+    assert_ne!(
+        runs.trim(),
+        env_backup
+            .trim()
+            .trim_start_matches(&format!("{bk}/"))
+            .split('/')
+            .next()
+            .unwrap()
+    );
+    let left = one.immich.sh(&format!("grep -rlE 'Leak|{SECRET}' {bk}"));
+    assert_ne!(
+        left.status.code(),
+        Some(0),
+        "a pruned backup's secret survives: {}",
+        String::from_utf8_lossy(&left.stdout)
     );
 }
 

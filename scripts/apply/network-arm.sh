@@ -3,7 +3,12 @@
 @@change@@
 if ! out=$(sh -c @@check@@ 2>&1); then
 #% for path in files
-  if [ -e "$BK"@@path@@ ]; then cp -a -- "$BK"@@path@@ @@path@@; else rm -f -- @@path@@; fi
+  if [ -e "$BK"@@path@@ ]; then
+    cp -a -- "$BK"@@path@@ @@path@@
+    chmod -- "$(cat -- "$BK"@@path@@.mode)" @@path@@
+  else
+    rm -f -- @@path@@
+  fi
 #% endfor
   echo "the new configuration is rejected: $out"
   exit 4
@@ -11,5 +16,7 @@ fi
 : > @@armed@@
 printf '%s' @@rollback_b64@@ | base64 -d > @@rollback_file@@
 setsid sh @@rollback_file@@ </dev/null >/dev/null 2>&1 &
-setsid sh -c @@activate_later@@ </dev/null >@@log@@ 2>&1 &
+# The confirmation counts only once the activation has finished.
+rm -f -- @@activated@@
+setsid sh -c 'sh -c "$1" && : > "$2"' sh @@activate_later@@ @@activated@@ </dev/null >@@log@@ 2>&1 &
 echo SPINE-ARMED

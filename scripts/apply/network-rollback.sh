@@ -6,10 +6,11 @@ sleep @@secs@@
 #% for path in files
 if [ -e @@backup@@@@path@@ ]; then
   cp -a -- @@backup@@@@path@@ @@path@@
+  chmod -- "$(cat -- @@backup@@@@path@@.mode)" @@path@@
 elif [ -e @@backup@@@@path@@.absent ]; then
   rm -f -- @@path@@
 fi
 #% endfor
 @@activate@@
-rm -f -- @@armed@@
+rm -f -- @@armed@@ @@activated@@
 date > @@record@@

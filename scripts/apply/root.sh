@@ -3,9 +3,17 @@
 # backup folder on the host; every change keeps what it replaces there.
 set -eu
 umask 077
+# A backup is root's alone: folders 0700 (umask), the copy 0600, its own
+# mode kept beside it in FILE.mode (sp_restore puts it back).
 sp_backup() {
   mkdir -p -- "$BK$(dirname -- "$1")"
-  if [ -e "$1" ]; then cp -a -- "$1" "$BK$1"; else : > "$BK$1.absent"; fi
+  if [ -e "$1" ]; then
+    cp -a -- "$1" "$BK$1"
+    stat -c %a -- "$1" > "$BK$1.mode"
+    chmod 600 -- "$BK$1"
+  else
+    : > "$BK$1.absent"
+  fi
 }
 sp_put() {
   d=$(dirname -- "$1"); mkdir -p -- "$d"
@@ -21,6 +29,7 @@ BK=/nonexistent
 #% else
 BK=@@backup@@
 mkdir -p -- "$BK"
+chmod 700 -- "$(dirname -- "$BK")" "$BK"
 #% endif
 #% if wait_timeout is not none
 SPINE_WAIT_TIMEOUT=@@wait_timeout@@

@@ -7,8 +7,9 @@ pub mod network;
 pub mod remote;
 pub mod report;
 
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -17,12 +18,11 @@ use crate::gather::ssh::{Route, SshOptions};
 use crate::gather::transport::{Conn, Connect};
 use crate::gather::{HostFacts, read_facts};
 use crate::kinds::{self, ProviderHashes, Verdict};
-use crate::model::Via;
 use crate::plan::{self, HostPlan};
 use crate::receipt::ActionResult;
 use crate::secrets::Provider;
 use crate::shell::Script;
-use remote::{Lock, LockInfo};
+use remote::{Holder, Lock, LockInfo};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -32,9 +32,13 @@ pub struct Options {
     pub confirm_timeout: Duration,
     /// Allow changes to bonds and bridges.
     pub force: bool,
+    /// How long the lock holds without being renewed; a run renews it every
+    /// third of this while it works.
     pub lock_ttl: Duration,
     /// Seconds compose waits for containers to be running and healthy.
     pub wait_timeout: u64,
+    /// Backup folders kept on each host: the last N runs', this one's included.
+    pub keep_backups: u32,
 }
 
 /// One action and how it went.
@@ -145,11 +149,13 @@ pub struct HostJob<K: Connect> {
     pub interrupted: Arc<AtomicBool>,
 }
 
-/// An open connection, the path it took, and the lock held through it.
+/// An open connection, the path it took, and the lock held through it
+/// (its info, and when it was last renewed).
 struct Held<C> {
     conn: C,
     route: Route,
-    lock_id: String,
+    lock: LockInfo,
+    renewed: Mutex<Instant>,
 }
 
 /// Apply one host's part of a plan, in steps: connect, lock, re-check
@@ -169,8 +175,8 @@ pub async fn apply_host<K: Connect>(job: HostJob<K>) -> HostOutcome {
         Err(e) => return HostOutcome::failed_host(&host, e),
     };
     out.route = Some(route.clone());
-    let lock_id = match lock(&job, &conn).await {
-        Ok(id) => id,
+    let lock = match lock(&job, &conn).await {
+        Ok(info) => info,
         Err(e) => {
             out.error = Some(e);
             conn.close().await;
@@ -180,7 +186,8 @@ pub async fn apply_host<K: Connect>(job: HostJob<K>) -> HostOutcome {
     let held = Held {
         conn,
         route,
-        lock_id,
+        lock,
+        renewed: Mutex::new(Instant::now()),
     };
     let fresh = match recheck(&job, &held, &planned_fp).await {
         Ok(fresh) => fresh,
@@ -217,30 +224,74 @@ async fn connect<K: Connect>(job: &HostJob<K>) -> Result<(K::Conn, Route), Strin
     })
 }
 
-/// Step lock: take the host lock; its id, or who holds it.
-async fn lock<K: Connect>(job: &HostJob<K>, conn: &K::Conn) -> Result<String, String> {
-    let opts = &job.opts;
-    let lock_id = format!("{}-{}", opts.run_id, job.planned.host);
+/// The lock's info for this run and host, expiring one TTL from now.
+fn lock_info(opts: &Options, host: &str) -> LockInfo {
     let now = jiff::Timestamp::now();
-    let info = LockInfo {
-        lock_id: lock_id.clone(),
+    let ttl = jiff::SignedDuration::from_secs(opts.lock_ttl.as_secs() as i64);
+    LockInfo {
+        lock_id: format!("{}-{host}", opts.run_id),
         run_id: opts.run_id.clone(),
         operator: opts.operator.clone(),
         started: now.to_string(),
-        expires: (now + jiff::SignedDuration::from_secs(opts.lock_ttl.as_secs() as i64))
-            .to_string(),
+        expires: (now + ttl).to_string(),
         pid: std::process::id(),
-    };
+    }
+}
+
+/// Step lock: take the host lock; its info, or who holds it.
+async fn lock<K: Connect>(job: &HostJob<K>, conn: &K::Conn) -> Result<LockInfo, String> {
+    let host = &job.planned.host;
+    let info = lock_info(&job.opts, host);
     match remote::lock(conn, &job.user, &info).await? {
-        Lock::Taken => Ok(lock_id),
-        Lock::Held(Some(h)) => Err(format!(
-            "host is locked by {} (run {}, since {}, pid {}, expires {}); if that run is gone and the lock has expired: spine unlock {} {}",
-            h.operator, h.run_id, h.started, h.pid, h.expires, job.planned.host, h.lock_id
+        Lock::Taken => Ok(info),
+        Lock::Held(Some(Holder::Info(h))) => Err(format!(
+            "host is locked by {} (run {}, since {}, pid {}, expires {}); if that run is gone and the lock has expired: spine unlock {host} {}",
+            h.operator, h.run_id, h.started, h.pid, h.expires, h.lock_id
         )),
-        Lock::Held(None) => Err(format!(
-            "host is locked ({}/info unreadable); see spine unlock",
+        Lock::Held(Some(Holder::NoInfo { age_secs })) => Err(format!(
+            "host is locked by a lock without info ({}, {age_secs} s old: a run died while taking it); once it is older than the lock TTL, or with --force if you know no run is going on: spine unlock {host}",
             remote::LOCK
         )),
+        Lock::Held(None) => {
+            Err("host was locked, and the lock was gone a moment later: try again".into())
+        }
+    }
+}
+
+/// How often a run renews its lock: every third of the TTL.
+fn renew_every(ttl: Duration) -> Duration {
+    (ttl / 3).max(Duration::from_secs(1))
+}
+
+/// Renew the lock if a third of its TTL has passed since the last try.
+/// A failed renewal is not an error here: releasing the lock at the end
+/// says whether it was still ours.
+async fn keep_lock<K: Connect>(job: &HostJob<K>, held: &Held<K::Conn>) {
+    let last = *held.renewed.lock().expect("renewal time");
+    if last.elapsed() < renew_every(job.opts.lock_ttl) {
+        return;
+    }
+    let mut info = lock_info(&job.opts, &job.planned.host);
+    info.started = held.lock.started.clone();
+    // Tried, whatever came of it: the next try is a third of the TTL later.
+    let _ = remote::renew(&held.conn, &job.user, &info).await;
+    *held.renewed.lock().expect("renewal time") = Instant::now();
+}
+
+/// Run `work` on the host while renewing the lock over the same connection
+/// (a long action: compose waiting for health).
+async fn renewing<K: Connect, T>(
+    job: &HostJob<K>,
+    held: &Held<K::Conn>,
+    work: impl Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        let due = *held.renewed.lock().expect("renewal time") + renew_every(job.opts.lock_ttl);
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tokio::time::sleep_until(due.into()) => keep_lock(job, held).await,
+        }
     }
 }
 
@@ -278,7 +329,10 @@ async fn recheck<K: Connect>(
         .resources
         .iter()
         .zip(&fresh.resources)
-        .filter(|(a, b)| a.observed != b.observed || a.verdict != b.verdict)
+        .filter(|(a, b)| {
+            let stored = |o: &Option<serde_json::Value>| o.as_ref().map(plan::stored_observed);
+            stored(&a.observed) != stored(&b.observed) || a.verdict != b.verdict
+        })
         .map(|(a, _)| a.desired.id.clone())
         .collect();
     let e = format!(
@@ -336,6 +390,7 @@ async fn act<K: Connect>(
         let Some(kind) = kinds::by_name(kind_name) else {
             continue;
         };
+        keep_lock(job, &held).await;
         let observed = r.observed.clone().unwrap_or_default();
         let change = match kind.apply(&r.desired, &observed, job.provider.as_ref()) {
             Ok(c) => c,
@@ -388,7 +443,8 @@ async fn act_one<K: Connect>(
         run_id: Some(&job.opts.run_id),
         wait_timeout: Some(job.opts.wait_timeout),
     };
-    match remote::run_root(&held.conn, &job.user, run, &change.script).await {
+    let ran = remote::run_root(&held.conn, &job.user, run, &change.script);
+    match renewing(job, held, ran).await {
         Ok((output, 0)) => {
             let note = change.note.unwrap_or_else(|| "applied".into());
             let mut a = action(kind_name, id, ActionResult::Changed, started, note);
@@ -432,17 +488,12 @@ async fn act_confirmed<K: Connect>(
 ) -> Option<Held<K::Conn>> {
     let (kind_name, id) = (r.desired.kind.as_str(), r.desired.id.as_str());
     let started = Instant::now();
-    let confirm = Route {
-        via: Via::Lan,
-        user: job.user.clone(),
-        address: c.confirm_address.clone(),
-        port: None,
-        jump: None,
-    };
+    let confirm = network::confirm_route(&held.route, &c.confirm_address, &job.ssh);
     let Held {
         conn,
         route: mut current,
-        lock_id,
+        lock,
+        renewed,
     } = held;
     let outcome = network::apply(
         &job.connector,
@@ -485,7 +536,8 @@ async fn act_confirmed<K: Connect>(
         Ok((conn, route)) => Some(Held {
             conn,
             route,
-            lock_id,
+            lock,
+            renewed,
         }),
         Err(_) => {
             out.error
@@ -537,9 +589,15 @@ fn facts(host: &str, route: &Route, report: crate::gather::script::Report) -> Ho
     }
 }
 
-/// Release the lock if it is still ours, and close the connection.
+/// Prune the host's backup folders (keeping this run's and the last ones),
+/// release the lock if it is still ours, and close the connection.
 async fn release<K: Connect>(job: &HostJob<K>, held: Held<K::Conn>, out: &mut HostOutcome) {
-    match remote::unlock(&held.conn, &job.user, &held.lock_id).await {
+    let (run_id, keep) = (&job.opts.run_id, job.opts.keep_backups);
+    if let Err(e) = remote::prune_backups(&held.conn, &job.user, run_id, keep).await {
+        out.error
+            .get_or_insert(format!("could not prune the host's backups: {e}"));
+    }
+    match remote::unlock(&held.conn, &job.user, Some(&held.lock.lock_id)).await {
         Ok(true) => {}
         Ok(false) => {
             out.error.get_or_insert_with(|| {

@@ -3,7 +3,10 @@
 //! section 5): back up, stage and check, arm a rollback timer on the host
 //! that is detached from the SSH session, activate, then confirm over a
 //! **fresh** connection to the new address (no connection sharing) and
-//! disarm. If the confirmation does not come in time, the host restores the
+//! disarm. The confirmation goes the way the operator reached the host
+//! ([`confirm_route`]): a Tailscale path as it is, a LAN or jump path (and an
+//! ssh_config alias that names a LAN address) re-pointed at the new address.
+//! It counts only once the activation has finished. If the confirmation does not come in time, the host restores the
 //! old files and activates them by itself; spine reconnects on the old
 //! address, reports the rollback and the apply fails. Nothing here knows
 //! which kind the change is: the kind gives the check and the activation.
@@ -16,6 +19,7 @@ use super::remote::{RootRun, STATE, run_root};
 use crate::gather::ssh::{Route, SshOptions};
 use crate::gather::transport::{Conn, Connect};
 use crate::kinds::Confirmed;
+use crate::model::Via;
 use crate::shell::{self, Script, ScriptError};
 
 pub enum Outcome {
@@ -36,9 +40,85 @@ fn paths(c: &Confirmed, run_id: &str) -> minijinja::Value {
         backup => format!("{STATE}/backups/{run_id}"),
         armed => format!("{STATE}/armed-{run_id}"),
         record => format!("{STATE}/rolledback-{run_id}"),
+        activated => format!("{STATE}/activated-{run_id}"),
         rollback_file => format!("{STATE}/rollback-{run_id}.sh"),
         log => format!("{STATE}/activate-{run_id}.log"),
     }
+}
+
+/// Where to confirm a change that moves the host to `new_address`: the path
+/// that worked (`worked`), re-pointed at the new address where it depends on
+/// the LAN address. A Tailscale path does not (its address is the tailnet's);
+/// a LAN path and a jump path's target are the LAN address; an ssh_config
+/// alias depends on it when ssh resolves it (`ssh -G`) to an IP address
+/// outside Tailscale's ranges, and is then re-pointed with the alias's port
+/// and ProxyJump (the user is the registry's, as for every path). An alias
+/// that resolves to a name is kept as it is.
+pub fn confirm_route(worked: &Route, new_address: &str, opts: &SshOptions) -> Route {
+    let moved = |r: &Route| Route {
+        address: new_address.to_string(),
+        ..r.clone()
+    };
+    match worked.via {
+        Via::Tailscale => worked.clone(),
+        Via::Lan | Via::Jump => moved(worked),
+        Via::SshConfig => match resolve_alias(&worked.address, opts) {
+            Some(r) if is_lan_ip(&r.address) => moved(&Route {
+                via: if r.jump.is_some() {
+                    Via::Jump
+                } else {
+                    Via::Lan
+                },
+                user: worked.user.clone(),
+                port: worked.port.or(r.port),
+                ..r
+            }),
+            _ => worked.clone(),
+        },
+    }
+}
+
+/// An IP address that is not in Tailscale's ranges (100.64.0.0/10,
+/// fd7a:115c:a1e0::/48).
+fn is_lan_ip(a: &str) -> bool {
+    match a.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let o = v4.octets();
+            !(o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            !(s[0] == 0xfd7a && s[1] == 0x115c && s[2] == 0xa1e0)
+        }
+        Err(_) => false,
+    }
+}
+
+/// What ssh makes of an alias (`ssh -G`, offline): host name, user, port
+/// and ProxyJump, as a route.
+fn resolve_alias(alias: &str, opts: &SshOptions) -> Option<Route> {
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-G");
+    if let Some(c) = &opts.config {
+        cmd.arg("-F").arg(c);
+    }
+    let out = cmd.arg("--").arg(alias).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix(' '))
+            .map(str::to_string)
+    };
+    Some(Route {
+        via: Via::SshConfig,
+        address: get("hostname")?,
+        user: get("user")?,
+        port: get("port").and_then(|p| p.parse().ok()),
+        jump: get("proxyjump").filter(|j| j != "none"),
+    })
 }
 
 /// Stage, check, arm and apply on the host (one root script around `change`;
@@ -105,7 +185,11 @@ pub async fn apply<K: Connect>(
     // Confirm over fresh connections until shortly before the host's timer.
     let deadline = started + Duration::from_secs(secs.saturating_sub(5));
     let mut fresh = opts.clone();
-    fresh.connect_timeout = Duration::from_secs(3);
+    // Short, so that several tries fit before the host's timer; long enough
+    // for two handshakes when the way in is a jump host.
+    fresh.connect_timeout = opts
+        .connect_timeout
+        .clamp(Duration::from_secs(3), Duration::from_secs(10));
     let (disarm, done) = match (
         shell::render("apply/network-disarm.sh", paths(c, run_id)),
         shell::render("apply/network-rolledback.sh", paths(c, run_id)),
@@ -151,4 +235,73 @@ pub async fn apply<K: Connect>(
         "no answer on the new address ({}) nor on the old one after the rollback time: check the console",
         confirm.describe()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(via: Via, address: &str, jump: Option<&str>) -> Route {
+        Route {
+            via,
+            user: "ronny".into(),
+            address: address.into(),
+            port: None,
+            jump: jump.map(String::from),
+        }
+    }
+
+    #[test]
+    fn confirmation_goes_the_way_the_operator_came() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("ssh_config");
+        std::fs::write(
+            &cfg,
+            "Host by-lan\n  HostName 10.203.12.230\n  User ops\n  Port 2222\n  ProxyJump root@pve\n\
+             Host by-ts\n  HostName 100.114.101.50\n\
+             Host by-name\n  HostName immich.example.org\n",
+        )
+        .unwrap();
+        let opts = SshOptions {
+            config: Some(cfg),
+            connect_timeout: Duration::from_secs(1),
+        };
+        let new = "10.203.1.203";
+        // Tailscale does not depend on the LAN address: as it is.
+        let ts = route(Via::Tailscale, "immich-1", None);
+        assert_eq!(confirm_route(&ts, new, &opts), ts);
+        // A LAN path and a jump path's target: the new address, same jump host.
+        let lan = route(Via::Lan, "10.203.12.230", None);
+        assert_eq!(confirm_route(&lan, new, &opts), route(Via::Lan, new, None));
+        let jump = route(Via::Jump, "10.203.12.230", Some("root@10.203.1.10"));
+        assert_eq!(
+            confirm_route(&jump, new, &opts),
+            route(Via::Jump, new, Some("root@10.203.1.10"))
+        );
+        // An alias naming a LAN address: re-pointed, with its user, port and jump.
+        let got = confirm_route(&route(Via::SshConfig, "by-lan", None), new, &opts);
+        assert_eq!(
+            got,
+            Route {
+                via: Via::Jump,
+                user: "ronny".into(),
+                address: new.into(),
+                port: Some(2222),
+                jump: Some("root@pve".into()),
+            }
+        );
+        // An alias naming a tailnet address or a host name: as it is.
+        for alias in ["by-ts", "by-name"] {
+            let r = route(Via::SshConfig, alias, None);
+            assert_eq!(confirm_route(&r, new, &opts), r);
+        }
+    }
+
+    #[test]
+    fn tailscale_ranges_are_not_lan() {
+        assert!(!is_lan_ip("100.64.0.1") && !is_lan_ip("100.127.255.254"));
+        assert!(is_lan_ip("100.128.0.1") && is_lan_ip("192.168.1.203"));
+        assert!(!is_lan_ip("fd7a:115c:a1e0::1") && is_lan_ip("fd00::1"));
+        assert!(!is_lan_ip("immich-1"));
+    }
 }

@@ -18,7 +18,12 @@ const BLOCK: &str =
 struct FakeHost {
     reachable: bool,
     crontab: String,
+    /// The lock's info ("" for a lock without info).
     lock: Option<String>,
+    /// Every info the lock had (taken, then renewed).
+    infos: Vec<String>,
+    /// How long the crontab change takes.
+    apply_delay: Duration,
     /// Exit status of the crontab change, when it should fail.
     fail_apply: Option<i32>,
     /// The first line of every script run, in order.
@@ -74,11 +79,33 @@ impl FakeHost {
         }
         if script.contains("SPINE-LOCK-TAKEN") {
             self.ran.push("lock".into());
-            if let Some(held) = &self.lock {
-                return ok(format!("SPINE-LOCK-HELD\n{held}\n"));
+            if self.lock.is_some() {
+                return ok("SPINE-LOCK-HELD\n".into());
             }
             self.lock = Some(quoted_after(script, "printf '%s\\n' '").to_string());
+            self.infos.extend(self.lock.clone());
             return ok("SPINE-LOCK-TAKEN\n".into());
+        }
+        if script.contains("echo \"pruned ") {
+            self.ran.push("prune".into());
+            return ok(String::new());
+        }
+        if script.contains("SPINE-LOCK-AGE") {
+            self.ran.push("read-lock".into());
+            return ok(match &self.lock {
+                Some(info) => format!("SPINE-LOCK-AGE 7\n{info}\n"),
+                None => String::new(),
+            });
+        }
+        if script.contains("SPINE-LOCK-RENEWED") {
+            self.ran.push("renew".into());
+            let ours = quoted_after(script, "grep -qF -- '").replace("'\\''", "'");
+            if self.lock.as_deref().is_some_and(|l| l.contains(&ours)) {
+                self.lock = Some(quoted_after(script, "printf '%s\\n' '").to_string());
+                self.infos.extend(self.lock.clone());
+                return ok("SPINE-LOCK-RENEWED\n".into());
+            }
+            return ok(String::new());
         }
         if script.contains("crontab -u") {
             self.ran.push("crontab".into());
@@ -102,6 +129,10 @@ impl FakeHost {
 
 impl Conn for FakeConn {
     async fn run(&self, script: &str, _sudo: bool) -> Result<Ran, String> {
+        let delay = self.0.lock().unwrap().apply_delay;
+        if script.contains("crontab -u") && !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         Ok(self.0.lock().unwrap().answer(script))
     }
 
@@ -192,6 +223,7 @@ fn job(f: &Fake, planned: HostPlan) -> HostJob<Fake> {
             force: false,
             lock_ttl: Duration::from_secs(60),
             wait_timeout: 10,
+            keep_backups: 5,
         },
         ssh: ssh_opts(),
         provider: Arc::new(EnvProvider),
@@ -214,7 +246,10 @@ fn a_drifted_host_is_locked_changed_checked_and_released() {
     assert_eq!(out.actions[0].result, ActionResult::Changed);
     assert_eq!(f.0.lock().unwrap().crontab, format!("MAILTO=a\n{BLOCK}"));
     assert!(f.0.lock().unwrap().lock.is_none(), "the lock is released");
-    assert_eq!(ran(&f), ["lock", "gather", "crontab", "gather", "unlock"]);
+    assert_eq!(
+        ran(&f),
+        ["lock", "gather", "crontab", "gather", "prune", "unlock"]
+    );
     assert!(out.facts_before.is_some() && out.facts_after.is_some());
     assert_ne!(out.facts_before, out.facts_after);
 }
@@ -232,7 +267,7 @@ fn a_stale_plan_changes_nothing_and_releases_the_lock() {
         "{e}"
     );
     assert!(out.actions.is_empty());
-    assert_eq!(ran(&f), ["lock", "gather", "unlock"]);
+    assert_eq!(ran(&f), ["lock", "gather", "prune", "unlock"]);
     assert_eq!(f.0.lock().unwrap().crontab, "5 * * * * /other\n");
 }
 
@@ -250,8 +285,51 @@ fn a_held_lock_refuses_and_is_left_alone() {
         e.contains("locked by alice") && e.contains("spine unlock fake L1"),
         "{e}"
     );
-    assert_eq!(ran(&f), ["lock"]);
+    assert_eq!(ran(&f), ["lock", "read-lock"]);
     assert_eq!(f.0.lock().unwrap().lock.as_deref(), Some(theirs));
+}
+
+#[test]
+fn a_lock_without_info_refuses_and_says_how_to_clear_it() {
+    let f = fake("");
+    let planned = plan_of(&f);
+    f.0.lock().unwrap().lock = Some(String::new());
+    let out = rt().block_on(apply_host(job(&f, planned)));
+    let e = out.error.clone().unwrap();
+    assert!(
+        e.contains("lock without info") && e.contains("7 s old") && e.contains("spine unlock fake"),
+        "{e}"
+    );
+    assert!(out.actions.is_empty());
+    assert_eq!(f.0.lock().unwrap().lock.as_deref(), Some(""));
+}
+
+#[test]
+fn a_long_action_renews_the_lock_while_it_runs() {
+    let f = fake("");
+    let planned = plan_of(&f);
+    f.0.lock().unwrap().apply_delay = Duration::from_millis(3500);
+    f.0.lock().unwrap().ran.clear();
+    let mut j = job(&f, planned);
+    j.opts.lock_ttl = Duration::from_secs(3);
+    let out = rt().block_on(apply_host(j));
+    assert!(out.ok(), "{out:?}");
+    let ran = ran(&f);
+    let renews = ran.iter().filter(|r| *r == "renew").count();
+    // Every second (a third of the TTL) during the 3.5 s change.
+    assert!((2..=4).contains(&renews), "{ran:?}");
+    let at = ran.iter().position(|r| r == "crontab").unwrap();
+    assert!(
+        ran[..at].contains(&"renew".to_string()),
+        "renewed while the change ran: {ran:?}"
+    );
+    assert!(f.0.lock().unwrap().lock.is_none(), "released at the end");
+    let infos = f.0.lock().unwrap().infos.clone();
+    let expiry = |i: &String| serde_json::from_str::<LockInfo>(i).unwrap().expires;
+    assert!(
+        infos.len() == renews + 1 && expiry(&infos[0]) < expiry(&infos[renews]),
+        "{infos:?}"
+    );
 }
 
 #[test]

@@ -145,6 +145,7 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
         force: args.force,
         lock_ttl: Duration::from_secs(args.lock_ttl),
         wait_timeout: args.wait_timeout,
+        keep_backups: args.keep_backups,
     };
     let todo = engine::hosts_to_apply(&plan);
     if todo.is_empty() && crate::recover::targets(&plan).is_empty() {

@@ -97,6 +97,36 @@ pub fn hash_json(v: &impl Serialize) -> String {
     hex::encode(Sha256::digest(&bytes))
 }
 
+/// Fields of observed facts that hold a whole file's text (a compose or
+/// netplan file, its parsed form, a crontab): they may hold secrets.
+const FILE_TEXT: &[&str] = &["text", "meaning", "crontab"];
+
+/// Observed facts as a saved plan keeps them: each field of [`FILE_TEXT`]
+/// replaced by `{"sha256": HEX}` of its JSON. The verdict keeps the diff that
+/// `plan show` prints; apply reads the host again and never uses these.
+pub fn stored_observed(v: &serde_json::Value) -> serde_json::Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        for key in FILE_TEXT {
+            if let Some(x) = m.get_mut(*key) {
+                *x = serde_json::json!({ "sha256": hash_json(x) });
+            }
+        }
+    }
+    v
+}
+
+impl Plan {
+    /// The plan as a file keeps it: observed file text as hashes only.
+    pub fn for_storage(&self) -> Plan {
+        let mut p = self.clone();
+        for r in p.hosts.iter_mut().flat_map(|h| h.resources.iter_mut()) {
+            r.observed = r.observed.as_ref().map(stored_observed);
+        }
+        p
+    }
+}
+
 /// Fingerprint of what was observed on one host.
 pub fn fingerprint(resources: &[ResourcePlan]) -> String {
     let facts: BTreeMap<&str, (&Option<serde_json::Value>, Option<&str>)> = resources
@@ -210,4 +240,31 @@ pub fn now_rfc3339() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_plan_keeps_observed_file_text_as_hashes() {
+        let observed = serde_json::json!({
+            "exists": true,
+            "mode": "644",
+            "text": "services:\n  x:\n    image: a # token s3cr3t\n",
+            "meaning": {"services": {"x": {"image": "a"}}},
+            "crontab": "0 4 * * * curl -H 'Bearer s3cr3t' x\n",
+        });
+        let stored = stored_observed(&observed);
+        let text = stored.to_string();
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("image"),
+            "{text}"
+        );
+        assert_eq!(stored["mode"], "644");
+        assert_eq!(stored["text"]["sha256"].as_str().unwrap().len(), 64);
+        assert_ne!(stored["text"], stored["crontab"]);
+        // The same text, the same hash: a stale check can compare them.
+        assert_eq!(stored, stored_observed(&observed));
+    }
 }

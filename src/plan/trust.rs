@@ -109,6 +109,7 @@ fn signer(signing_key: Option<&Path>) -> Result<Signer, TrustError> {
 
 /// Save a plan, signed when the operator has a key. Returns whether it was signed.
 pub fn save(plan: &Plan, path: &Path, signing_key: Option<&Path>) -> Result<bool, TrustError> {
+    let plan = &plan.for_storage();
     let signature = signer(signing_key)?
         .sign_in(NAMESPACE, &file::plan_bytes(plan))
         .map_err(|e| TrustError::Sign(e.to_string()))?;

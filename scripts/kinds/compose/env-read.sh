@@ -1,7 +1,9 @@
-# Read .env; the values of secret keys are replaced here, on the host, by
-# their SHA-256, so they never travel.
+# Read .env; every value is replaced here, on the host, by its SHA-256, so
+# no value ever travels: `KEY=sha256:HEX` for a secret (declared, or secret
+# by the rule), `KEY=plain-sha256:HEX` for any other. Comments and lines
+# without `=` are not sent (they hold no setting).
 #% include "lib/secret-rule.sh"
-sp_hash() { printf '%s=sha256:%s\n' "$k" "$(printf '%s' "${l#*=}" | sha256sum | cut -d' ' -f1)"; }
+sp_hash() { printf '%s=%s:%s\n' "$k" "$1" "$(printf '%s' "${l#*=}" | sha256sum | cut -d' ' -f1)"; }
 f=@@path@@
 if [ ! -e "$f" ]; then sp_kv f.exists 0; exit 0; fi
 sp_kv f.exists 1
@@ -11,10 +13,10 @@ sp_kv f.owner "$(stat -c %U -- "$f")"
 while IFS= read -r l || [ -n "$l" ]; do
   k=${l%%=*}
   case "$k" in
-    \#*|'') printf '%s\n' "$l" ;;
+    \#*|''|"$l") ;;
 #% for key in secrets
-    @@key@@) sp_hash ;;
+    @@key@@) sp_hash sha256 ;;
 #% endfor
-    *) if sp_is_secret "$k" "${l#*=}"; then sp_hash; else printf '%s\n' "$l"; fi ;;
+    *) if sp_is_secret "$k" "${l#*=}"; then sp_hash sha256; else sp_hash plain-sha256; fi ;;
   esac
 done < "$f" | sp_b64 f.content
