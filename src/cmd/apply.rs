@@ -138,8 +138,10 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
     };
     body.plan_hash = Some(plan::hash_json(&plan));
     body.drift = plan_drift(&plan);
+    let run_id = engine::run_id();
+    body.apply = Some(not_applied(&run_id, &plan));
     let opts = Options {
-        run_id: engine::run_id(),
+        run_id,
         operator: receipt::default_identity(),
         confirm_timeout: Duration::from_secs(args.confirm_timeout),
         force: args.force,
@@ -219,6 +221,16 @@ fn plan_drift(plan: &Plan) -> DriftSummary {
         in_sync: plan.summary.in_sync as u64,
         drifted: plan.summary.changes() as u64,
         unknown: plan.summary.unknown as u64,
+    }
+}
+
+/// The counts of an apply that changed nothing: every planned change
+/// skipped (not confirmed, or interrupted before it began), what the plan
+/// could not see left unknown or unreachable.
+fn not_applied(run_id: &str, plan: &Plan) -> receipt::ApplySummary {
+    receipt::ApplySummary {
+        skipped: plan.summary.changes() as u64,
+        ..ApplyReport::nothing_to_do(run_id, plan).counts()
     }
 }
 
