@@ -20,4 +20,5 @@ pub mod render;
 pub mod safe;
 pub mod secrets;
 pub mod shell;
+pub mod source;
 pub mod verify;

@@ -345,7 +345,7 @@ pub fn yaml_meaning(text: &str) -> Result<serde_json::Value, String> {
     if text.trim().is_empty() {
         return Ok(serde_json::Value::Null);
     }
-    crate::load::yaml::parse(text)
+    crate::source::yaml::parse(text)
         .map(|(n, _)| n.to_json())
         .map_err(|e| e.message)
 }
