@@ -10,6 +10,7 @@ pub mod cloudinit;
 pub mod compose;
 pub mod cron;
 mod host;
+pub mod hosts;
 pub mod netplan;
 pub mod tailscale;
 
@@ -30,6 +31,7 @@ pub const ALL: &[&dyn Kind] = &[
     &tailscale::TailscaleKind,
     &compose::ComposeKind,
     &cron::Cron,
+    &hosts::HostsKind,
 ];
 
 pub fn by_name(name: &str) -> Option<&'static dyn Kind> {
