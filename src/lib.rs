@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod diag;
 pub mod doctor;
 pub mod engine;
+pub mod error;
 pub mod gather;
 pub mod health;
 pub mod kinds;

@@ -137,6 +137,15 @@ fn source_is_a_leaf_under_load_and_diag() {
     assert!(!uses("diag").contains("load"), "diag uses load again");
 }
 
+/// The one error type is a leaf too, so any stage may return it.
+#[test]
+fn the_error_type_is_a_leaf() {
+    let g = graph();
+    let uses = g.get("error").cloned().unwrap_or_default();
+    assert!(g.contains_key("error"), "no src/error.rs");
+    assert!(uses.is_empty(), "error uses {uses:?}");
+}
+
 #[test]
 fn the_check_sees_a_circle() {
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
