@@ -6,8 +6,8 @@ use std::fmt;
 use miette::{Diagnostic, LabeledSpan, SourceCode};
 use serde::Serialize;
 
-use crate::load::source::{LineCol, NamedText, SourceFile, Span};
-use crate::load::yaml::Node;
+use crate::source::yaml::Node;
+use crate::source::{LineCol, NamedText, SourceFile, Span};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

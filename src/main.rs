@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         }
     };
     let g = Global::new(cli.color, cli.quiet, cli.verbose);
-    let code = match &cli.command {
+    let result = match &cli.command {
         Command::Verify(args) => cmd::verify::run(args, g),
         Command::Render(args) => cmd::render::run(args, g),
         Command::Plan(args) => cmd::plan::run(args, g),
@@ -30,5 +30,12 @@ fn main() -> ExitCode {
         Command::Man(args) => cmd::completions::man(args, g.quiet),
         Command::Health(args) => cmd::health::run(args, g),
     };
-    ExitCode::from(code)
+    // The one place an error is printed.
+    ExitCode::from(result.unwrap_or_else(|e| {
+        let code = e.exit_code();
+        if let Some(text) = e.shown() {
+            eprintln!("{text}");
+        }
+        code
+    }))
 }

@@ -101,6 +101,16 @@ pub struct DesiredHost {
     pub access: Vec<AccessPath>,
     pub network: Option<Network>,
     pub tailscale: Option<Tailscale>,
+    /// Lines spine keeps in a marked block of `/etc/hosts` (kind `hosts`).
+    #[serde(default)]
+    pub hosts_entries: Vec<HostsEntry>,
+}
+
+/// One `/etc/hosts` line: an IP address and the names it answers to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct HostsEntry {
+    pub address: String,
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -99,7 +99,7 @@ fn a_string_behind_many_aliases_is_refused() {
 #[test]
 fn a_file_over_the_size_limit_is_refused_by_name() {
     let mut text = b"services: {}\n".to_vec();
-    text.resize(spine::load::yaml::MAX_FILE_BYTES + 1, b'#');
+    text.resize(spine::source::yaml::MAX_FILE_BYTES + 1, b'#');
     let (o, json, _) = verify(&text);
     assert_eq!(o.status.code(), Some(2), "{json:#}");
     let d = &json["diagnostics"][0];
@@ -112,7 +112,7 @@ fn a_file_over_the_size_limit_is_refused_by_name() {
         "{msg}"
     );
     // Exactly at the limit the file is read (and then fails for what it is).
-    text.truncate(spine::load::yaml::MAX_FILE_BYTES);
+    text.truncate(spine::source::yaml::MAX_FILE_BYTES);
     let (_, json, _) = verify(&text);
     assert!(
         !json.to_string().contains("larger than the limit"),

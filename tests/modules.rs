@@ -1,18 +1,9 @@
 //! The dependencies between spine's top-level modules flow one way: no
-//! import circles. Reads every `crate::NAME` path in `src/` (test modules
-//! left out) and fails on a circle, naming it.
-//!
-//! One circle is known and listed below with its reason; any other fails.
+//! import circles, none allowed. Reads every `crate::NAME` path in `src/`
+//! (test modules left out) and fails on a circle, naming it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-
-/// Circles that are known, each with why it is still there.
-const KNOWN: &[(&[&str], &str)] = &[(
-    &["diag", "load"],
-    "load builds diag's diagnostics and diag points into load's source spans; \
-     src/load/ belongs to another change (issue 12 left it alone)",
-)];
 
 fn top_module(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
@@ -123,14 +114,36 @@ fn circles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 fn no_import_circles() {
     let g = graph();
     assert!(g.len() > 10, "only {} modules found", g.len());
-    let unknown: Vec<Vec<String>> = circles(&g)
-        .into_iter()
-        .filter(|c| !KNOWN.iter().any(|(k, _)| c == k))
-        .collect();
+    let found = circles(&g);
     assert!(
-        unknown.is_empty(),
-        "import circles between modules: {unknown:?}\nthe graph: {g:#?}"
+        found.is_empty(),
+        "import circles between modules: {found:?}\nthe graph: {g:#?}"
     );
+}
+
+/// Source text and positions are a leaf: `load` and `diag` both use them,
+/// and `diag` never uses `load` (the circle that was broken).
+#[test]
+fn source_is_a_leaf_under_load_and_diag() {
+    let g = graph();
+    let uses = |m: &str| g.get(m).cloned().unwrap_or_default();
+    assert!(
+        uses("source").is_empty(),
+        "source uses {:?}",
+        uses("source")
+    );
+    assert!(uses("load").contains("source") && uses("load").contains("diag"));
+    assert!(uses("diag").contains("source"));
+    assert!(!uses("diag").contains("load"), "diag uses load again");
+}
+
+/// The one error type is a leaf too, so any stage may return it.
+#[test]
+fn the_error_type_is_a_leaf() {
+    let g = graph();
+    let uses = g.get("error").cloned().unwrap_or_default();
+    assert!(g.contains_key("error"), "no src/error.rs");
+    assert!(uses.is_empty(), "error uses {uses:?}");
 }
 
 #[test]

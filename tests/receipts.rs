@@ -7,9 +7,9 @@ use std::process::{Child, Command as Proc, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use spine::receipt::{
-    Action, ActionResult, Command, GapId, HostRecord, LoopId, ProblemKind, ReceiptBody,
-    RegistryInfo, SCHEMA, Severity, Signer, Status, Store, VerifyOptions, VerifyReport,
-    allowed_signers_line, sha256_hex,
+    Action, ActionResult, ApplySummary, Command, FORMAT_VERSION, GapId, HostRecord, LoopId,
+    ProblemKind, ReceiptBody, RegistryInfo, SCHEMA, Severity, Signer, Status, Store, VerifyOptions,
+    VerifyReport, allowed_signers_line, sha256_hex,
 };
 use ssh_key::{HashAlg, PublicKey};
 use tempfile::TempDir;
@@ -148,6 +148,13 @@ fn body(i: usize) -> ReceiptBody {
     b.gap_id = Some(GapId::parse("GAP-OP-094").unwrap());
     b.drift.in_sync = 3;
     b.drift.unknown = 1;
+    if b.command == Command::Apply {
+        b.apply = Some(ApplySummary {
+            changed: 1,
+            unknown: 1,
+            ..ApplySummary::default()
+        });
+    }
     b.status = Status::Incomplete;
     b.exit_code = 1;
     b
@@ -217,7 +224,7 @@ fn appended_receipts_chain_and_verify() {
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert!(schema.is_valid(&v), "{name} does not match the schema");
         assert_eq!(v["sequence"], (i + 1) as u64);
-        assert_eq!(v["format_version"], 1);
+        assert_eq!(v["format_version"], 2);
         assert_eq!(v["previous"].as_str().map(str::to_owned), previous);
         assert_eq!(v["operator"]["identity"], ID);
         assert_eq!(
@@ -569,12 +576,135 @@ fn unsupported_format_version_is_refused() {
     let paths = fx.append(1);
     let text = fs::read_to_string(&paths[0])
         .unwrap()
-        .replace("\"format_version\":1", "\"format_version\":2");
+        .replace("\"format_version\":2", "\"format_version\":3");
     fs::write(&paths[0], text).unwrap();
     let r = fx.verify();
     assert!(of_kind(&r, ProblemKind::UnsupportedVersion)[0].ends_with(
-        "format_version 2 is not supported (this spine reads format 1): use a spine release that knows format 2"
+        "format_version 3 is not supported (this spine reads formats 1 and 2): use a spine release that knows format 3"
     ));
+    assert_eq!(r.first_broken, Some(1));
+}
+
+/// `tests/fixtures/receipts-v1/`: four signed format-1 receipts as spine
+/// wrote them before format 2 (see its README.md), copied into the fixture's
+/// receipts folder with their signer's allowed_signers line.
+fn with_v1_chain(fx: &Fx) -> Vec<PathBuf> {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/receipts-v1");
+    let to = fx.root.join("receipts");
+    let mut copied = Vec::new();
+    for entry in fs::read_dir(&from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.ends_with(".json") || name.ends_with(".json.sig") {
+            fs::copy(&path, to.join(&name)).unwrap();
+            if name.ends_with(".json") {
+                copied.push(to.join(&name));
+            }
+        }
+    }
+    let old_signer = fs::read_to_string(from.join("allowed_signers")).unwrap();
+    let mut allowed = fs::read_to_string(to.join("allowed_signers")).unwrap();
+    allowed.push_str(&old_signer);
+    fs::write(to.join("allowed_signers"), allowed).unwrap();
+    copied.sort();
+    assert_eq!(copied.len(), 4, "the v1 fixture has four receipts");
+    copied
+}
+
+#[test]
+fn format_1_chain_then_format_2_receipts_verify() {
+    let fx = Fx::new();
+    let old = with_v1_chain(&fx);
+    let r = fx.verify();
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+    // The old receipts as they are: format 1, the third an apply counted in
+    // `drift` without `apply`, the fourth with `apply`.
+    let v1: Vec<serde_json::Value> = old
+        .iter()
+        .map(|p| serde_json::from_slice(&fs::read(p).unwrap()).unwrap())
+        .collect();
+    assert!(v1.iter().all(|v| v["format_version"] == 1));
+    assert_eq!(v1[2]["command"], "apply");
+    assert!(v1[2].get("apply").is_none());
+    assert_eq!(v1[3]["apply"]["changed"], 1);
+    for p in &old {
+        let out = fx.auditor_verify(ID, p);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // New receipts continue the same chain in format 2.
+    let new = fx.append(3);
+    let r = fx.verify();
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+    assert_eq!((r.receipts, r.signed, r.first_broken), (7, 7, None));
+    assert_eq!(r.head.as_ref().unwrap().sequence, 7);
+    let fifth: serde_json::Value = serde_json::from_slice(&fs::read(&new[0]).unwrap()).unwrap();
+    assert_eq!(fifth["format_version"], FORMAT_VERSION);
+    assert_eq!(fifth["sequence"], 5);
+    assert_eq!(fifth["previous"], sha256_hex(&fs::read(&old[3]).unwrap()));
+    let apply: serde_json::Value = serde_json::from_slice(&fs::read(&new[2]).unwrap()).unwrap();
+    assert_eq!(apply["command"], "apply");
+    assert_eq!(apply["apply"]["changed"], 1);
+    for p in &new {
+        assert!(fx.auditor_verify(ID, p).status.success());
+    }
+
+    // An unknown major in the old part is refused, not guessed at; the
+    // receipts before it stay intact.
+    let text = fs::read_to_string(&old[1])
+        .unwrap()
+        .replace("\"format_version\":1", "\"format_version\":7");
+    fs::write(&old[1], text).unwrap();
+    let r = fx.verify();
+    assert!(
+        of_kind(&r, ProblemKind::UnsupportedVersion)[0]
+            .contains("format_version 7 is not supported (this spine reads formats 1 and 2)")
+    );
+    assert_eq!(r.first_broken, Some(2));
+}
+
+#[test]
+fn format_2_ties_apply_counts_to_apply_receipts() {
+    let fx = Fx::new();
+    let signer = fx.signer();
+    // An apply body without its counts is refused before anything is written.
+    let mut b = body(2);
+    b.apply = None;
+    let err = fx.store.append(b, &signer).unwrap_err().to_string();
+    assert!(err.contains("apply"), "{err}");
+    // So is a plan body that carries apply counts.
+    let mut b = body(1);
+    b.apply = Some(ApplySummary::default());
+    assert!(fx.store.append(b, &signer).is_err());
+    assert!(fx.store.list().unwrap().is_empty(), "nothing was written");
+
+    // A format 2 apply receipt stripped of `apply` (and re-signed, so only the
+    // schema can tell) fails verify; the same bytes as format 1 pass.
+    let paths = fx.append(3);
+    let strip = |version: u64| {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&fs::read(&paths[2]).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("apply");
+        v["format_version"] = version.into();
+        fs::write(&paths[2], spine::receipt::canonical::value_to_bytes(&v)).unwrap();
+        ssh_keygen_sign(&fx.key, "spine-receipt@spine", &paths[2]);
+    };
+    strip(2);
+    let r = fx.verify();
+    let schema = of_kind(&r, ProblemKind::Schema);
+    assert!(
+        schema
+            .iter()
+            .any(|m| m.contains("\"apply\" is a required property")),
+        "{schema:#?}"
+    );
+    strip(1);
+    let r = fx.verify();
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
-use super::{Global, emit, exit, record, registry, ssh_options};
+use super::{Error, Global, emit, exit, record, registry, ssh_options};
 use crate::apply::Options;
 use crate::apply::report::ApplyReport;
 use crate::cli::ApplyArgs;
@@ -32,7 +32,7 @@ fn load_or_make(
     loaded: &crate::load::Loaded,
     reg: &crate::model::Registry,
     provider: &dyn Provider,
-) -> Result<(Plan, bool), u8> {
+) -> Result<(Plan, bool), Error> {
     if let Some(path) = plan_file(args) {
         let plan = plan::trust::load(
             &path,
@@ -40,24 +40,17 @@ fn load_or_make(
             args.templates.templates.as_deref(),
             args.receipt.signing_key.as_deref(),
         )
-        .map_err(|e| {
-            eprintln!("{:?}", miette::Report::new(e));
-            exit::COULD_NOT_RUN
-        })?;
+        .map_err(Error::stage)?;
         if plan.registry_hash != loaded.hash() {
-            eprintln!(
-                "spine: plan file {} was made from another registry (or the registry changed since): make a new plan with `spine plan -o FILE`",
+            return Err(Error::msg(format!(
+                "plan file {} was made from another registry (or the registry changed since): make a new plan with `spine plan -o FILE`",
                 path.display()
-            );
-            return Err(exit::COULD_NOT_RUN);
+            )));
         }
         let _ = emit(&plan::show::text(&plan, g.color, g.verbose));
         return Ok((plan, true));
     }
-    let templates = Templates::new(args.templates.templates.as_deref()).map_err(|e| {
-        eprintln!("{:?}", miette::Report::new(e));
-        exit::COULD_NOT_RUN
-    })?;
+    let templates = Templates::new(args.templates.templates.as_deref()).map_err(Error::stage)?;
     let input = PlanInput {
         loaded,
         reg,
@@ -68,10 +61,7 @@ fn load_or_make(
         secrets: provider,
         with_health: false,
     };
-    let plan = engine.plan(&input).map_err(|e| {
-        eprintln!("{:?}", miette::Report::new(e));
-        exit::COULD_NOT_RUN
-    })?;
+    let plan = engine.plan(&input).map_err(Error::stage)?;
     let _ = emit(&plan::show::text(&plan, g.color, g.verbose));
     Ok((plan, false))
 }
@@ -104,42 +94,25 @@ fn confirmed(prompt: &str, yes: bool, engine: &Engine) -> Result<bool, String> {
     }
 }
 
-pub fn run(args: &ApplyArgs, g: Global) -> u8 {
-    if let Err(e) = record::ids(&args.receipt) {
-        eprintln!("spine: {e}");
-        return exit::COULD_NOT_RUN;
-    }
+pub fn run(args: &ApplyArgs, g: Global) -> Result<u8, Error> {
+    record::ids(&args.receipt)?;
     let mut body = ReceiptBody::new(receipt::Command::Apply, std::env::args().collect());
-    let engine = match Engine::new() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("spine: cannot start: {e}");
-            return exit::COULD_NOT_RUN;
-        }
-    };
+    let engine = Engine::new().map_err(|e| Error::msg(format!("cannot start: {e}")))?;
     // Ctrl-C is caught from the start: while planning nothing is held, so it
     // ends the run before applying.
     engine.catch_interrupt();
-    let (loaded, reg) = match registry::checked(&args.registry, g.color) {
-        Ok(r) => r,
-        Err(c) => return c,
-    };
-    let Ok(origin) = super::registry::origin(&args.registry) else {
-        return exit::COULD_NOT_RUN;
-    };
+    let (loaded, reg) = registry::checked(&args.registry, g.color)?;
+    let origin = super::registry::origin(&args.registry)?;
     let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);
-    let Ok(provider) = registry::provider(&args.secrets, &reg) else {
-        return exit::COULD_NOT_RUN;
-    };
-    let (plan, from_file) = match load_or_make(args, g, &engine, &loaded, &reg, provider.as_ref()) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
+    let provider = registry::provider(&args.secrets, &reg)?;
+    let (plan, from_file) = load_or_make(args, g, &engine, &loaded, &reg, provider.as_ref())?;
     body.plan_hash = Some(plan::hash_json(&plan));
     body.drift = plan_drift(&plan);
+    let run_id = engine::run_id();
+    body.apply = Some(not_applied(&run_id, &plan));
     let opts = Options {
-        run_id: engine::run_id(),
+        run_id,
         operator: receipt::default_identity(),
         confirm_timeout: Duration::from_secs(args.confirm_timeout),
         force: args.force,
@@ -172,10 +145,7 @@ pub fn run(args: &ApplyArgs, g: Global) -> u8 {
                 };
                 return write(args, &receipts, body, exit::FAILED, g);
             }
-            Err(e) => {
-                eprintln!("spine: {e}");
-                return exit::COULD_NOT_RUN;
-            }
+            Err(e) => return Err(Error::msg(e)),
         }
     }
     if engine.interrupted() {
@@ -223,6 +193,16 @@ fn plan_drift(plan: &Plan) -> DriftSummary {
     }
 }
 
+/// The counts of an apply that changed nothing: every planned change
+/// skipped (not confirmed, or interrupted before it began), what the plan
+/// could not see left unknown or unreachable.
+fn not_applied(run_id: &str, plan: &Plan) -> receipt::ApplySummary {
+    receipt::ApplySummary {
+        skipped: plan.summary.changes() as u64,
+        ..ApplyReport::nothing_to_do(run_id, plan).counts()
+    }
+}
+
 /// The receipt of an apply, from its report.
 fn finish(
     args: &ApplyArgs,
@@ -230,7 +210,7 @@ fn finish(
     mut body: ReceiptBody,
     report: &ApplyReport,
     g: Global,
-) -> u8 {
+) -> Result<u8, Error> {
     body.hosts = report
         .hosts
         .iter()
@@ -275,11 +255,9 @@ fn write(
     mut body: ReceiptBody,
     code: u8,
     g: Global,
-) -> u8 {
+) -> Result<u8, Error> {
     body.exit_code = i32::from(code);
-    if let Err(e) = record::write(&args.receipt, dir, body, g.quiet) {
-        eprintln!("spine: could not write the receipt: {e}");
-        return exit::COULD_NOT_RUN.max(code);
-    }
-    code
+    record::write(&args.receipt, dir, body, g.quiet)
+        .map_err(|e| e.with_code(exit::COULD_NOT_RUN.max(code)))?;
+    Ok(code)
 }

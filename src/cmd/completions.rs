@@ -5,7 +5,7 @@ use std::path::Path;
 
 use clap::CommandFactory;
 
-use super::{emit, exit};
+use super::{Error, emit, exit};
 use crate::cli::{Cli, ManArgs};
 
 /// The completion script for `shell`, as text.
@@ -16,14 +16,9 @@ pub fn completion_script(shell: clap_complete::Shell) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-pub fn completions(shell: clap_complete::Shell) -> u8 {
-    match emit(&completion_script(shell)) {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            eprintln!("spine: cannot write output: {e}");
-            exit::COULD_NOT_RUN
-        }
-    }
+pub fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {
+    emit(&completion_script(shell)).map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    Ok(exit::OK)
 }
 
 /// The roff man page of spine, or of one of its commands (`spine-plan(1)`).
@@ -71,30 +66,15 @@ pub fn write_pages(dir: &Path) -> Result<Vec<String>, String> {
     Ok(written)
 }
 
-pub fn man(args: &ManArgs, quiet: bool) -> u8 {
+pub fn man(args: &ManArgs, quiet: bool) -> Result<u8, Error> {
     if let Some(dir) = &args.out {
-        return match write_pages(dir) {
-            Ok(files) => {
-                if !quiet {
-                    eprintln!("spine: wrote {}", files.join(", "));
-                }
-                exit::OK
-            }
-            Err(e) => {
-                eprintln!("spine: {e}");
-                exit::COULD_NOT_RUN
-            }
-        };
-    }
-    match man_page(args.command.as_deref()).map(|p| emit(&p)) {
-        Ok(Ok(())) => exit::OK,
-        Ok(Err(e)) => {
-            eprintln!("spine: cannot write output: {e}");
-            exit::COULD_NOT_RUN
+        let files = write_pages(dir).map_err(Error::msg)?;
+        if !quiet {
+            eprintln!("spine: wrote {}", files.join(", "));
         }
-        Err(e) => {
-            eprintln!("spine: {e}");
-            exit::COULD_NOT_RUN
-        }
+        return Ok(exit::OK);
     }
+    let page = man_page(args.command.as_deref()).map_err(Error::msg)?;
+    emit(&page).map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    Ok(exit::OK)
 }

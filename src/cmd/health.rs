@@ -1,7 +1,7 @@
 //! `spine health`: probe the services.health endpoints, print the table (or
 //! JSON), record a receipt. Needs only services.health.yaml to be valid.
 
-use super::{Global, emit, exit, record};
+use super::{Error, Global, emit, exit, record};
 use crate::cli::{HealthArgs, PlanFormat};
 use crate::diag::FileKind;
 use crate::health::{self, Limits, Probe, Tally, show};
@@ -10,14 +10,16 @@ use crate::model::{HealthFile, Registry};
 use crate::receipt::{self, DriftSummary, ReceiptBody};
 use crate::verify::{self, Status, output, schema};
 
-/// services.health.yaml, typed, or why not (already reported).
-fn health_file(loaded: &Loaded, color: bool) -> Result<HealthFile, ()> {
+/// services.health.yaml, typed, or why not (its diagnostics shown here).
+fn health_file(loaded: &Loaded, color: bool) -> Result<HealthFile, Error> {
     if !loaded.failures.is_empty() {
         for d in &loaded.failures {
             eprint!("{}", output::render_diag(d, color));
         }
-        eprintln!("spine: the registry in {} could not be read", loaded.origin);
-        return Err(());
+        return Err(Error::msg(format!(
+            "the registry in {} could not be read",
+            loaded.origin
+        )));
     }
     let outcome = verify::run(loaded);
     let id = schema::gate_id(FileKind::Health);
@@ -29,24 +31,20 @@ fn health_file(loaded: &Loaded, color: bool) -> Result<HealthFile, ()> {
         for d in &g.diags {
             eprint!("{}", output::render_diag(d, color));
         }
-        eprintln!(
-            "spine: services.health.yaml in {} does not match its schema ({id}); fix it first",
+        return Err(Error::msg(format!(
+            "services.health.yaml in {} does not match its schema ({id}); fix it first",
             loaded.origin
-        );
-        return Err(());
+        )));
     }
     match Registry::from_loaded(loaded, &[FileKind::Health]) {
         Ok(Registry {
             health: Some(h), ..
         }) => Ok(h),
-        Ok(_) => {
-            eprintln!("spine: no services.health.yaml in {}", loaded.origin);
-            Err(())
-        }
-        Err(e) => {
-            eprintln!("spine: {e}");
-            Err(())
-        }
+        Ok(_) => Err(Error::msg(format!(
+            "no services.health.yaml in {}",
+            loaded.origin
+        ))),
+        Err(e) => Err(Error::msg(e)),
     }
 }
 
@@ -70,36 +68,36 @@ pub fn receipt_fields(probes: &[Probe]) -> (receipt::Status, DriftSummary) {
     (status, drift)
 }
 
-pub fn run(args: &HealthArgs, g: Global) -> u8 {
-    if let Err(e) = record::ids(&args.receipt) {
-        eprintln!("spine: {e}");
-        return exit::COULD_NOT_RUN;
-    }
+pub fn run(args: &HealthArgs, g: Global) -> Result<u8, Error> {
+    record::ids(&args.receipt)?;
     let mut body = ReceiptBody::new(receipt::Command::Health, std::env::args().collect());
-    let Ok(origin) = super::registry::origin(&args.registry) else {
-        return exit::COULD_NOT_RUN;
-    };
+    let origin = super::registry::origin(&args.registry)?;
     let loaded = load::load(&origin);
     let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);
     let quiet = g.quiet || args.format == PlanFormat::Json;
 
-    let Ok(file) = health_file(&loaded, g.color) else {
-        body.status = receipt::Status::Failed;
-        body.exit_code = i32::from(exit::COULD_NOT_RUN);
-        if let Err(e) = record::write(&args.receipt, &receipts, body, quiet) {
-            eprintln!("spine: could not write the receipt: {e}");
+    let file = match health_file(&loaded, g.color) {
+        Ok(f) => f,
+        Err(e) => {
+            body.status = receipt::Status::Failed;
+            body.exit_code = i32::from(e.exit_code());
+            if let Err(w) = record::write(&args.receipt, &receipts, body, quiet) {
+                eprintln!("spine: {w}");
+            }
+            return Err(e);
         }
-        return exit::COULD_NOT_RUN;
     };
     let endpoints = health::select(&file, &args.host, &args.id);
     let limits = Limits::from(&file.defaults);
     let probes = health::run(&endpoints, limits);
     let tally = Tally::of(&probes);
+    // An error is recorded in the receipt first, then said once by main.
+    let mut error = None;
     let code = if endpoints.is_empty() {
         let known: Vec<&str> = file.endpoints.iter().map(|e| e.id.as_str()).collect();
-        eprintln!(
-            "spine: no endpoint in {} matches{}{} (endpoints: {})",
+        error = Some(Error::msg(format!(
+            "no endpoint in {} matches{}{} (endpoints: {})",
             loaded.origin,
             filter_text("--host", &args.host),
             filter_text("--id", &args.id),
@@ -108,7 +106,7 @@ pub fn run(args: &HealthArgs, g: Global) -> u8 {
             } else {
                 known.join(", ")
             }
-        );
+        )));
         exit::COULD_NOT_RUN
     } else if tally.failures() > 0 {
         exit::FAILED
@@ -122,18 +120,18 @@ pub fn run(args: &HealthArgs, g: Global) -> u8 {
     let code = match emit(&text) {
         Ok(()) => code,
         Err(e) => {
-            eprintln!("spine: cannot write output: {e}");
+            error = error.or(Some(Error::msg(format!("cannot write output: {e}"))));
             exit::COULD_NOT_RUN
         }
     };
     (body.status, body.drift) = receipt_fields(&probes);
     body.health = probes;
     body.exit_code = i32::from(code);
-    if let Err(e) = record::write(&args.receipt, &receipts, body, quiet) {
-        eprintln!("spine: could not write the receipt: {e}");
-        return exit::COULD_NOT_RUN;
+    record::write(&args.receipt, &receipts, body, quiet)?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(code),
     }
-    code
 }
 
 fn filter_text(flag: &str, values: &[String]) -> String {

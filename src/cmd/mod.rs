@@ -18,12 +18,7 @@ use std::io::{IsTerminal, Write};
 use crate::cli::{Color, SshArgs};
 use crate::gather::ssh::SshOptions;
 
-/// Exit codes shared by every command.
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const FAILED: u8 = 1;
-    pub const COULD_NOT_RUN: u8 = 2;
-}
+pub use crate::error::{Error, exit};
 
 /// The ssh options every command that reaches hosts takes.
 pub fn ssh_options(a: &SshArgs) -> SshOptions {

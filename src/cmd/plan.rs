@@ -1,7 +1,7 @@
 //! `spine plan`: render, gather, compare (the engine); show and optionally
 //! save the plan; receipt.
 
-use super::{Global, emit, exit, record, registry, ssh_options};
+use super::{Error, Global, emit, exit, record, registry, ssh_options};
 use crate::cli::{PlanArgs, PlanFormat};
 use crate::engine::{Engine, PlanInput};
 use crate::load::Loaded;
@@ -10,38 +10,25 @@ use crate::plan::{self, Plan};
 use crate::receipt::{self, DriftSummary, HostRecord, ReceiptBody};
 use crate::render::Templates;
 
-pub fn run(args: &PlanArgs, g: Global) -> u8 {
-    let err_code = if args.detailed_exitcode {
-        1
-    } else {
-        exit::COULD_NOT_RUN
-    };
-    if let Err(e) = record::ids(&args.receipt) {
-        eprintln!("spine: {e}");
-        return err_code;
-    }
+/// With `--detailed-exitcode` 2 means "changes to make", so a run that
+/// could not go on exits 1 there.
+pub fn run(args: &PlanArgs, g: Global) -> Result<u8, Error> {
+    make(args, g).map_err(|e| {
+        if args.detailed_exitcode {
+            e.with_code(exit::FAILED)
+        } else {
+            e
+        }
+    })
+}
+
+fn make(args: &PlanArgs, g: Global) -> Result<u8, Error> {
+    record::ids(&args.receipt)?;
     let body = ReceiptBody::new(receipt::Command::Plan, std::env::args().collect());
-    let (loaded, reg) = match registry::checked(&args.registry, g.color) {
-        Ok(r) => r,
-        Err(_) => return err_code,
-    };
-    let templates = match Templates::new(args.templates.templates.as_deref()) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{:?}", miette::Report::new(e));
-            return err_code;
-        }
-    };
-    let Ok(provider) = registry::provider(&args.secrets, &reg) else {
-        return err_code;
-    };
-    let engine = match Engine::new() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("spine: cannot start: {e}");
-            return err_code;
-        }
-    };
+    let (loaded, reg) = registry::checked(&args.registry, g.color)?;
+    let templates = Templates::new(args.templates.templates.as_deref()).map_err(Error::stage)?;
+    let provider = registry::provider(&args.secrets, &reg)?;
+    let engine = Engine::new().map_err(|e| Error::msg(format!("cannot start: {e}")))?;
     let input = PlanInput {
         loaded: &loaded,
         reg: &reg,
@@ -53,29 +40,15 @@ pub fn run(args: &PlanArgs, g: Global) -> u8 {
         with_health: !args.no_health,
     };
     g.progress("spine: reading the hosts over SSH...");
-    let plan = match engine.plan(&input) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{:?}", miette::Report::new(e));
-            return err_code;
-        }
-    };
+    let plan = engine.plan(&input).map_err(Error::stage)?;
     let text = match args.format {
         PlanFormat::Text => plan::show::text(&plan, g.color, g.verbose),
         PlanFormat::Json => plan::show::json(&plan),
     };
-    if let Err(e) = emit(&text) {
-        eprintln!("spine: cannot write output: {e}");
-        return err_code;
-    }
+    emit(&text).map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
     if let Some(path) = &args.out {
-        let signed = match plan::trust::save(&plan, path, args.receipt.signing_key.as_deref()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("{:?}", miette::Report::new(e));
-                return err_code;
-            }
-        };
+        let signed = plan::trust::save(&plan, path, args.receipt.signing_key.as_deref())
+            .map_err(Error::stage)?;
         if !g.quiet {
             eprintln!(
                 "plan saved to {} ({}); apply it with `spine apply {}`",
@@ -98,16 +71,11 @@ pub fn run(args: &PlanArgs, g: Global) -> u8 {
             _ => 2,
         }
     };
-    let Ok(origin) = super::registry::origin(&args.registry) else {
-        return err_code;
-    };
+    let origin = super::registry::origin(&args.registry)?;
     let receipts = record::receipts_dir(&args.receipt, &origin);
     let body = receipt_body(body, &plan, &loaded, &origin, code);
-    if let Err(e) = record::write(&args.receipt, &receipts, body, g.quiet) {
-        eprintln!("spine: could not write the receipt: {e}");
-        return err_code;
-    }
-    code
+    record::write(&args.receipt, &receipts, body, g.quiet)?;
+    Ok(code)
 }
 
 /// What a plan run records: hosts and paths, facts fingerprints, plan hash, drift.

@@ -1,10 +1,10 @@
 //! `spine receipts list | show | verify`: the auditor's side of stage 6.
 
-use super::{Global, emit, exit};
+use super::{Error, Global, emit, exit};
 use crate::cli::{PlanFormat, ReceiptsCommand};
 use crate::receipt::{Store, VerifyOptions};
 
-pub fn run(cmd: &ReceiptsCommand, g: Global) -> u8 {
+pub fn run(cmd: &ReceiptsCommand, g: Global) -> Result<u8, Error> {
     match cmd {
         ReceiptsCommand::List(dir) => list(&dir.receipts),
         ReceiptsCommand::Show { id, dir } => show(&dir.receipts, id),
@@ -25,32 +25,19 @@ pub fn run(cmd: &ReceiptsCommand, g: Global) -> u8 {
     }
 }
 
-fn open(dir: &std::path::Path) -> Result<Store, u8> {
+fn open(dir: &std::path::Path) -> Result<Store, Error> {
     if !dir.is_dir() {
-        eprintln!(
-            "spine: no receipts folder at {} (pass --receipts DIR)",
+        return Err(Error::msg(format!(
+            "no receipts folder at {} (pass --receipts DIR)",
             dir.display()
-        );
-        return Err(exit::COULD_NOT_RUN);
+        )));
     }
-    Store::open(dir).map_err(|e| {
-        eprintln!("spine: {e}");
-        exit::COULD_NOT_RUN
-    })
+    Store::open(dir).map_err(Error::msg)
 }
 
-fn list(dir: &std::path::Path) -> u8 {
-    let store = match open(dir) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
-    let entries = match store.list() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("spine: {e}");
-            return exit::COULD_NOT_RUN;
-        }
-    };
+fn list(dir: &std::path::Path) -> Result<u8, Error> {
+    let store = open(dir)?;
+    let entries = store.list().map_err(Error::msg)?;
     let mut out = String::from(
         "SEQ     RUN ID                              COMMAND  STATUS      SIGNED  FINISHED\n",
     );
@@ -80,32 +67,22 @@ fn list(dir: &std::path::Path) -> u8 {
     code(emit(&out), exit::OK)
 }
 
-fn show(dir: &std::path::Path, id: &str) -> u8 {
-    let store = match open(dir) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
-    match store.show(id) {
-        Ok(r) => code(emit(&String::from_utf8_lossy(&r.bytes)), exit::OK),
-        Err(e) => {
-            eprintln!("spine: {e}");
-            exit::FAILED
-        }
-    }
+fn show(dir: &std::path::Path, id: &str) -> Result<u8, Error> {
+    let store = open(dir)?;
+    let r = store
+        .show(id)
+        .map_err(|e| Error::msg(e).with_code(exit::FAILED))?;
+    code(emit(&String::from_utf8_lossy(&r.bytes)), exit::OK)
 }
 
-fn verify(dir: &std::path::Path, opts: &VerifyOptions, format: PlanFormat, g: Global) -> u8 {
-    let store = match open(dir) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
-    let report = match store.verify(opts) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("spine: {e}");
-            return exit::COULD_NOT_RUN;
-        }
-    };
+fn verify(
+    dir: &std::path::Path,
+    opts: &VerifyOptions,
+    format: PlanFormat,
+    g: Global,
+) -> Result<u8, Error> {
+    let store = open(dir)?;
+    let report = store.verify(opts).map_err(Error::msg)?;
     let result = if report.is_ok() {
         exit::OK
     } else {
@@ -148,12 +125,7 @@ fn verify(dir: &std::path::Path, opts: &VerifyOptions, format: PlanFormat, g: Gl
     code(emit(&text), result)
 }
 
-fn code(r: std::io::Result<()>, c: u8) -> u8 {
-    match r {
-        Ok(()) => c,
-        Err(e) => {
-            eprintln!("spine: cannot write output: {e}");
-            exit::COULD_NOT_RUN
-        }
-    }
+fn code(r: std::io::Result<()>, c: u8) -> Result<u8, Error> {
+    r.map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    Ok(c)
 }

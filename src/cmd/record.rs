@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::Error;
 use crate::cli::ReceiptArgs;
 use crate::load::{Loaded, Origin};
 use crate::receipt::{self, GapId, LoopId, ReceiptBody, RegistryInfo, Signer, Store};
@@ -48,36 +49,38 @@ fn relative_name(origin: &Origin, kind: crate::diag::FileKind, name: &str) -> St
 }
 
 /// Check `--loop`/`--gap` before the run starts (a bad id must not cost a run).
-pub fn ids(args: &ReceiptArgs) -> Result<(Option<LoopId>, Option<GapId>), String> {
+pub fn ids(args: &ReceiptArgs) -> Result<(Option<LoopId>, Option<GapId>), Error> {
     let l = args
         .loop_id
         .as_deref()
         .map(LoopId::parse)
         .transpose()
-        .map_err(|e| e.to_string())?;
+        .map_err(Error::msg)?;
     let g = args
         .gap_id
         .as_deref()
         .map(GapId::parse)
         .transpose()
-        .map_err(|e| e.to_string())?;
+        .map_err(Error::msg)?;
     Ok((l, g))
 }
 
 /// Append the receipt; say where it went (stderr). An error means the run
-/// could not be recorded.
+/// could not be recorded ("could not write the receipt: ...").
 pub fn write(
     args: &ReceiptArgs,
     dir: &Path,
     mut body: ReceiptBody,
     quiet: bool,
-) -> Result<(), String> {
+) -> Result<(), Error> {
+    let not_written =
+        |e: &dyn std::fmt::Display| Error::msg(format!("could not write the receipt: {e}"));
     let (l, g) = ids(args)?;
     body.loop_id = l;
     body.gap_id = g;
-    let signer = Signer::from_env(args.signing_key.as_deref()).map_err(|e| e.to_string())?;
-    let store = Store::open(dir).map_err(|e| e.to_string())?;
-    let written = store.append(body, &signer).map_err(|e| e.to_string())?;
+    let signer = Signer::from_env(args.signing_key.as_deref()).map_err(|e| not_written(&e))?;
+    let store = Store::open(dir).map_err(|e| not_written(&e))?;
+    let written = store.append(body, &signer).map_err(|e| not_written(&e))?;
     if !quiet {
         let how = if written.signature.is_some() {
             "signed"

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Error;
 use crate::cli::{RegistryArg, SecretsArgs};
 use crate::load::{self, Loaded, Origin};
 use crate::model::Registry;
@@ -11,22 +12,21 @@ use crate::verify::{self, Status, output};
 
 /// The registry the command line names (or the repository around the working
 /// directory); when there is none, says what was looked for: exit 2.
-pub fn origin(arg: &RegistryArg) -> Result<Origin, u8> {
-    Origin::choose(&arg.request()).map_err(|e| {
-        eprintln!("spine: {e}");
-        super::exit::COULD_NOT_RUN
-    })
+pub fn origin(arg: &RegistryArg) -> Result<Origin, Error> {
+    Origin::choose(&arg.request()).map_err(Error::msg)
 }
 
-/// The typed registry, or the exit code after reporting why it is unusable.
-pub fn checked(arg: &RegistryArg, color: bool) -> Result<(Loaded, Registry), u8> {
+/// The typed registry, or why it is unusable (its diagnostics shown here).
+pub fn checked(arg: &RegistryArg, color: bool) -> Result<(Loaded, Registry), Error> {
     let loaded = load::load(&origin(arg)?);
     if !loaded.failures.is_empty() {
         for d in &loaded.failures {
             eprint!("{}", output::render_diag(d, color));
         }
-        eprintln!("spine: the registry in {} could not be read", loaded.origin);
-        return Err(super::exit::COULD_NOT_RUN);
+        return Err(Error::msg(format!(
+            "the registry in {} could not be read",
+            loaded.origin
+        )));
     }
     let outcome = verify::run(&loaded);
     // A gate that had nothing to check is SKIP too; what must hold is that
@@ -42,26 +42,20 @@ pub fn checked(arg: &RegistryArg, color: bool) -> Result<(Loaded, Registry), u8>
                 eprint!("{}", output::render_diag(d, color));
             }
         }
-        eprintln!(
-            "spine: the registry in {} does not pass `spine verify` (failing: {}); fix it first",
+        return Err(Error::msg(format!(
+            "the registry in {} does not pass `spine verify` (failing: {}); fix it first",
             loaded.origin,
             outcome.failing_ids().join(", ")
-        );
-        return Err(super::exit::COULD_NOT_RUN);
+        )));
     }
     let valid = crate::diag::FileKind::ALL;
-    match Registry::from_loaded(&loaded, &valid) {
-        Ok(r) => Ok((loaded, r)),
-        Err(e) => {
-            eprintln!("spine: {e}");
-            Err(super::exit::COULD_NOT_RUN)
-        }
-    }
+    let reg = Registry::from_loaded(&loaded, &valid).map_err(Error::msg)?;
+    Ok((loaded, reg))
 }
 
 /// The secrets provider chosen on the command line, for this registry's
-/// `infisical_projects`; or the exit code after saying why it cannot be used.
-pub fn provider(a: &SecretsArgs, reg: &Registry) -> Result<Arc<dyn Provider>, u8> {
+/// `infisical_projects`; or why it cannot be used.
+pub fn provider(a: &SecretsArgs, reg: &Registry) -> Result<Arc<dyn Provider>, Error> {
     let mut projects = reg
         .services
         .as_ref()
@@ -74,8 +68,5 @@ pub fn provider(a: &SecretsArgs, reg: &Registry) -> Result<Arc<dyn Provider>, u8
         Duration::from_secs_f64(a.infisical_timeout),
         &projects,
     )
-    .map_err(|e| {
-        eprintln!("spine: secrets provider: {e}");
-        super::exit::COULD_NOT_RUN
-    })
+    .map_err(|e| Error::msg(format!("secrets provider: {e}")))
 }

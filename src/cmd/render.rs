@@ -1,19 +1,13 @@
 //! `spine render`: the desired files of hosts, printed or written out.
 
-use super::{Global, emit, exit, registry};
+use super::{Error, Global, emit, exit, registry};
 use crate::cli::RenderArgs;
 use crate::kinds;
 use crate::render::{self, Templates};
 
-pub fn run(args: &RenderArgs, g: Global) -> u8 {
-    let (_, reg) = match registry::checked(&args.registry, g.color) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let templates = match Templates::new(args.templates.templates.as_deref()) {
-        Ok(t) => t,
-        Err(e) => return report(e),
-    };
+pub fn run(args: &RenderArgs, g: Global) -> Result<u8, Error> {
+    let (_, reg) = registry::checked(&args.registry, g.color)?;
+    let templates = Templates::new(args.templates.templates.as_deref()).map_err(Error::stage)?;
     let hosts = if args.hosts.is_empty() {
         reg.services
             .as_ref()
@@ -24,21 +18,12 @@ pub fn run(args: &RenderArgs, g: Global) -> u8 {
     };
     let mut text = String::new();
     for host in &hosts {
-        let state = match kinds::render_host(&reg, host, &templates) {
-            Ok(s) => s,
-            Err(e) => return report(e),
-        };
+        let state = kinds::render_host(&reg, host, &templates).map_err(Error::stage)?;
         if let Some(out) = &args.out {
-            match kinds::write_out(&state, out) {
-                Ok(paths) => {
-                    for p in paths {
-                        text.push_str(&format!("wrote {}\n", p.display()));
-                    }
-                }
-                Err(e) => {
-                    eprintln!("spine: cannot write under {}: {e}", out.display());
-                    return exit::COULD_NOT_RUN;
-                }
+            let paths = kinds::write_out(&state, out)
+                .map_err(|e| Error::msg(format!("cannot write under {}: {e}", out.display())))?;
+            for p in paths {
+                text.push_str(&format!("wrote {}\n", p.display()));
             }
             continue;
         }
@@ -60,16 +45,6 @@ pub fn run(args: &RenderArgs, g: Global) -> u8 {
             }
         }
     }
-    match emit(&text) {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            eprintln!("spine: cannot write output: {e}");
-            exit::COULD_NOT_RUN
-        }
-    }
-}
-
-fn report(e: render::RenderError) -> u8 {
-    eprintln!("{:?}", miette::Report::new(e));
-    exit::COULD_NOT_RUN
+    emit(&text).map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    Ok(exit::OK)
 }

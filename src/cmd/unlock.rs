@@ -1,63 +1,54 @@
 //! `spine unlock HOST LOCK_ID`: break a lock left by a run that is gone.
 
-use super::{Global, exit, registry};
+use super::{Error, Global, exit, registry};
 use crate::apply::remote::{self, Holder};
 use crate::cli::UnlockArgs;
 use crate::gather::ssh;
 
-pub fn run(args: &UnlockArgs, g: Global) -> u8 {
-    let (_, reg) = match registry::checked(&args.registry, g.color) {
-        Ok(r) => r,
-        Err(c) => return c,
-    };
+pub fn run(args: &UnlockArgs, g: Global) -> Result<u8, Error> {
+    let (_, reg) = registry::checked(&args.registry, g.color)?;
     let services = reg.services.unwrap_or_default();
     let routes = ssh::routes(&services, &args.host);
     if routes.is_empty() {
-        eprintln!(
-            "spine: host `{}` has no access paths in the registry",
+        return Err(Error::msg(format!(
+            "host `{}` has no access paths in the registry",
             args.host
-        );
-        return exit::COULD_NOT_RUN;
+        )));
     }
     let user = routes[0].user.clone();
     let opts = super::ssh_options(&args.ssh);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime");
+        .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let (session, _) = match ssh::connect(&routes, &opts).await {
             Ok(x) => x,
             Err(f) => {
-                for f in f {
-                    eprintln!("spine: {}: {:?}: {}", f.route, f.kind, f.detail);
-                }
-                return exit::COULD_NOT_RUN;
+                let why: Vec<String> = f
+                    .iter()
+                    .map(|f| format!("{}: {:?}: {}", f.route, f.kind, f.detail))
+                    .collect();
+                return Err(Error::msg(why.join("\nspine: ")));
             }
         };
         let code = match remote::read_lock(&session, &user).await {
-            Err(e) => {
-                eprintln!("spine: {e}");
-                exit::COULD_NOT_RUN
-            }
+            Err(e) => Err(Error::msg(e)),
             Ok(holder) => match decide(args, holder) {
                 Err((code, msg)) => {
                     eprintln!("{msg}");
-                    code
+                    Ok(code)
                 }
                 Ok((id, what)) => match remote::unlock(&session, &user, id.as_deref()).await {
                     Ok(true) => {
                         eprintln!("unlocked {} ({what})", args.host);
-                        exit::OK
+                        Ok(exit::OK)
                     }
                     Ok(false) => {
                         eprintln!("spine: the lock changed while unlocking; nothing broken");
-                        exit::FAILED
+                        Ok(exit::FAILED)
                     }
-                    Err(e) => {
-                        eprintln!("spine: {e}");
-                        exit::COULD_NOT_RUN
-                    }
+                    Err(e) => Err(Error::msg(e)),
                 },
             },
         };

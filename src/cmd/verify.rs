@@ -1,6 +1,6 @@
 //! `spine verify`: load, validate, report. Offline and fast: the CI gate.
 
-use super::{Global, emit, exit, record, registry};
+use super::{Error, Global, emit, exit, record, registry};
 use crate::cli::VerifyArgs;
 use crate::diag::FileKind;
 use crate::load;
@@ -9,7 +9,7 @@ use crate::receipt::{self, DriftSummary, ReceiptBody};
 use crate::verify::output::{self, Format};
 use crate::verify::{self, Status};
 
-pub fn run(args: &VerifyArgs, g: Global) -> u8 {
+pub fn run(args: &VerifyArgs, g: Global) -> Result<u8, Error> {
     if args.list_gates {
         let mut s = String::new();
         for (id, name, help) in verify::catalogue() {
@@ -23,14 +23,9 @@ pub fn run(args: &VerifyArgs, g: Global) -> u8 {
         ));
         return finish(emit(&s), exit::OK);
     }
-    if let Err(e) = record::ids(&args.receipt) {
-        eprintln!("spine: {e}");
-        return exit::COULD_NOT_RUN;
-    }
+    record::ids(&args.receipt)?;
     let mut body = ReceiptBody::new(receipt::Command::Verify, std::env::args().collect());
-    let Ok(origin) = super::registry::origin(&args.registry) else {
-        return exit::COULD_NOT_RUN;
-    };
+    let origin = super::registry::origin(&args.registry)?;
     let loaded = load::load(&origin);
     let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);
@@ -60,22 +55,26 @@ pub fn run(args: &VerifyArgs, g: Global) -> u8 {
         body.status = receipt::Status::Failed;
         body.exit_code = i32::from(exit::COULD_NOT_RUN);
         if let Err(e) = record::write(&args.receipt, &receipts, body, g.quiet) {
-            eprintln!("spine: could not write the receipt: {e}");
+            eprintln!("spine: {e}");
         }
-        return exit::COULD_NOT_RUN;
+        // Every file that failed was shown above.
+        return Err(Error::Reported(exit::COULD_NOT_RUN));
     }
     let mut outcome = verify::run(&loaded);
     if args.secrets {
         // The provider's projects come from SERVICE_REGISTRY.yaml, typed
         // only if it passed its schema (V15 is skipped otherwise).
         let reg = Registry::from_loaded(&loaded, &[FileKind::Services]).unwrap_or_default();
-        let Ok(provider) = registry::provider(&args.provider, &reg) else {
-            body.status = receipt::Status::Failed;
-            body.exit_code = i32::from(exit::COULD_NOT_RUN);
-            if let Err(e) = record::write(&args.receipt, &receipts, body, g.quiet) {
-                eprintln!("spine: could not write the receipt: {e}");
+        let provider = match registry::provider(&args.provider, &reg) {
+            Ok(p) => p,
+            Err(e) => {
+                body.status = receipt::Status::Failed;
+                body.exit_code = i32::from(e.exit_code());
+                if let Err(w) = record::write(&args.receipt, &receipts, body, g.quiet) {
+                    eprintln!("spine: {w}");
+                }
+                return Err(e);
             }
-            return exit::COULD_NOT_RUN;
         };
         let v15 = verify::provided::gate(&loaded, &outcome, provider.as_ref());
         outcome.gates.push(v15);
@@ -88,7 +87,12 @@ pub fn run(args: &VerifyArgs, g: Global) -> u8 {
     };
     let failed =
         outcome.count(Status::Fail) > 0 || (args.strict && outcome.count(Status::Warn) > 0);
-    let code = finish(emit(&text), if failed { exit::FAILED } else { exit::OK });
+    let emitted = emit(&text);
+    let code = match (&emitted, failed) {
+        (Err(_), _) => exit::COULD_NOT_RUN,
+        (Ok(()), true) => exit::FAILED,
+        (Ok(()), false) => exit::OK,
+    };
     body.drift = DriftSummary {
         in_sync: outcome.count(Status::Pass) as u64,
         drifted: (outcome.count(Status::Fail) + outcome.count(Status::Warn)) as u64,
@@ -102,19 +106,12 @@ pub fn run(args: &VerifyArgs, g: Global) -> u8 {
     };
     body.exit_code = i32::from(code);
     let quiet = g.quiet || args.format != Format::Text;
-    if let Err(e) = record::write(&args.receipt, &receipts, body, quiet) {
-        eprintln!("spine: could not write the receipt: {e}");
-        return exit::COULD_NOT_RUN;
-    }
-    code
+    record::write(&args.receipt, &receipts, body, quiet)?;
+    // A failed write is recorded in the receipt, then said once by main.
+    finish(emitted, code)
 }
 
-fn finish(r: std::io::Result<()>, code: u8) -> u8 {
-    match r {
-        Ok(()) => code,
-        Err(e) => {
-            eprintln!("spine: cannot write output: {e}");
-            exit::COULD_NOT_RUN
-        }
-    }
+fn finish(r: std::io::Result<()>, code: u8) -> Result<u8, Error> {
+    r.map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    Ok(code)
 }

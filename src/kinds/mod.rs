@@ -10,6 +10,7 @@ pub mod cloudinit;
 pub mod compose;
 pub mod cron;
 mod host;
+pub mod hosts;
 pub mod netplan;
 pub mod tailscale;
 
@@ -30,6 +31,7 @@ pub const ALL: &[&dyn Kind] = &[
     &tailscale::TailscaleKind,
     &compose::ComposeKind,
     &cron::Cron,
+    &hosts::HostsKind,
 ];
 
 pub fn by_name(name: &str) -> Option<&'static dyn Kind> {
@@ -345,7 +347,7 @@ pub fn yaml_meaning(text: &str) -> Result<serde_json::Value, String> {
     if text.trim().is_empty() {
         return Ok(serde_json::Value::Null);
     }
-    crate::load::yaml::parse(text)
+    crate::source::yaml::parse(text)
         .map(|(n, _)| n.to_json())
         .map_err(|e| e.message)
 }

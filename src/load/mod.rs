@@ -4,8 +4,6 @@
 //! cannot be used is reported, so one run shows all of them.
 
 mod origin;
-pub mod source;
-pub mod yaml;
 
 pub use origin::{Files, Layout, NotFound, Origin, Request, repo_path};
 
@@ -14,8 +12,8 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use crate::diag::{Diag, FileKind, Sources};
-use source::{SourceFile, Span};
-use yaml::{Node, YamlProblem};
+use crate::source::yaml::{self, Node, YamlProblem};
+use crate::source::{SourceFile, Span};
 
 /// Gate id under which problems that stop a file from loading are reported.
 pub const LOAD_GATE: &str = "V00";

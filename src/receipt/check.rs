@@ -14,7 +14,7 @@ use super::sign::fingerprint;
 use super::verify::{
     Item, ProblemKind, Severity, Sink, VerifyOptions, VerifyReport, schema_errors,
 };
-use super::{FORMAT_VERSION, NAMESPACE};
+use super::{NAMESPACE, READ_VERSIONS};
 
 /// What the checks of one file need to know.
 pub(super) struct FileCtx<'a> {
@@ -64,13 +64,16 @@ pub(super) fn check_file(
         }
     };
     match value.get("format_version").and_then(Value::as_u64) {
-        Some(FORMAT_VERSION) => {}
+        Some(v) if READ_VERSIONS.contains(&v) => {}
         Some(v) => {
             sink.error(
                 K::UnsupportedVersion,
                 path,
                 seq,
-                format!("format_version {v} is not supported (this spine reads format {FORMAT_VERSION}): use a spine release that knows format {v}"),
+                format!(
+                    "format_version {v} is not supported (this spine reads formats {}): use a spine release that knows format {v}",
+                    versions_read()
+                ),
             );
             return item;
         }
@@ -343,4 +346,14 @@ fn sig_path_name(path: &Path) -> String {
         "{}.sig",
         path.file_name().unwrap_or_default().to_string_lossy()
     )
+}
+
+/// `1 and 2`: the formats this spine reads, for messages.
+fn versions_read() -> String {
+    let all: Vec<String> = READ_VERSIONS.iter().map(u64::to_string).collect();
+    match all.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }

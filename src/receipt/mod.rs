@@ -62,12 +62,20 @@ pub use verify::{Head, Problem, ProblemKind, Severity, VerifyOptions, VerifyRepo
 /// existing signature and every `namespaces="…"` line in `allowed_signers`.
 pub const NAMESPACE: &str = "spine-receipt@spine";
 
-/// The receipt format this code writes and the only major version it reads.
+/// The receipt format this code writes.
 ///
-/// Any change to the shape of a receipt (a field added, removed or retyped)
-/// bumps it; [`Store::verify`] refuses receipts of another version rather than
-/// guessing at them.
-pub const FORMAT_VERSION: u64 = 1;
+/// Any change to the shape of a receipt (a field added, removed, retyped or
+/// given another meaning) bumps it. Format 2: an apply receipt always carries
+/// its own `apply` counts and no other receipt does, so `drift` means drift
+/// in every receipt (format 1 apply receipts without `apply` counted the apply
+/// in `drift`: `in_sync` = changed, `drifted` = failed + rolled back,
+/// `unknown` = skipped).
+pub const FORMAT_VERSION: u64 = 2;
+
+/// Every format this code reads: the one it writes and the older ones whose
+/// receipts still sit in a chain. [`Store::verify`] refuses any other
+/// version rather than guessing at it.
+pub const READ_VERSIONS: &[u64] = &[1, FORMAT_VERSION];
 
 /// The JSON Schema (2020-12) of a receipt file, the same text as
 /// `schemas/receipt.schema.json`.

@@ -383,8 +383,9 @@ impl ReceiptBody {
     }
 }
 
-/// A stored receipt, format version 1. Every field is always present (absent
-/// values are `null`); the file is this struct in canonical JSON.
+/// A stored receipt, format version 2 (and 1, read back). Every field is
+/// always present (absent values are `null`) but `apply` and `health`; the
+/// file is this struct in canonical JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
@@ -408,8 +409,9 @@ pub struct Receipt {
     pub plan_hash: Option<String>,
     pub actions: Vec<Action>,
     pub drift: DriftSummary,
-    /// Apply receipts: what the apply did. Left out for other commands, so
-    /// receipts written before it existed keep their exact bytes and verify.
+    /// Apply receipts: what the apply did. Format 2: present exactly in apply
+    /// receipts. Format 1 receipts may lack it (written before it existed);
+    /// they keep their exact bytes and verify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply: Option<ApplySummary>,
     /// Health probes: the one field left out when empty, so receipts written

@@ -10,7 +10,7 @@ use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
 
 use crate::diag::{FileKind, Finding, Place, suggest};
-use crate::load::yaml::Node;
+use crate::source::yaml::Node;
 
 pub const SERVICE_SCHEMA: &str = include_str!("../../schemas/service-registry.schema.json");
 pub const STACK_SCHEMA: &str = include_str!("../../schemas/stack-registry.schema.json");

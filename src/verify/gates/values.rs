@@ -8,7 +8,7 @@
 
 use super::{host, stack};
 use crate::diag::{FileKind, Finding, Place, pointer};
-use crate::model::{Compose, CronJob, Network};
+use crate::model::{Compose, CronJob, HostsEntry, Network};
 use crate::safe;
 use crate::verify::{Ctx, Gate};
 
@@ -206,6 +206,33 @@ fn hosts(ctx: &Ctx, c: &mut Check) {
                 host(id, &["desired", "tailscale", "hostname"]),
                 "the Tailscale hostname",
                 &t.hostname,
+                safe::hostname,
+                "a host name",
+            );
+        }
+        hosts_entries(id, &d.hosts_entries, c);
+    }
+}
+
+/// `/etc/hosts` lines: an IP address, then host names.
+fn hosts_entries(id: &str, entries: &[HostsEntry], c: &mut Check) {
+    for (i, e) in entries.iter().enumerate() {
+        let i = i.to_string();
+        c.shaped(
+            host(id, &["desired", "hosts_entries", &i, "address"]),
+            "the /etc/hosts address",
+            &e.address,
+            safe::ip,
+            "an IP address",
+        );
+        for (j, name) in e.names.iter().enumerate() {
+            c.shaped(
+                host(
+                    id,
+                    &["desired", "hosts_entries", &i, "names", &j.to_string()],
+                ),
+                "the /etc/hosts name",
+                name,
                 safe::hostname,
                 "a host name",
             );

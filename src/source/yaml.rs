@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
 
-use super::source::{CharIndex, Span};
+use super::{CharIndex, Span};
 
 /// Limits that keep a hostile file from exhausting the CI gate: every input
 /// is parsed in time and memory linear in its size, and these bound the size.

@@ -1,5 +1,12 @@
-//! A registry file held in memory, and conversions between the YAML parser's
-//! character positions and the byte offsets miette wants.
+//! Source text and positions, a leaf under `load` and `diag` (it uses no
+//! other spine module): a registry file held in memory, conversions between
+//! the YAML parser's character positions and the byte offsets miette wants,
+//! and ([`yaml`]) the YAML tree whose every key and value keeps its span.
+//!
+//! `load` reads files into these; `diag` points into them; neither is needed
+//! here, so the two depend on this module and not on each other.
+
+pub mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
