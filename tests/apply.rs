@@ -69,6 +69,11 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
         ps.contains("immich_server ghcr.io/immich-app/immich-server:v2.4.1"),
         "{ps}"
     );
+    assert!(!ps.contains("immich_microservices"), "{ps}");
+    assert!(
+        t.contains("removed     compose compose:immich/extra"),
+        "{t}"
+    );
     assert!(
         immich
             .ok("cat /home/ronny/immich/.env")

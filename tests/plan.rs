@@ -84,7 +84,7 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     );
 
     let v = verdicts(&plan);
-    assert_eq!(v.len(), 7, "{v:#?}");
+    assert_eq!(v.len(), 8, "{v:#?}");
     for (id, status, reason) in &v {
         assert_eq!(status, "drift", "{id}: {reason}");
     }
@@ -121,6 +121,10 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     assert!(
         !containers.contains("redis") && !containers.contains("database"),
         "{containers}"
+    );
+    assert_eq!(
+        find(&v, "compose:immich/extra").2,
+        "container immich_microservices: `immich_microservices` is a legacy container of this stack"
     );
     let cron = &find(&v, "cron:ronny").2;
     assert!(cron.contains("the managed block is missing"), "{cron}");
@@ -252,7 +256,7 @@ fn a_converged_host_plans_no_change() {
         text(&out)
     );
     assert!(v.iter().all(|(_, s, _)| s == "in_sync"), "{v:#?}");
-    assert_eq!(plan["summary"]["in_sync"], 7);
+    assert_eq!(plan["summary"]["in_sync"], 8);
 }
 
 #[test]

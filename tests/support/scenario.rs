@@ -1,7 +1,8 @@
 //! The "VM 203 as found" scenario (GAP-OP-094) on test hosts: the Proxmox
 //! host and the VM, with the old subnet's address in cloud-init and netplan,
 //! the backup job under the removed legacy root, the stack one version behind
-//! without its ML container, and Tailscale under its old name.
+//! without its ML container and with Immich v1's `immich_microservices`
+//! beside it, and Tailscale under its old name.
 
 use std::path::{Path, PathBuf};
 
@@ -109,6 +110,8 @@ pub fn vm203_as_found(dir: &Path) -> Vm203 {
     let old = test_registry(&dir.join("old"), "10.203.1", MAC, "v2.3.0");
     deploy_stack(&immich, &old, &dir.join("r-old"));
     immich.ok("cd /home/ronny/immich && docker compose rm -sf immich-machine-learning 2>&1");
+    // Immich v1's microservices container still runs beside the v2 stack.
+    immich.ok("docker run -d --name immich_microservices ghcr.io/immich-app/immich-server:v2.3.0 >/dev/null");
 
     let cfg = ssh_config(
         dir,
