@@ -60,6 +60,12 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
         cron.contains("# BEGIN spine managed block") && !cron.contains("ronny-ops"),
         "{cron}"
     );
+    assert!(
+        !immich
+            .ok("cat /etc/cron.d/immich-offsite")
+            .contains("ronny-ops"),
+        "the legacy job in /etc/cron.d is gone"
+    );
     let ps = immich.ok("docker ps --format '{{.Names}} {{.Image}} {{.Status}}'");
     assert!(
         ps.contains("immich_machine_learning ghcr.io/immich-app/immich-machine-learning:v2.4.1"),

@@ -87,3 +87,73 @@ fn extra_containers_are_planned_for_removal_and_removed() {
     let (code, t) = plan(&one);
     assert_eq!(code, Some(0), "converged after: {t}");
 }
+
+/// Case 2: every cron table is read. A job under the legacy root in
+/// /etc/cron.d and in another user's crontab is reported with file and line
+/// and removed (backed up); a job calling a missing script is reported with
+/// the fix, and apply, which does not deploy scripts, fails naming it.
+#[test]
+fn every_cron_table_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = converged_host(
+        tmp.path(),
+        "10.203.171",
+        "52:54:00:17:12:03",
+        "/home/ronny/immich",
+        "",
+    );
+    let h = &one.immich;
+    h.write(
+        "/etc/cron.d/old-backup",
+        "MAILTO=root\n0 4 * * * ronny /home/ronny/ronny-ops/immich/backup.sh >/dev/null 2>&1\n15 4 * * * root /bin/true\n",
+        "root:root",
+        "644",
+    );
+    h.ok("printf '5 5 * * * sh ~/ronny-ops/sync.sh\\n7 7 * * * /bin/true\\n' | crontab -u root -");
+
+    let (code, t) = plan(&one);
+    assert_eq!(code, Some(2), "{t}");
+    for want in [
+        "- cron cron:tables: remove: ",
+        "/etc/cron.d/old-backup:2 `0 4 * * * ronny /home/ronny/ronny-ops/immich/backup.sh >/dev/null 2>&1` refers to a legacy root that no longer exists (apply removes it; by hand: sudo sed -i '2d' '/etc/cron.d/old-backup')",
+        "/var/spool/cron/crontabs/root:",
+        "sudo crontab -u 'root' -e (delete line",
+    ] {
+        assert!(t.contains(want), "plan shows `{want}`:\n{t}");
+    }
+    let (code, t) = apply(&one);
+    assert_eq!(code, Some(0), "{t}");
+    assert!(t.contains("removed     cron cron:tables"), "{t}");
+    assert_eq!(
+        h.ok("cat /etc/cron.d/old-backup"),
+        "MAILTO=root\n15 4 * * * root /bin/true\n"
+    );
+    assert_eq!(
+        h.ok("stat -c '%a %U' /etc/cron.d/old-backup").trim(),
+        "644 root"
+    );
+    let root_tab = h.ok("crontab -l -u root");
+    assert!(
+        !root_tab.contains("ronny-ops") && root_tab.contains("/bin/true"),
+        "{root_tab}"
+    );
+    assert!(
+        h.ok("cat /var/lib/spine/backups/*/etc/cron.d/old-backup")
+            .contains("ronny-ops"),
+        "the old table is kept"
+    );
+    let (code, t) = plan(&one);
+    assert_eq!(code, Some(0), "converged after: {t}");
+
+    // A job whose script is missing: named with the fix; apply fails on it.
+    h.ok("printf '9 9 * * * /usr/local/bin/not-there.sh\\n' | crontab -u root -");
+    let (code, t) = plan(&one);
+    assert_eq!(code, Some(2), "{t}");
+    assert!(
+        t.contains("/var/spool/cron/crontabs/root:1 `9 9 * * * /usr/local/bin/not-there.sh` its script /usr/local/bin/not-there.sh is missing (spine does not deploy scripts: deploy it, or remove the job: sudo crontab -u 'root' -e (delete line 1))"),
+        "{t}"
+    );
+    let (code, t) = apply(&one);
+    assert_eq!(code, Some(1), "{t}");
+    assert!(t.contains("not-there.sh is missing"), "{t}");
+}

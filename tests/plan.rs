@@ -84,7 +84,7 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     );
 
     let v = verdicts(&plan);
-    assert_eq!(v.len(), 8, "{v:#?}");
+    assert_eq!(v.len(), 9, "{v:#?}");
     for (id, status, reason) in &v {
         assert_eq!(status, "drift", "{id}: {reason}");
     }
@@ -125,6 +125,10 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     assert_eq!(
         find(&v, "compose:immich/extra").2,
         "container immich_microservices: `immich_microservices` is a legacy container of this stack"
+    );
+    assert_eq!(
+        find(&v, "cron:tables").2,
+        "/etc/cron.d/immich-offsite:2 `30 4 * * * ronny /home/ronny/ronny-ops/immich/scripts/offsite.sh` refers to a legacy root that no longer exists (apply removes it; by hand: sudo sed -i '2d' '/etc/cron.d/immich-offsite')"
     );
     let cron = &find(&v, "cron:ronny").2;
     assert!(cron.contains("the managed block is missing"), "{cron}");
@@ -256,7 +260,7 @@ fn a_converged_host_plans_no_change() {
         text(&out)
     );
     assert!(v.iter().all(|(_, s, _)| s == "in_sync"), "{v:#?}");
-    assert_eq!(plan["summary"]["in_sync"], 8);
+    assert_eq!(plan["summary"]["in_sync"], 9);
 }
 
 #[test]

@@ -106,6 +106,13 @@ pub fn vm203_as_found(dir: &Path) -> Vm203 {
     // The backup job still calls a script under the removed legacy root.
     deploy_script(&immich);
     immich.ok("printf '0 3 * * * /home/ronny/ronny-ops/immich/scripts/backup-db.sh\\n' | crontab -u ronny -");
+    // ... and so does a job in /etc/cron.d that nobody remembers.
+    immich.write(
+        "/etc/cron.d/immich-offsite",
+        "SHELL=/bin/sh\n30 4 * * * ronny /home/ronny/ronny-ops/immich/scripts/offsite.sh\n",
+        "root:root",
+        "644",
+    );
     // The stack one version behind, the ML container missing.
     let old = test_registry(&dir.join("old"), "10.203.1", MAC, "v2.3.0");
     deploy_stack(&immich, &old, &dir.join("r-old"));
