@@ -55,6 +55,12 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
             .ok("tailscale status --json")
             .contains("\"HostName\": \"immich-1\"")
     );
+    assert!(
+        immich
+            .ok("tailscale status --json")
+            .contains("\"BackendState\": \"Running\""),
+        "the stopped node is up again"
+    );
     let cron = immich.ok("crontab -l -u ronny");
     assert!(
         cron.contains("# BEGIN spine managed block") && !cron.contains("ronny-ops"),

@@ -117,7 +117,7 @@ fn every_cron_table_is_read() {
         "- cron cron:tables: remove: ",
         "/etc/cron.d/old-backup:2 `0 4 * * * ronny /home/ronny/ronny-ops/immich/backup.sh >/dev/null 2>&1` refers to a legacy root that no longer exists (apply removes it; by hand: sudo sed -i '2d' '/etc/cron.d/old-backup')",
         "/var/spool/cron/crontabs/root:",
-        "sudo crontab -u 'root' -e (delete line",
+        "sudo crontab -u 'root' -e (delete the job `5 5 * * * sh ~/ronny-ops/sync.sh`)",
     ] {
         assert!(t.contains(want), "plan shows `{want}`:\n{t}");
     }
@@ -133,6 +133,12 @@ fn every_cron_table_is_read() {
         "644 root"
     );
     let root_tab = h.ok("crontab -l -u root");
+    assert_eq!(
+        h.ok("grep -c 'DO NOT EDIT' /var/spool/cron/crontabs/root")
+            .trim(),
+        "1",
+        "one header, not two"
+    );
     assert!(
         !root_tab.contains("ronny-ops") && root_tab.contains("/bin/true"),
         "{root_tab}"
@@ -150,10 +156,60 @@ fn every_cron_table_is_read() {
     let (code, t) = plan(&one);
     assert_eq!(code, Some(2), "{t}");
     assert!(
-        t.contains("/var/spool/cron/crontabs/root:1 `9 9 * * * /usr/local/bin/not-there.sh` its script /usr/local/bin/not-there.sh is missing (spine does not deploy scripts: deploy it, or remove the job: sudo crontab -u 'root' -e (delete line 1))"),
+        t.contains("`9 9 * * * /usr/local/bin/not-there.sh` its script /usr/local/bin/not-there.sh is missing (spine does not deploy scripts: deploy it, or remove the job: sudo crontab -u 'root' -e (delete the job `9 9 * * * /usr/local/bin/not-there.sh`))")
+            && t.contains("/var/spool/cron/crontabs/root:"),
         "{t}"
     );
     let (code, t) = apply(&one);
     assert_eq!(code, Some(1), "{t}");
     assert!(t.contains("not-there.sh is missing"), "{t}");
+}
+
+/// Case 3: Tailscale alive. A stopped node is planned and brought up; a
+/// logged-out one is reported with what to run (the auth key only as a
+/// reference to the secrets provider) and apply fails naming it.
+#[test]
+fn tailscale_is_alive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = converged_host(
+        tmp.path(),
+        "10.203.172",
+        "52:54:00:17:22:03",
+        "/home/ronny/immich",
+        "",
+    );
+    let h = &one.immich;
+    h.ok("tailscale down");
+    let (code, t) = plan(&one);
+    assert_eq!(code, Some(2), "{t}");
+    assert!(
+        t.contains("~ tailscale tailscale:prefs: change: the node is Stopped (`tailscale down`): apply brings it up (`tailscale up`)"),
+        "{t}"
+    );
+    let (code, t) = apply(&one);
+    assert_eq!(code, Some(0), "{t}");
+    assert!(
+        h.ok("tailscale status --json")
+            .contains("\"BackendState\": \"Running\"")
+    );
+    let (code, t) = plan(&one);
+    assert_eq!(code, Some(0), "converged after: {t}");
+
+    h.ok("tailscale standin-set-state NeedsLogin");
+    let (code, t) = plan(&one);
+    assert_eq!(code, Some(2), "{t}");
+    for want in [
+        "the node is logged out (NeedsLogin)",
+        "sudo tailscale up --auth-key=\"$(infisical secrets get TS_AUTHKEY --plain)\" --hostname='immich-1'",
+        "spine holds no auth key",
+    ] {
+        assert!(t.contains(want), "plan shows `{want}`:\n{t}");
+    }
+    let (code, t) = apply(&one);
+    assert_eq!(code, Some(1), "{t}");
+    assert!(t.contains("NeedsLogin"), "{t}");
+    assert!(
+        h.ok("tailscale status --json")
+            .contains("\"BackendState\": \"NeedsLogin\"")
+    );
 }

@@ -96,7 +96,7 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     );
     assert_eq!(
         find(&v, "tailscale:prefs").2,
-        "hostname is `immich`, should be `immich-1`"
+        "the node is Stopped (`tailscale down`): apply brings it up (`tailscale up`); hostname is `immich`, should be `immich-1`"
     );
     let compose_file = &find(&v, "compose:/home/ronny/immich/docker-compose.yml").2;
     assert!(
@@ -216,7 +216,14 @@ fn a_converged_host_plans_no_change() {
     let immich = TestHost::up(
         &unique("im"),
         "10.203.21.203/24",
-        &["--mac", mac, "--ts-hostname", "immich-1"],
+        &[
+            "--mac",
+            mac,
+            "--ts-ip",
+            "10.203.100.50",
+            "--ts-hostname",
+            "immich-1",
+        ],
     );
     let reg = test_registry(tmp.path(), "10.203.21", mac, "v2.4.1");
     let r = tmp.path().join("r");
@@ -270,7 +277,15 @@ fn unreachable_refused_host_key_and_no_docker_are_classified() {
     let immich = TestHost::up(
         &unique("im"),
         "10.203.22.50/24",
-        &["--mac", mac, "--no-docker", "--ts-hostname", "immich-1"],
+        &[
+            "--mac",
+            mac,
+            "--no-docker",
+            "--ts-ip",
+            "10.203.100.50",
+            "--ts-hostname",
+            "immich-1",
+        ],
     );
     let reg = test_registry(tmp.path(), "10.203.22", mac, "v2.4.1");
 

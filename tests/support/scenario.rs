@@ -77,6 +77,8 @@ pub fn vm203_as_found(dir: &Path) -> Vm203 {
             MAC,
             "--extra-gw",
             "10.203.1.1/24",
+            "--ts-ip",
+            "10.203.100.50",
             "--ts-hostname",
             "immich",
             "--dns",
@@ -101,8 +103,8 @@ pub fn vm203_as_found(dir: &Path) -> Vm203 {
         "root:root",
         "600",
     );
-    // Tailscale under its old name; accept-dns already off.
-    immich.ok("tailscale set --accept-dns=false");
+    // Tailscale under its old name, stopped (`tailscale down`); accept-dns already off.
+    immich.ok("tailscale set --accept-dns=false && tailscale down");
     // The backup job still calls a script under the removed legacy root.
     deploy_script(&immich);
     immich.ok("printf '0 3 * * * /home/ronny/ronny-ops/immich/scripts/backup-db.sh\\n' | crontab -u ronny -");
@@ -169,7 +171,14 @@ pub fn converged_host(
     let immich = TestHost::up(
         &unique("im"),
         &format!("{subnet}.203/24"),
-        &["--mac", mac, "--ts-hostname", "immich-1"],
+        &[
+            "--mac",
+            mac,
+            "--ts-ip",
+            "10.203.100.50",
+            "--ts-hostname",
+            "immich-1",
+        ],
     );
     let reg = test_registry(dir, subnet, mac, "v2.4.1");
     for f in ["SERVICE_REGISTRY.yaml", "STACK_REGISTRY.yaml"] {

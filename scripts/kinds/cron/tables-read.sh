@@ -3,8 +3,11 @@
 # of every absolute path their jobs mention.
 sp_missing crontab || exit 0
 i=0
+files=''
 sp_table() {
   i=$((i+1))
+  files="$files$1
+"
   sp_kv "t.$i.name" "$1"
   sp_kv "t.$i.user" "$2"
   sp_sudo cat -- "$1" | sp_b64 "t.$i.text"
@@ -22,10 +25,7 @@ for f in /etc/cron.d/*; do
   [ -f "$f" ] && sp_table "$f" ''
 done
 sp_kv count "$i"
-{
-  [ -f /etc/crontab ] && sp_sudo cat -- /etc/crontab
-  for f in /etc/cron.d/* "$spool"/*; do sp_sudo cat -- "$f" 2>/dev/null; done
-} | grep -v '^[[:space:]]*#' | tr -s " \t;|&<>()\"'=" '\n' | grep '^/' | sort -u | while IFS= read -r p; do
+printf '%s' "$files" | while IFS= read -r f; do sp_sudo cat -- "$f"; done | grep -v '^[[:space:]]*#' | tr -s " \t;|&<>()\"'=" '\n' | grep '^/' | sort -u | while IFS= read -r p; do
   if sp_sudo test -x "$p" && sp_sudo test -f "$p"; then s=x; elif sp_sudo test -e "$p"; then s=f; else s=-; fi
   printf '%s|%s\n' "$p" "$s"
 done | sp_b64 paths
