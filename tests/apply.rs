@@ -55,10 +55,22 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
             .ok("tailscale status --json")
             .contains("\"HostName\": \"immich-1\"")
     );
+    assert!(
+        immich
+            .ok("tailscale status --json")
+            .contains("\"BackendState\": \"Running\""),
+        "the stopped node is up again"
+    );
     let cron = immich.ok("crontab -l -u ronny");
     assert!(
         cron.contains("# BEGIN spine managed block") && !cron.contains("ronny-ops"),
         "{cron}"
+    );
+    assert!(
+        !immich
+            .ok("cat /etc/cron.d/immich-offsite")
+            .contains("ronny-ops"),
+        "the legacy job in /etc/cron.d is gone"
     );
     let ps = immich.ok("docker ps --format '{{.Names}} {{.Image}} {{.Status}}'");
     assert!(
@@ -68,6 +80,11 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
     assert!(
         ps.contains("immich_server ghcr.io/immich-app/immich-server:v2.4.1"),
         "{ps}"
+    );
+    assert!(!ps.contains("immich_microservices"), "{ps}");
+    assert!(
+        t.contains("removed     compose compose:immich/extra"),
+        "{t}"
     );
     assert!(
         immich

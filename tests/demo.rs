@@ -136,7 +136,7 @@ fn demo_up_plan_apply_down() {
         "ipconfig0 is `ip=10.203.212.230/24,gw=10.203.212.1`, should be `ip=10.203.201.203/24,gw=10.203.201.1`",
         "`spine apply --restart-vms` sets them",
         "? cron cron:ronny: unknown: host unreachable on every access path",
-        "summary: 1 to change, 0 to create, 6 unknown (0 in sync, 1 host unreachable)",
+        "summary: 1 to change, 0 to create, 0 to remove, 8 unknown (0 in sync, 1 host unreachable)",
         "? vm 203 on pve: unknown: VM 203 is running on pve; its guest agent says it has 10.203.212.230/24",
         "run `spine apply --restart-vms`",
     ] {
@@ -177,7 +177,7 @@ fn demo_up_plan_apply_down() {
 
     let out = plan(&["--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "converged: {}", text(&out));
-    assert!(text(&out).contains("7 in sync"), "{}", text(&out));
+    assert!(text(&out).contains("9 in sync"), "{}", text(&out));
 
     // demo/down leaves nothing behind.
     let down = demo.run("down");

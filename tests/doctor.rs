@@ -72,7 +72,15 @@ fn vm203_as_found_one_path_works_and_the_hint_points_at_cloud_init() {
     let immich = TestHost::up(
         &unique("di"),
         "10.203.71.230/24",
-        &["--no-docker", "--mac", MAC, "--ts-hostname", "immich"],
+        &[
+            "--no-docker",
+            "--mac",
+            MAC,
+            "--ts-ip",
+            "10.203.100.50",
+            "--ts-hostname",
+            "immich",
+        ],
     );
     pve.ok("qm create 203 --name immich --ipconfig0 ip=10.203.71.230/24,gw=10.203.71.1 --nameserver 10.203.70.204");
     let reg = test_registry(tmp.path(), "10.203.70", MAC, "v2.4.1");

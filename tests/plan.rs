@@ -84,7 +84,7 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     );
 
     let v = verdicts(&plan);
-    assert_eq!(v.len(), 7, "{v:#?}");
+    assert_eq!(v.len(), 9, "{v:#?}");
     for (id, status, reason) in &v {
         assert_eq!(status, "drift", "{id}: {reason}");
     }
@@ -96,7 +96,7 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     );
     assert_eq!(
         find(&v, "tailscale:prefs").2,
-        "hostname is `immich`, should be `immich-1`"
+        "the node is Stopped (`tailscale down`): apply brings it up (`tailscale up`); hostname is `immich`, should be `immich-1`"
     );
     let compose_file = &find(&v, "compose:/home/ronny/immich/docker-compose.yml").2;
     assert!(
@@ -121,6 +121,14 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     assert!(
         !containers.contains("redis") && !containers.contains("database"),
         "{containers}"
+    );
+    assert_eq!(
+        find(&v, "compose:immich/extra").2,
+        "container immich_microservices: `immich_microservices` is a legacy container of this stack"
+    );
+    assert_eq!(
+        find(&v, "cron:tables").2,
+        "/etc/cron.d/immich-offsite:2 `30 4 * * * ronny /home/ronny/ronny-ops/immich/scripts/offsite.sh` refers to a legacy root that no longer exists (apply removes it; by hand: sudo sed -i '2d' '/etc/cron.d/immich-offsite')"
     );
     let cron = &find(&v, "cron:ronny").2;
     assert!(cron.contains("the managed block is missing"), "{cron}");
@@ -208,7 +216,14 @@ fn a_converged_host_plans_no_change() {
     let immich = TestHost::up(
         &unique("im"),
         "10.203.21.203/24",
-        &["--mac", mac, "--ts-hostname", "immich-1"],
+        &[
+            "--mac",
+            mac,
+            "--ts-ip",
+            "10.203.100.50",
+            "--ts-hostname",
+            "immich-1",
+        ],
     );
     let reg = test_registry(tmp.path(), "10.203.21", mac, "v2.4.1");
     let r = tmp.path().join("r");
@@ -252,7 +267,7 @@ fn a_converged_host_plans_no_change() {
         text(&out)
     );
     assert!(v.iter().all(|(_, s, _)| s == "in_sync"), "{v:#?}");
-    assert_eq!(plan["summary"]["in_sync"], 7);
+    assert_eq!(plan["summary"]["in_sync"], 9);
 }
 
 #[test]
@@ -262,7 +277,15 @@ fn unreachable_refused_host_key_and_no_docker_are_classified() {
     let immich = TestHost::up(
         &unique("im"),
         "10.203.22.50/24",
-        &["--mac", mac, "--no-docker", "--ts-hostname", "immich-1"],
+        &[
+            "--mac",
+            mac,
+            "--no-docker",
+            "--ts-ip",
+            "10.203.100.50",
+            "--ts-hostname",
+            "immich-1",
+        ],
     );
     let reg = test_registry(tmp.path(), "10.203.22", mac, "v2.4.1");
 

@@ -446,8 +446,20 @@ async fn act_one<K: Connect>(
     let ran = remote::run_root(&held.conn, &job.user, run, &change.script);
     match renewing(job, held, ran).await {
         Ok((output, 0)) => {
-            let note = change.note.unwrap_or_else(|| "applied".into());
-            let mut a = action(kind_name, id, ActionResult::Changed, started, note);
+            let removal = matches!(
+                r.verdict,
+                Verdict::Drift {
+                    action: kinds::Action::Remove,
+                    ..
+                }
+            );
+            let (result, done) = if removal {
+                (ActionResult::Removed, "removed")
+            } else {
+                (ActionResult::Changed, "applied")
+            };
+            let note = change.note.unwrap_or_else(|| done.into());
+            let mut a = action(kind_name, id, result, started, note);
             a.exit_status = Some(0);
             a.output = output;
             out.actions.push(a);

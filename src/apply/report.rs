@@ -74,7 +74,8 @@ impl ApplyReport {
         let unreachable_now = self.hosts.iter().filter(|h| h.route.is_none()).count();
         let unreachable_at_plan = self.left.iter().filter(|l| l.resource.is_none()).count();
         ApplySummary {
-            changed: count(ActionResult::Changed),
+            // A removal changes the host too; receipts name it `removed` per action.
+            changed: count(ActionResult::Changed) + count(ActionResult::Removed),
             failed: count(ActionResult::Failed),
             rolled_back: count(ActionResult::RolledBack),
             skipped: count(ActionResult::Skipped),

@@ -43,6 +43,7 @@ impl Kind for ComposeKind {
             let dir = c.directory.trim_end_matches('/');
             let compose = cx.templates.render(&template, ctx.clone())?;
             let env = cx.templates.render("compose/env.j2", ctx)?;
+            let extra = extra_containers(self, cx.host_id, c, &compose);
             let services: Vec<String> = c
                 .services
                 .iter()
@@ -84,6 +85,7 @@ impl Kind for ComposeKind {
                 );
             }
             out.push(env_d);
+            out.push(base(extra));
             out.push(base(
                 Desired::new(
                     self,
@@ -112,6 +114,7 @@ impl Kind for ComposeKind {
                 "kinds/compose/containers-read.sh",
                 minijinja::context! { project => d.get("project") },
             ),
+            "extra" => shell::render("kinds/compose/extra-read.sh", minijinja::context! {}),
             _ => super::read_file_script(d),
         }
     }
@@ -135,6 +138,7 @@ impl Kind for ComposeKind {
                 }
                 Ok(json!({ "services": services }))
             }
+            "extra" => observe_extra(d, s),
             _ => super::observe_yaml_file(s),
         }
     }
@@ -143,6 +147,7 @@ impl Kind for ComposeKind {
         match d.get("part") {
             "env" => compare_env(d, actual),
             "containers" => compare_containers(d, actual),
+            "extra" => compare_extra(d, actual),
             _ => super::compare_yaml_file(d, actual),
         }
     }
@@ -150,7 +155,7 @@ impl Kind for ComposeKind {
     fn apply(
         &self,
         d: &Desired,
-        _: &Value,
+        actual: &Value,
         secrets: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, String> {
         match d.get("part") {
@@ -166,6 +171,7 @@ impl Kind for ComposeKind {
                 }
                 Ok(super::Change::new(super::put_file(d, &content)?))
             }
+            "extra" => Ok(super::Change::new(remove_extra(actual)?)),
             "containers" => Ok(super::Change::new(shell::render(
                 "kinds/compose/up.sh",
                 minijinja::context! {
@@ -391,9 +397,8 @@ fn compare_containers(d: &Desired, actual: &Value) -> Verdict {
     let mut sorted = want_lines.lines().collect::<Vec<_>>();
     sorted.sort();
     let want_sorted = sorted.join("\n") + "\n";
-    for name in services.keys().filter(|n| !wanted.contains(n)) {
-        reasons.push(format!("{name} is not in the registry"));
-    }
+    // Containers no desired service names are the `extra` resource's
+    // (planned for removal there), not a change here.
     if reasons.is_empty() {
         return Verdict::InSync;
     }
@@ -404,6 +409,240 @@ fn compare_containers(d: &Desired, actual: &Value) -> Verdict {
         &have_lines,
         &want_sorted,
     )
+}
+
+/// Containers the stack knows by name as left over from an older layout of
+/// its template (Immich v1's web and microservices containers): wherever
+/// they run, they are the stack's and must go.
+const LEGACY_CONTAINERS: &[(&str, &[&str])] =
+    &[("immich", &["immich_web", "immich_microservices"])];
+
+/// The resource "nothing extra in the stack": no container of the project
+/// that no desired service names, none with a legacy name, none publishing
+/// one of the stack's ports or holding one of its container names.
+fn extra_containers(
+    kind: &ComposeKind,
+    host: &str,
+    c: &crate::model::Compose,
+    compose: &str,
+) -> Desired {
+    let services: Vec<&str> = c.services.keys().map(String::as_str).collect();
+    let containers: Vec<&str> = c
+        .services
+        .values()
+        .filter_map(|s| s.container.as_deref())
+        .collect();
+    let legacy = LEGACY_CONTAINERS
+        .iter()
+        .find(|(t, _)| *t == c.template)
+        .map(|(_, names)| names.join("\n"))
+        .unwrap_or_default();
+    let ports = published_ports(compose);
+    let content = format!(
+        "no container of project {} but: {}\n",
+        c.project,
+        services.join(", ")
+    );
+    Desired::new(
+        kind,
+        format!("compose:{}/extra", c.project),
+        host,
+        host,
+        content,
+    )
+    .arg("part", "extra")
+    .arg("services", services.join("\n"))
+    .arg("containers", containers.join("\n"))
+    .arg("legacy", legacy)
+    .arg("ports", ports.join("\n"))
+}
+
+/// The host ports a rendered compose file publishes (`HOST:CONTAINER`,
+/// `IP:HOST:CONTAINER`, `/proto`, or the long form's `published`).
+fn published_ports(compose: &str) -> Vec<String> {
+    let meaning = super::yaml_meaning(compose).unwrap_or_default();
+    let mut out = Vec::new();
+    for svc in meaning["services"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
+        for p in svc["ports"].as_array().into_iter().flatten() {
+            let host = match p {
+                Value::String(t) => {
+                    let t = t.split('/').next().unwrap_or_default();
+                    let f: Vec<&str> = t.rsplitn(3, ':').collect();
+                    (f.len() >= 2).then(|| f[1].to_string())
+                }
+                Value::Number(_) => None,
+                other => other["published"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| other["published"].as_u64().map(|n| n.to_string())),
+            };
+            if let Some(h) = host.filter(|h| !h.is_empty() && !out.contains(h)) {
+                out.push(h);
+            }
+        }
+    }
+    out
+}
+
+/// Every container on the host (`name|project|service|ports,`): the ones
+/// that are extra for this stack, each with why.
+fn observe_extra(d: &Desired, s: &Section) -> Observed {
+    if let Some(u) = s.get("unknown") {
+        return Err(u.to_string());
+    }
+    let lines = |k: &str| -> Vec<String> { d.get(k).lines().map(String::from).collect() };
+    let (services, containers, legacy, ports) = (
+        lines("services"),
+        lines("containers"),
+        lines("legacy"),
+        lines("ports"),
+    );
+    let project = d.get("project");
+    let mut extra = Vec::new();
+    for line in s.get("all").unwrap_or_default().lines() {
+        let f: Vec<&str> = line.splitn(4, '|').collect();
+        let [name, proj, service, published] = f[..] else {
+            continue;
+        };
+        let name = name.trim_start_matches('/');
+        let ours = proj == project && services.iter().any(|s| s == service);
+        let why = if proj == project && !ours {
+            format!(
+                "compose service `{service}` of project {project} is not in the registry (orphan)"
+            )
+        } else if legacy.iter().any(|l| l == name) {
+            format!("`{name}` is a legacy container of this stack")
+        } else if ours {
+            continue;
+        } else if let Some(p) = published.split(',').find(|p| ports.iter().any(|w| w == p)) {
+            format!("publishes port {p}, which the stack's compose file publishes")
+        } else if containers.iter().any(|c| c == name) {
+            format!("holds the name of the stack's container `{name}` but is not the project's")
+        } else {
+            continue;
+        };
+        extra.push(json!({ "name": name, "why": why }));
+    }
+    extra.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Ok(json!({ "extra": extra }))
+}
+
+fn compare_extra(d: &Desired, actual: &Value) -> Verdict {
+    let extra = actual["extra"].as_array().cloned().unwrap_or_default();
+    if extra.is_empty() {
+        return Verdict::InSync;
+    }
+    let reasons: Vec<String> = extra
+        .iter()
+        .map(|e| {
+            format!(
+                "container {}: {}",
+                e["name"].as_str().unwrap_or("?"),
+                e["why"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    let have: String = extra
+        .iter()
+        .map(|e| format!("{}\n", e["name"].as_str().unwrap_or("?")))
+        .collect();
+    Verdict::Drift {
+        action: Action::Remove,
+        reason: reasons.join("; "),
+        diff: text_diff(
+            &format!(
+                "extra containers beside compose project {}",
+                d.get("project")
+            ),
+            &have,
+            "",
+        ),
+    }
+}
+
+/// Remove the extra containers seen at apply time, each one's configuration
+/// (`docker inspect`) kept under `$BK`; volumes are left alone.
+fn remove_extra(actual: &Value) -> Result<Script, ScriptError> {
+    let names: Vec<String> = actual["extra"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str().map(str::to_string))
+        .collect();
+    shell::render(
+        "kinds/compose/extra-remove.sh",
+        minijinja::context! { names },
+    )
+}
+
+#[cfg(test)]
+mod extra_tests {
+    use super::*;
+
+    #[test]
+    fn published_ports_of_every_form() {
+        let yml = "services:\n  a:\n    ports:\n      - '2283:2283'\n      - 127.0.0.1:8080:80/tcp\n      - '3000'\n      - {target: 80, published: 9000}\n  b: {image: x}\n";
+        assert_eq!(published_ports(yml), vec!["2283", "8080", "9000"]);
+    }
+
+    fn desired() -> Desired {
+        let kind: &dyn Kind = &ComposeKind;
+        Desired::new(kind, "compose:immich/extra", "h", "h", String::new())
+            .arg("part", "extra")
+            .arg("project", "immich")
+            .arg("services", "immich-server\nredis")
+            .arg("containers", "immich_server\nimmich_redis")
+            .arg("legacy", "immich_web\nimmich_microservices")
+            .arg("ports", "2283")
+    }
+
+    #[test]
+    fn orphans_legacy_and_port_holders_are_extra_and_ours_are_not() {
+        let all = "/immich_server|immich|immich-server|2283,\n\
+                   /immich_redis|immich|redis|\n\
+                   /old|immich|immich-web|\n\
+                   /immich_microservices|||\n\
+                   /squatter|other|web|2283,\n\
+                   /immich_redis|other|redis|\n\
+                   /unrelated|other|x|8080,\n";
+        let mut s = Section::default();
+        s.values.insert("all".into(), all.into());
+        let got = observe_extra(&desired(), &s).unwrap();
+        let names: Vec<&str> = got["extra"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["immich_microservices", "immich_redis", "old", "squatter"]
+        );
+        match compare_extra(&desired(), &got) {
+            Verdict::Drift { action, reason, .. } => {
+                assert_eq!(action, Action::Remove);
+                assert!(
+                    reason.contains("orphan")
+                        && reason.contains("legacy")
+                        && reason.contains("port 2283"),
+                    "{reason}"
+                );
+            }
+            v => panic!("{v:?}"),
+        }
+        s.values.insert(
+            "all".into(),
+            "/immich_server|immich|immich-server|2283,\n".into(),
+        );
+        assert_eq!(
+            compare_extra(&desired(), &observe_extra(&desired(), &s).unwrap()),
+            Verdict::InSync
+        );
+    }
 }
 
 #[cfg(test)]

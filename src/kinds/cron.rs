@@ -2,6 +2,8 @@
 //! left alone, except lines that refer to a legacy root (a removed tree: such
 //! a job can only fail silently), which are reported and removed.
 
+mod tables;
+
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
@@ -81,6 +83,24 @@ impl Kind for Cron {
             roots.extend(d.legacy_roots.iter().cloned());
         }
         let mut out = Vec::new();
+        let managed: Vec<&str> = by_user.keys().copied().collect();
+        let any_stack = cx
+            .stacks
+            .stacks
+            .iter()
+            .any(|st| st.desired.as_ref().is_some_and(|d| d.host == cx.host_id));
+        let tables = any_stack.then(|| {
+            Desired::new(
+                self,
+                "cron:tables",
+                cx.host_id,
+                cx.host_id,
+                "no job under a legacy root or with a missing script in any cron table\n".into(),
+            )
+            .arg("part", "tables")
+            .arg("managed", managed.join("\n"))
+            .arg("legacy_roots", roots.join("\n"))
+        });
         for (user, jobs) in by_user {
             let ctx = minijinja::context! { jobs => minijinja::value::Serde(&jobs) };
             let content = cx.templates.render("cron/block.j2", ctx)?;
@@ -105,10 +125,14 @@ impl Kind for Cron {
                 .arg("legacy_roots", expanded.join("\n")),
             );
         }
+        out.extend(tables);
         Ok(out)
     }
 
     fn read_script(&self, d: &Desired) -> Result<Script, ScriptError> {
+        if d.get("part") == "tables" {
+            return shell::render("kinds/cron/tables-read.sh", minijinja::context! {});
+        }
         let scripts: Vec<String> = d.get("scripts").lines().map(String::from).collect();
         shell::render(
             "kinds/cron/read.sh",
@@ -117,6 +141,9 @@ impl Kind for Cron {
     }
 
     fn observe(&self, d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {
+        if d.get("part") == "tables" {
+            return tables::observe(d, s);
+        }
         if let Some(u) = s.get("unknown") {
             return Err(u.to_string());
         }
@@ -140,6 +167,9 @@ impl Kind for Cron {
     }
 
     fn compare(&self, d: &Desired, actual: &Value) -> Verdict {
+        if d.get("part") == "tables" {
+            return tables::compare(actual);
+        }
         let current = actual["crontab"].as_str().unwrap_or_default();
         let roots: Vec<&str> = d.get("legacy_roots").lines().collect();
         let want = desired_crontab(current, &d.content, &roots);
@@ -199,6 +229,9 @@ impl Kind for Cron {
         actual: &Value,
         _: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, String> {
+        if d.get("part") == "tables" {
+            return Ok(super::Change::new(tables::apply(actual)?));
+        }
         let current = actual["crontab"].as_str().unwrap_or_default();
         let roots: Vec<&str> = d.get("legacy_roots").lines().collect();
         let crontab = desired_crontab(current, &d.content, &roots);

@@ -171,6 +171,9 @@ pub enum Verdict {
 pub enum Action {
     Create,
     Change,
+    /// Something on the host that must go (a container no desired service
+    /// names, a legacy one): never silent, counted and shown on its own.
+    Remove,
 }
 
 /// A resource kind.

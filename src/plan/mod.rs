@@ -53,11 +53,18 @@ pub struct Summary {
     pub unknown: usize,
     pub in_sync: usize,
     pub unreachable: usize,
+    /// Left out when 0, so plans saved before removals existed keep their checksum.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remove: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
     pub fn changes(&self) -> usize {
-        self.create + self.change
+        self.create + self.change + self.remove
     }
 }
 
@@ -65,8 +72,8 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} to change, {} to create, {} unknown ({} in sync",
-            self.change, self.create, self.unknown, self.in_sync
+            "{} to change, {} to create, {} to remove, {} unknown ({} in sync",
+            self.change, self.create, self.remove, self.unknown, self.in_sync
         )?;
         if self.unreachable > 0 {
             write!(
@@ -229,6 +236,10 @@ pub fn summarize(hosts: &[HostPlan]) -> Summary {
                     action: Action::Change,
                     ..
                 } => s.change += 1,
+                Verdict::Drift {
+                    action: Action::Remove,
+                    ..
+                } => s.remove += 1,
             }
         }
     }

@@ -123,6 +123,7 @@ pub fn host(h: &HostPlan, color: bool, verbose: bool) -> String {
                 let (sym, code, word) = match action {
                     Action::Create => ("+", "32", "create"),
                     Action::Change => ("~", "33", "change"),
+                    Action::Remove => ("-", "31", "remove"),
                 };
                 let _ = writeln!(
                     out,

@@ -69,6 +69,8 @@ pub enum Status {
 pub enum ActionResult {
     Ok,
     Changed,
+    /// Something extra on the host was removed (a plan's `- remove`).
+    Removed,
     Failed,
     Skipped,
     /// Could not be checked or its outcome is not known.

@@ -1,7 +1,8 @@
 //! The "VM 203 as found" scenario (GAP-OP-094) on test hosts: the Proxmox
 //! host and the VM, with the old subnet's address in cloud-init and netplan,
 //! the backup job under the removed legacy root, the stack one version behind
-//! without its ML container, and Tailscale under its old name.
+//! without its ML container and with Immich v1's `immich_microservices`
+//! beside it, and Tailscale under its old name.
 
 use std::path::{Path, PathBuf};
 
@@ -76,6 +77,8 @@ pub fn vm203_as_found(dir: &Path) -> Vm203 {
             MAC,
             "--extra-gw",
             "10.203.1.1/24",
+            "--ts-ip",
+            "10.203.100.50",
             "--ts-hostname",
             "immich",
             "--dns",
@@ -100,15 +103,24 @@ pub fn vm203_as_found(dir: &Path) -> Vm203 {
         "root:root",
         "600",
     );
-    // Tailscale under its old name; accept-dns already off.
-    immich.ok("tailscale set --accept-dns=false");
+    // Tailscale under its old name, stopped (`tailscale down`); accept-dns already off.
+    immich.ok("tailscale set --accept-dns=false && tailscale down");
     // The backup job still calls a script under the removed legacy root.
     deploy_script(&immich);
     immich.ok("printf '0 3 * * * /home/ronny/ronny-ops/immich/scripts/backup-db.sh\\n' | crontab -u ronny -");
+    // ... and so does a job in /etc/cron.d that nobody remembers.
+    immich.write(
+        "/etc/cron.d/immich-offsite",
+        "SHELL=/bin/sh\n30 4 * * * ronny /home/ronny/ronny-ops/immich/scripts/offsite.sh\n",
+        "root:root",
+        "644",
+    );
     // The stack one version behind, the ML container missing.
     let old = test_registry(&dir.join("old"), "10.203.1", MAC, "v2.3.0");
     deploy_stack(&immich, &old, &dir.join("r-old"));
     immich.ok("cd /home/ronny/immich && docker compose rm -sf immich-machine-learning 2>&1");
+    // Immich v1's microservices container still runs beside the v2 stack.
+    immich.ok("docker run -d --name immich_microservices ghcr.io/immich-app/immich-server:v2.3.0 >/dev/null");
 
     let cfg = ssh_config(
         dir,
@@ -159,7 +171,14 @@ pub fn converged_host(
     let immich = TestHost::up(
         &unique("im"),
         &format!("{subnet}.203/24"),
-        &["--mac", mac, "--ts-hostname", "immich-1"],
+        &[
+            "--mac",
+            mac,
+            "--ts-ip",
+            "10.203.100.50",
+            "--ts-hostname",
+            "immich-1",
+        ],
     );
     let reg = test_registry(dir, subnet, mac, "v2.4.1");
     for f in ["SERVICE_REGISTRY.yaml", "STACK_REGISTRY.yaml"] {
