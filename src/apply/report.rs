@@ -55,10 +55,12 @@ impl ApplyReport {
         }
     }
 
-    /// Drop what this report says of `host`: a later step of the same run
-    /// (a VM restarted and applied again) speaks for it instead.
-    pub fn forget(&mut self, host: &str) {
-        self.hosts.retain(|h| h.host != host);
+    /// Drop what this report says of `host` only where the run never reached
+    /// it (an outcome without a route, what the plan left as unreachable or
+    /// unknown): a later step of the same run knows better. What the run did
+    /// on the host stays.
+    pub fn forget_unreached(&mut self, host: &str) {
+        self.hosts.retain(|h| h.host != host || h.route.is_some());
         self.left.retain(|l| l.host != host);
     }
 

@@ -37,8 +37,10 @@ impl Stage {
     /// replaces what the earlier apply said of it; a VM not restarted, or
     /// not back, leaves the run not converged.
     pub fn merge_into(&self, report: &mut ApplyReport) {
+        // What the earlier apply could not reach is now known; what it did
+        // on a VM it reached (before the restart) stays recorded.
         for r in &self.reports {
-            report.forget(&r.target.host);
+            report.forget_unreached(&r.target.host);
         }
         for a in &self.applied {
             report.extend(a.clone());
@@ -54,7 +56,7 @@ impl Stage {
             o.error = None;
         }
         for t in &self.not_restarted {
-            report.forget(&t.host);
+            report.forget_unreached(&t.host);
             report.left.push(Left {
                 host: t.host.clone(),
                 resource: Some(format!("vm {} on {}", t.vmid, t.pve)),
@@ -73,23 +75,31 @@ impl Stage {
         }
     }
 
-    /// `o` is a Proxmox host whose only trouble was convergence, a VM of
-    /// which came back, and which read in sync after the restart.
+    /// `o` is a Proxmox host, or a VM itself, whose only trouble was that
+    /// the new cloud-init network waited for the restart (its values pending
+    /// on the drive, its netplan file left to cloud-init); the VM came back,
+    /// and the host read in sync after the restart.
     fn settled_by_restart(&self, o: &HostOutcome) -> bool {
         let restarted = self
             .reports
             .iter()
-            .any(|r| r.ok() && r.target.pve == o.host);
+            .any(|r| r.ok() && (r.target.pve == o.host || r.target.host == o.host));
         restarted
             && self.in_sync_after.contains(&o.host)
             && !o.rolled_back
             && !o.interrupted
-            && o.error
-                .as_deref()
-                .is_some_and(|e| e.starts_with("did not converge:"))
-            && o.actions
-                .iter()
-                .all(|a| matches!(a.result, ActionResult::Changed | ActionResult::Ok))
+            && o.error.as_deref().is_some_and(|e| {
+                e.starts_with("did not converge:") || e.starts_with("not converged:")
+            })
+            && o.actions.iter().all(|a| {
+                matches!(
+                    a.result,
+                    ActionResult::Changed
+                        | ActionResult::Ok
+                        | ActionResult::Removed
+                        | ActionResult::Skipped
+                )
+            })
     }
 
     /// Receipt actions: which VM, asked by whom, when, how long it was down.
