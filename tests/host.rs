@@ -49,6 +49,13 @@ fn extra_containers_are_planned_for_removal_and_removed() {
     h.ok(&format!(
         "docker create --name squatter -p 2283:2283 {IMAGE} >/dev/null"
     ));
+    // The orphan carries the project's label, so its health is among the
+    // facts a plan is bound to: plan once it has settled (a health check
+    // going from `starting` to `healthy` between plan and apply makes the
+    // plan stale, as it should).
+    h.ok("for i in $(seq 120); do \
+          s=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' immich_old); \
+          [ \"$s\" != starting ] && break; sleep 0.5; done");
 
     let (code, t) = plan(&one);
     assert_eq!(code, Some(2), "{t}");

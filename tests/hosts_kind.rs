@@ -109,8 +109,10 @@ fn hosts_entries_are_planned_applied_and_converge() {
         web.ok("getent hosts pihole.lan")
             .starts_with("10.203.110.53")
     );
-    // The old file is kept in the run's backup folder.
-    let backups = web.ok("find /var/lib/spine/backups -type f -name '*hosts*' -exec cat {} +");
+    // The old file is kept in the run's backup folder (its mode beside it,
+    // in `hosts.mode`).
+    let backups = web
+        .ok("find /var/lib/spine/backups -type f -name '*hosts*' ! -name '*.mode' -exec cat {} +");
     assert_eq!(backups, OPERATOR_LINES);
 
     // 3. The next plan is in sync (exit 0: converged).
