@@ -321,6 +321,22 @@ fn apply_network(
     )
 }
 
+/// The test registry with its netplan file owned by spine (`owner:
+/// netplan`): spine edits that file itself, with rollback, only when it owns
+/// it; with `owner: cloud-init` the fix is a restart from the Proxmox host.
+fn netplan_owned_registry(dir: &std::path::Path, prefix: &str, mac: &str) -> std::path::PathBuf {
+    let reg = support::test_registry(dir, prefix, mac, "v2.4.1");
+    let services = reg.join("SERVICE_REGISTRY.yaml");
+    let text_of = std::fs::read_to_string(&services).unwrap();
+    assert!(text_of.contains("owner: cloud-init"));
+    std::fs::write(
+        &services,
+        text_of.replace("owner: cloud-init", "owner: netplan"),
+    )
+    .unwrap();
+    reg
+}
+
 #[test]
 fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
     let tmp = tempfile::tempdir().unwrap();
@@ -339,17 +355,7 @@ fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
             "immich-1",
         ],
     );
-    let reg = support::test_registry(tmp.path(), "10.203.46", "52:54:00:45:00:50", "v2.4.1");
-    // spine edits the netplan file itself (with rollback) only when it owns
-    // it; with `owner: cloud-init` the fix is a restart from the Proxmox host.
-    let services = reg.join("SERVICE_REGISTRY.yaml");
-    let text_of = std::fs::read_to_string(&services).unwrap();
-    assert!(text_of.contains("owner: cloud-init"));
-    std::fs::write(
-        &services,
-        text_of.replace("owner: cloud-init", "owner: netplan"),
-    )
-    .unwrap();
+    let reg = netplan_owned_registry(tmp.path(), "10.203.46", "52:54:00:45:00:50");
     let cfg = support::ssh_config(
         tmp.path(),
         &[
@@ -419,14 +425,7 @@ fn a_network_change_is_confirmed_over_the_tailnet_path_the_operator_came_by() {
             "immich-1",
         ],
     );
-    let reg = support::test_registry(tmp.path(), "10.203.124", "52:54:00:7b:00:50", "v2.4.1");
-    let services = reg.join("SERVICE_REGISTRY.yaml");
-    let text_of = std::fs::read_to_string(&services).unwrap();
-    std::fs::write(
-        &services,
-        text_of.replace("owner: cloud-init", "owner: netplan"),
-    )
-    .unwrap();
+    let reg = netplan_owned_registry(tmp.path(), "10.203.124", "52:54:00:7b:00:50");
     let cfg = support::ssh_config(
         tmp.path(),
         &[
