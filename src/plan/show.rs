@@ -150,8 +150,10 @@ pub fn text(plan: &Plan, color: bool, verbose: bool) -> String {
     out
 }
 
+/// The plan as JSON, in the form a saved plan keeps: observed file text
+/// (compose, netplan, crontab) as hashes only, since it may hold secrets.
 pub fn json(plan: &Plan) -> String {
-    let mut s = serde_json::to_string_pretty(plan).unwrap_or_default();
+    let mut s = serde_json::to_string_pretty(&plan.for_storage()).unwrap_or_default();
     s.push('\n');
     s
 }
@@ -159,6 +161,42 @@ pub fn json(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use crate::health::{Probe, Status};
+
+    #[test]
+    fn json_output_keeps_observed_file_text_as_hashes() {
+        let kind: &dyn crate::kinds::Kind = &crate::kinds::cron::Cron;
+        let resource = crate::plan::ResourcePlan {
+            desired: crate::kinds::Desired::new(
+                kind,
+                "cron:ronny",
+                "immich",
+                "immich",
+                String::new(),
+            ),
+            verdict: crate::kinds::Verdict::InSync,
+            observed: Some(serde_json::json!({"crontab": "0 3 * * * TOKEN=hunter2 /x"})),
+        };
+        let plan = crate::plan::Plan {
+            format_version: crate::plan::FORMAT_VERSION,
+            tool: "spine test".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            registry_hash: String::new(),
+            summary: crate::plan::Summary::default(),
+            hosts: vec![crate::plan::HostPlan {
+                host: "immich".into(),
+                route: None,
+                failures: Vec::new(),
+                error: None,
+                fingerprint: None,
+                resources: vec![resource],
+                health: Vec::new(),
+                vm: None,
+            }],
+        };
+        let out = super::json(&plan);
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(out.contains("sha256"), "{out}");
+    }
     use crate::plan::HostPlan;
 
     #[test]
