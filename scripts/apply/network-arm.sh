@@ -16,7 +16,9 @@ fi
 : > @@armed@@
 printf '%s' @@rollback_b64@@ | base64 -d > @@rollback_file@@
 setsid sh @@rollback_file@@ </dev/null >/dev/null 2>&1 &
-# The confirmation counts only once the activation has finished.
+# The confirmation counts only once the activation has finished. The inner
+# script takes its arguments as $1/$2, so the single quotes are meant.
 rm -f -- @@activated@@
+# shellcheck disable=SC2016
 setsid sh -c 'sh -c "$1" && : > "$2"' sh @@activate_later@@ @@activated@@ </dev/null >@@log@@ 2>&1 &
 echo SPINE-ARMED

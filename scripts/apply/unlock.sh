@@ -3,10 +3,14 @@
 L=@@lock@@
 if [ -d "$L" ]; then I="$L/info"; else I="$L"; fi
 #% if needle is none
-if [ -e "$L" ] && ! grep -qF -- '"lock_id":' "$I" 2>/dev/null; then
+NEEDLE='"lock_id":'; WANT=absent
 #% else
-if grep -qF -- @@needle@@ "$I" 2>/dev/null; then
+NEEDLE=@@needle@@; WANT=present
 #% endif
-  rm -rf -- "$L"
-  echo SPINE-UNLOCKED
+if [ -e "$L" ]; then
+  if grep -qF -- "$NEEDLE" "$I" 2>/dev/null; then HAS=present; else HAS=absent; fi
+  if [ "$HAS" = "$WANT" ]; then
+    rm -rf -- "$L"
+    echo SPINE-UNLOCKED
+  fi
 fi
