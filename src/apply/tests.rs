@@ -70,7 +70,7 @@ impl FakeHost {
         }
         if script.contains("SPINE-UNLOCKED") {
             self.ran.push("unlock".into());
-            let ours = quoted_after(script, "grep -qF -- '").replace("'\\''", "'");
+            let ours = quoted_after(script, "NEEDLE='").replace("'\\''", "'");
             if self.lock.as_deref().is_some_and(|l| l.contains(&ours)) {
                 self.lock = None;
                 return ok("SPINE-UNLOCKED\n".into());
