@@ -13,8 +13,10 @@ mod host;
 pub mod hosts;
 pub mod netplan;
 pub mod tailscale;
+pub mod typed;
 
 pub use host::{HostState, render_host, write_out};
+pub use typed::TypedKind;
 
 use std::collections::BTreeMap;
 
@@ -59,8 +61,14 @@ pub struct Desired {
     pub content: String,
     /// Keys whose values are secrets (filled in at apply time).
     pub secrets: Vec<String>,
-    /// Kind-specific parameters (vmid, user, project, directory, ...).
+    /// Kind-specific parameters as strings, for a kind not yet on the typed
+    /// layer (netplan, compose); left out of plans when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub args: BTreeMap<String, String>,
+    /// The typed kind's own parameters (its [`TypedKind::Spec`]) as JSON;
+    /// left out of plans when the kind has none.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub spec: serde_json::Value,
 }
 
 impl Desired {
@@ -82,6 +90,7 @@ impl Desired {
             content,
             secrets: Vec::new(),
             args: BTreeMap::new(),
+            spec: serde_json::Value::Null,
         }
     }
 
@@ -92,11 +101,13 @@ impl Desired {
         self
     }
 
+    /// A string parameter (the untyped path; a [`TypedKind`] has its spec).
     pub fn arg(mut self, key: &str, value: impl Into<String>) -> Self {
         self.args.insert(key.into(), value.into());
         self
     }
 
+    /// A string parameter, `""` when missing (the untyped path).
     pub fn get(&self, key: &str) -> &str {
         self.args.get(key).map_or("", String::as_str)
     }
@@ -416,18 +427,56 @@ pub fn compare_yaml_file(d: &Desired, actual: &serde_json::Value) -> Verdict {
 
 /// Mode and owner differences of a file resource.
 pub fn file_attrs(d: &Desired, actual: &serde_json::Value, reasons: &mut Vec<String>) {
+    let have = |k: &str| actual[k].as_str().unwrap_or_default().to_string();
+    attrs_differ(d, &have("mode"), &have("owner"), reasons);
+}
+
+/// Mode and owner differences of a file resource, from its mode and owner on the host.
+pub fn attrs_differ(d: &Desired, have_mode: &str, have_owner: &str, reasons: &mut Vec<String>) {
     if let Some(mode) = d.mode {
         let want = format!("{mode:o}");
-        let have = actual["mode"].as_str().unwrap_or_default();
-        if have != want {
-            reasons.push(format!("mode {have} should be {want}"));
+        if have_mode != want {
+            reasons.push(format!("mode {have_mode} should be {want}"));
         }
     }
-    if let Some(owner) = &d.owner {
-        let have = actual["owner"].as_str().unwrap_or_default();
-        if have != owner {
-            reasons.push(format!("owner {have} should be {owner}"));
-        }
+    if let Some(owner) = &d.owner
+        && have_owner != owner
+    {
+        reasons.push(format!("owner {have_owner} should be {owner}"));
+    }
+}
+
+/// A text file as read on its host (`f.*` keys of the shared file read
+/// script): absent, or its text, mode and owner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileFacts {
+    pub exists: bool,
+    /// The file's text (`""` when absent); plans keep only its hash.
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+impl FileFacts {
+    /// Read from a file section (`key.*`).
+    pub fn observe(s: &Section, key: &str) -> Result<FileFacts, String> {
+        Ok(match observed_file(s, key)? {
+            None => FileFacts::default(),
+            Some((text, mode, owner)) => FileFacts {
+                exists: true,
+                text,
+                mode: Some(mode),
+                owner: Some(owner),
+            },
+        })
+    }
+
+    /// Mode and owner differences from what `d` wants.
+    pub fn attrs_differ(&self, d: &Desired, reasons: &mut Vec<String>) {
+        let have = |v: &Option<String>| v.clone().unwrap_or_default();
+        attrs_differ(d, &have(&self.mode), &have(&self.owner), reasons);
     }
 }
 

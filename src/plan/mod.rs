@@ -16,7 +16,9 @@ use crate::gather::ssh::{PathFailure, Route};
 use crate::kinds::{self, Action, Desired, SecretHashes, Verdict};
 
 /// Major version of the plan format; readers refuse another major.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: a typed kind's parameters are its `spec` (JSON), `args` only for a
+/// kind still on string parameters, each left out when empty.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourcePlan {

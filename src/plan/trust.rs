@@ -266,7 +266,7 @@ fn same_as_rendered(
         "mode or owner"
     } else if planned.secrets != want.secrets {
         "secret keys"
-    } else if planned.args != want.args {
+    } else if planned.args != want.args || planned.spec != want.spec {
         "parameters"
     } else {
         "kind or host"
