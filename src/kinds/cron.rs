@@ -265,7 +265,8 @@ impl TypedKind for Cron {
         }
         for line in current.lines().filter(|l| refers_to(l, &roots)) {
             reasons.push(format!(
-                "`{line}` refers to a legacy root that no longer exists"
+                "`{}` refers to a legacy root that no longer exists",
+                crate::secrets::mask_line(line)
             ));
         }
         let mut unknown = Vec::new();

@@ -298,7 +298,6 @@ pub fn read_file_script(d: &Desired) -> Result<Script, ScriptError> {
     )
 }
 
-/// A unified diff of two texts, or `None` when equal.
 /// Drift with a text diff: a create when nothing is there yet, else a change.
 pub fn drift(
     nothing_there: bool,
@@ -318,17 +317,38 @@ pub fn drift(
     }
 }
 
+/// A unified diff of two texts, or `None` when equal. Every value the
+/// secret-key rule flags is masked on each line ([`crate::secrets::mask_line`]):
+/// a changed line with a secret still shows, its value never does.
 pub fn text_diff(name: &str, actual: &str, desired: &str) -> Option<String> {
     if actual == desired {
         return None;
     }
     let diff = similar::TextDiff::from_lines(actual, desired);
-    Some(
-        diff.unified_diff()
-            .context_radius(3)
-            .header(&format!("{name} (on host)"), &format!("{name} (desired)"))
-            .to_string(),
-    )
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("{name} (on host)"), &format!("{name} (desired)"))
+        .to_string();
+    Some(mask_diff(&text))
+}
+
+/// Mask secret values in the lines of a unified diff (headers and hunk
+/// markers as they are).
+fn mask_diff(diff: &str) -> String {
+    let mut out = String::with_capacity(diff.len());
+    for (i, line) in diff.split_inclusive('\n').enumerate() {
+        let body = line.get(1..).unwrap_or_default();
+        if i < 2 || line.starts_with("@@") || body.is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        let (text, nl) = body.strip_suffix('\n').map_or((body, ""), |t| (t, "\n"));
+        out.push_str(&line[..1]);
+        out.push_str(&crate::secrets::mask_line(text));
+        out.push_str(nl);
+    }
+    out
 }
 
 /// The observed text of a file section: `Ok(None)` when the file is absent.
@@ -491,5 +511,42 @@ pub fn observe_yaml_file(s: &Section) -> Observed {
             "text": text,
             "meaning": yaml_meaning(&text).unwrap_or_else(|e| serde_json::Value::String(format!("(not valid YAML: {e})"))),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A changed compose-file or crontab line holding a secret value shows
+    /// in the diff (so the change is seen) with its value masked.
+    #[test]
+    fn diffs_mask_secret_values() {
+        let host = "services:\n  db:\n    environment:\n      - POSTGRES_PASSWORD=hunter2\n      - TZ=UTC\n";
+        let want = "services:\n  db:\n    environment:\n      - POSTGRES_PASSWORD=${DB_PASSWORD}\n      - TZ=UTC\n";
+        let diff = text_diff("docker-compose.yml", host, want).unwrap();
+        assert!(!diff.contains("hunter2"), "{diff}");
+        assert!(
+            diff.contains("-      - POSTGRES_PASSWORD=(sensitive)\n")
+                && diff.contains("+      - POSTGRES_PASSWORD=${DB_PASSWORD}\n")
+                && diff.contains("       - TZ=UTC\n"),
+            "{diff}"
+        );
+        let host = "0 4 * * * BACKUP_TOKEN=tok123 /opt/push.sh\n";
+        let want = "0 4 * * * BACKUP_TOKEN=tok456 /opt/push.sh\n# BEGIN spine managed block\n";
+        let Verdict::Drift { diff, .. } = drift(false, &[], "crontab of ronny", host, want) else {
+            panic!()
+        };
+        let diff = diff.unwrap();
+        assert!(
+            !diff.contains("tok123") && !diff.contains("tok456"),
+            "{diff}"
+        );
+        assert!(
+            diff.starts_with("--- crontab of ronny (on host)\n+++ crontab of ronny (desired)\n")
+                && diff.contains("-0 4 * * * BACKUP_TOKEN=(sensitive) /opt/push.sh\n")
+                && diff.contains("+0 4 * * * BACKUP_TOKEN=(sensitive) /opt/push.sh\n"),
+            "{diff}"
+        );
     }
 }

@@ -107,8 +107,9 @@ pub fn hash_json(v: &impl Serialize) -> String {
 }
 
 /// Fields of observed facts that hold a whole file's text (a compose or
-/// netplan file, its parsed form, a crontab): they may hold secrets.
-const FILE_TEXT: &[&str] = &["text", "meaning", "crontab"];
+/// netplan file, its parsed form, a crontab, the cron tables apply rewrites):
+/// they may hold secrets.
+const FILE_TEXT: &[&str] = &["text", "meaning", "crontab", "tables"];
 
 /// Observed facts as a saved plan keeps them: each field of [`FILE_TEXT`]
 /// replaced by `{"sha256": HEX}` of its JSON. The verdict keeps the diff that

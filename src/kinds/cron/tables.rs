@@ -24,6 +24,7 @@ pub struct Finding {
     pub table: String,
     /// 1-based line number in the table.
     pub line: usize,
+    /// The line, secret values masked.
     pub text: String,
     /// The job refers to a legacy root (apply removes it); otherwise its
     /// script is missing or not executable (apply leaves it and fails).
@@ -135,14 +136,16 @@ fn findings(managed: &[String], roots: &[String], s: &Section) -> Vec<Finding> {
                 .flat_map(|r| [r.to_string(), crate::model::expand_home(r, user)])
                 .collect();
             let expanded: Vec<&str> = expanded.iter().map(String::as_str).collect();
+            // The line as plans and output show it: secret values masked.
+            let shown = crate::secrets::mask_line(line);
             let mut f = |legacy: bool, why: String| {
                 out.push(Finding {
                     table: name.clone(),
                     line: no + 1,
-                    text: line.to_string(),
+                    by_hand: by_hand(&name, no + 1, &shown),
+                    text: shown.clone(),
                     legacy,
                     why,
-                    by_hand: by_hand(&name, no + 1, line),
                 })
             };
             if refers_to(line, &expanded) {
