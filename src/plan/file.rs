@@ -62,6 +62,12 @@ pub enum PlanFileError {
     Write(String, std::io::Error),
 }
 
+impl crate::error::StageError for PlanFileError {
+    fn into_error(self) -> crate::error::Error {
+        crate::error::Error::stage(self)
+    }
+}
+
 /// Write atomically: temp file beside the target, fsync, rename.
 pub fn save(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
     save_signed(plan, path, None)
