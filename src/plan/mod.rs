@@ -38,10 +38,10 @@ pub struct HostPlan {
     /// SHA-256 over the observed facts of every resource on this host.
     pub fingerprint: Option<String>,
     pub resources: Vec<ResourcePlan>,
-    /// The host's services.health probes, made beside the reading. Left out
+    /// The host's services.health checks, made beside the reading. Left out
     /// when there are none (plans saved before it still load and check).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub health: Vec<crate::health::Probe>,
+    pub health: Vec<crate::health::Check>,
     /// A VM unreachable on every path: what its Proxmox host shows of it.
     /// Left out otherwise (older plans load and check unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
