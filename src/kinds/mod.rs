@@ -4,7 +4,9 @@
 //! (stage 3), what to read from the host (stage 4, one shell snippet merged
 //! into the host's single gather script), and how to compare (stage 5).
 //! Adding a kind means adding one file here plus its template, and listing it
-//! in [`ALL`].
+//! in [`ALL`]. A kind is written as a [`TypedKind`] (its own `Spec` and
+//! `Facts` structs, see [`typed`]); netplan and compose still implement
+//! [`Kind`] directly with string [`Desired::args`] during the transition.
 
 pub mod cloudinit;
 pub mod compose;

@@ -137,6 +137,48 @@ mod tests {
     use super::*;
     use crate::kinds::tailscale::TailscaleKind;
 
+    /// Every resource the shipped registry renders: a typed kind's carries
+    /// its spec (which reads back as the kind's `Spec`) and no string
+    /// parameters; a kind on the old path keeps its `args`.
+    #[test]
+    fn typed_kinds_carry_a_spec_and_old_ones_their_args() {
+        use crate::diag::FileKind;
+        use crate::load::{self, Origin};
+        let loaded = load::load(&Origin::Embedded);
+        let reg = crate::model::Registry::from_loaded(&loaded, &FileKind::ALL).unwrap();
+        let templates = crate::render::Templates::new(None).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for host in crate::render::managed_hosts(reg.services.as_ref().unwrap()) {
+            for d in crate::kinds::render_host(&reg, &host, &templates)
+                .unwrap()
+                .resources
+            {
+                seen.insert(d.kind.clone());
+                match d.kind.as_str() {
+                    "cron" => assert!(spec(&crate::kinds::cron::Cron, &d).is_ok(), "{d:?}"),
+                    "tailscale" => assert!(spec(&TailscaleKind, &d).is_ok(), "{d:?}"),
+                    "cloudinit" => assert!(
+                        crate::kinds::cloudinit::spec_of(&d).is_some_and(|s| s.vmid > 0),
+                        "{d:?}"
+                    ),
+                    "netplan" | "compose" => {
+                        assert!(d.spec.is_null() && !d.args.is_empty(), "{d:?}")
+                    }
+                    other => panic!("a kind this test does not know: {other}"),
+                }
+                if !matches!(d.kind.as_str(), "netplan" | "compose") {
+                    assert!(d.args.is_empty(), "{d:?}");
+                }
+            }
+        }
+        for kind in ["cron", "tailscale", "cloudinit", "netplan", "compose"] {
+            assert!(
+                seen.contains(kind),
+                "the shipped registry renders no {kind}"
+            );
+        }
+    }
+
     #[test]
     fn a_spec_or_facts_of_another_shape_is_unknown_with_its_reason() {
         let kind: &dyn Kind = &TailscaleKind;
