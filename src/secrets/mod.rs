@@ -277,6 +277,24 @@ fn is_reference(v: &str) -> bool {
     }
 }
 
+/// Whether `v` starts with what spine shows in place of a value (a `.env`
+/// diff's `(value on host)`, `(desired value)`, `(sensitive)`, or a plain
+/// value's `(value HEX)` fingerprint): already no value.
+fn is_marker(v: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "(sensitive)",
+        "(sensitive, differs)",
+        "(value on host)",
+        "(desired value)",
+    ];
+    if MARKERS.iter().any(|m| v.starts_with(m)) {
+        return true;
+    }
+    v.strip_prefix("(value ")
+        .and_then(|r| r.get(..17))
+        .is_some_and(|h| h.ends_with(')') && h[..16].chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 fn is_secret_name(name: &str) -> bool {
     let name = name.trim_start_matches('-');
     !name.is_empty() && is_secret_key(name)
@@ -302,7 +320,11 @@ fn yaml_entry(line: &str, spans: &mut Vec<(usize, usize)>) {
         return;
     }
     let value = rest.trim();
-    if value.is_empty() || is_reference(value) || value.starts_with(['|', '>', '#']) {
+    if value.is_empty()
+        || is_reference(value)
+        || is_marker(value)
+        || value.starts_with(['|', '>', '#'])
+    {
         return;
     }
     let vstart = start + colon + 1 + (rest.len() - rest.trim_start().len());
@@ -332,7 +354,7 @@ fn assignments(line: &str, spans: &mut Vec<(usize, usize)>) {
                 .unwrap_or(rest.len()),
         };
         let value = &rest[..len];
-        if !value.is_empty() && !is_reference(value) {
+        if !value.is_empty() && !is_reference(value) && !is_marker(rest) {
             spans.push((i + 1, i + 1 + len));
         }
     }
@@ -354,7 +376,7 @@ fn flag_values(line: &str, spans: &mut Vec<(usize, usize)>) {
         }
         if let Some(&(at, next)) = words.peek() {
             let v = next.trim_end_matches(['"', '\'', ';']);
-            if !v.is_empty() && !v.starts_with('-') && !is_reference(v) {
+            if !v.is_empty() && !v.starts_with('-') && !is_reference(v) && !is_marker(next) {
                 spans.push((at, at + v.len()));
             }
         }
@@ -570,6 +592,10 @@ mod tests {
             "      - '2283:2283'",
             "if [ \"$a\" == b ]; then KEYBOARD=us; fi",
             "postgres://app@db/app",
+            "-DB_PASSWORD=(value on host)",
+            "+DB_PASSWORD=(desired value)",
+            "SMTP_PASS=(sensitive, differs)",
+            "TOKEN=(value 0123456789abcdef)",
         ] {
             assert_eq!(mask_line(plain), plain);
         }
