@@ -129,13 +129,13 @@ spine man | man -l -                     # read it now\n  \
 spine man plan | man -l -                # the page of one command (spine-plan(1))\n  \
 spine man --out /usr/local/share/man/man1  # write spine.1 and one page per command")]
     Man(ManArgs),
-    /// Probe the services.health endpoints (read-only GETs, in parallel)
+    /// Check the services.health endpoints (read-only GETs, in parallel)
     #[command(after_help = "Examples:\n  \
 spine health                          # every endpoint in services.health.yaml\n  \
 spine health --host immich            # the endpoints of one host\n  \
 spine health --id immich-ping --format json\n\n\
 Statuses: OK, DEGRADED (slow or unexpected body), TIMEOUT, REFUSED, FAIL, SKIP (disabled).\n\
-Exit codes: 0 every probed endpoint OK, 1 any was not, 2 no endpoint matches the filter\n\
+Exit codes: 0 every checked endpoint OK, 1 any was not, 2 no endpoint matches the filter\n\
 (or the registry cannot be read).")]
     Health(HealthArgs),
 }
@@ -392,7 +392,7 @@ pub struct PlanArgs {
     /// Exit 0 converged, 1 error, 2 changes, 3 unknowns and nothing else
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Do not probe the services.health endpoints beside the hosts
+    /// Do not check the services.health endpoints beside the hosts
     #[arg(long)]
     pub no_health: bool,
     #[command(flatten)]

@@ -5,8 +5,11 @@
 //! command prints its own error.
 //!
 //! A leaf module: it names no other part of spine, so every stage may use
-//! it. A stage's own error enters through [`Error::stage`] and keeps its
-//! diagnostic (code, help, labels) for miette to show.
+//! it. A stage returns its own typed error (`RenderError`, `PlanFileError`,
+//! `TrustError`, `ReceiptError`, the loader's `NotFound`...), which declares
+//! itself a [`StageError`]: `?` in a command turns it into [`Error`] with
+//! the stage's exit code, keeping its diagnostic (code, help, labels) for
+//! miette to show, or its message as `spine: MESSAGE`.
 
 use std::fmt::Display;
 
@@ -38,6 +41,32 @@ pub enum Error {
     /// keeps 2 for "changes to make", so an error there is 1).
     #[error("{1}")]
     Coded(u8, Box<Error>),
+}
+
+/// A stage's own error: how it enters [`Error`] (by `?`, through the
+/// blanket `From`) and the exit code it stops the run with.
+pub trait StageError: std::error::Error + Send + Sync + Sized + 'static {
+    /// The process exit code when the run stops on this error.
+    fn exit_code(&self) -> u8 {
+        exit::COULD_NOT_RUN
+    }
+    /// The one error it becomes: `spine: MESSAGE` unless the stage has a
+    /// diagnostic to show (then [`Error::stage`]).
+    fn into_error(self) -> Error {
+        Error::CouldNotRun(self.to_string())
+    }
+}
+
+impl<E: StageError> From<E> for Error {
+    fn from(e: E) -> Error {
+        let code = e.exit_code();
+        let err = e.into_error();
+        if code == exit::COULD_NOT_RUN {
+            err
+        } else {
+            err.with_code(code)
+        }
+    }
 }
 
 impl Error {
@@ -84,6 +113,50 @@ mod tests {
     #[error("template x.j2, line 3: undefined value")]
     #[diagnostic(code(spine::render::template), help("add it to the registry"))]
     struct StageError;
+
+    #[derive(Debug, thiserror::Error, Diagnostic)]
+    #[error("plan file p.json was modified after it was written")]
+    #[diagnostic(code(spine::plan::checksum), help("make a new plan"))]
+    struct StageErrorDiag;
+    impl super::StageError for StageErrorDiag {
+        fn into_error(self) -> Error {
+            Error::stage(self)
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("no receipt `7` in receipts")]
+    struct Missing;
+    impl super::StageError for Missing {
+        fn exit_code(&self) -> u8 {
+            exit::FAILED
+        }
+    }
+
+    fn run(fail: bool) -> Result<u8, Error> {
+        if fail {
+            Err(Missing)?;
+        }
+        Err(StageErrorDiag)?
+    }
+
+    /// `?` turns a stage's error into the one error with its exit code.
+    #[test]
+    fn a_stage_error_converts_with_its_code() {
+        let e = run(true).unwrap_err();
+        assert_eq!(e.exit_code(), exit::FAILED);
+        assert_eq!(
+            e.shown().as_deref(),
+            Some("spine: no receipt `7` in receipts")
+        );
+        let e = run(false).unwrap_err();
+        assert_eq!(e.exit_code(), exit::COULD_NOT_RUN);
+        let shown = e.shown().unwrap();
+        assert!(
+            shown.contains("was modified") && shown.contains("make a new plan"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn each_error_has_its_code_and_is_shown_once() {

@@ -520,14 +520,26 @@ pub struct Registry {
     pub bindings: Bindings,
 }
 
+/// A registry file that passed its schema but does not fit spine's types
+/// (a bug between schema and model: the message names the file and field).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct TypeError {
+    pub file: String,
+    pub message: String,
+}
+
+/// Shown as `spine: FILE: MESSAGE`.
+impl crate::error::StageError for TypeError {}
+
 impl Registry {
     /// Type the files in `loaded` whose kinds are in `valid`.
-    pub fn from_loaded(loaded: &Loaded, valid: &[FileKind]) -> Result<Self, String> {
+    pub fn from_loaded(loaded: &Loaded, valid: &[FileKind]) -> Result<Self, TypeError> {
         fn typed<T: for<'de> Deserialize<'de>>(
             loaded: &Loaded,
             valid: &[FileKind],
             kind: FileKind,
-        ) -> Result<Option<T>, String> {
+        ) -> Result<Option<T>, TypeError> {
             if !valid.contains(&kind) {
                 return Ok(None);
             }
@@ -536,7 +548,10 @@ impl Registry {
             };
             serde_json::from_value(doc.json.clone())
                 .map(Some)
-                .map_err(|e| format!("{}: {e}", doc.source.name))
+                .map_err(|e| TypeError {
+                    file: doc.source.name.clone(),
+                    message: e.to_string(),
+                })
         }
         Ok(Registry {
             services: typed(loaded, valid, FileKind::Services)?,

@@ -67,6 +67,22 @@ fn registry(origin: &Origin) -> Registry {
     Registry::from_loaded(&loaded, &FileKind::ALL).expect("registry loads")
 }
 
+/// What apply is given when nothing is there yet: each typed kind's facts
+/// of an empty host (the old-path kinds read what they need by key).
+fn nothing_there(d: &kinds::Desired) -> serde_json::Value {
+    use serde_json::json;
+    match (d.kind.as_str(), d.id.as_str()) {
+        ("cron", "cron:tables") => json!({ "findings": [], "tables": {} }),
+        ("cron", _) => json!({ "crontab": "", "scripts": [] }),
+        ("hosts", _) => json!({ "exists": false, "text": "" }),
+        ("tailscale", _) => json!({ "backend_state": "Stopped", "online": false, "ips": [],
+                                    "hostname": null, "accept_dns": null }),
+        ("cloudinit", _) => json!({ "ipconfig0": null, "nameserver": null, "pending": [],
+                                    "vm": { "status": "running", "agent": null } }),
+        _ => json!({ "exists": false, "crontab": "" }),
+    }
+}
+
 /// Every script for every managed host of `reg`, named.
 fn all_scripts(reg: &Registry) -> Vec<(String, Script)> {
     let templates = Templates::new(None).unwrap();
@@ -86,8 +102,7 @@ fn all_scripts(reg: &Registry) -> Vec<(String, Script)> {
         out.push((format!("{host}: gather"), gather));
         for d in &state.resources {
             let kind = kinds::by_name(&d.kind).unwrap();
-            // What apply is given when nothing is there yet.
-            let actual = serde_json::json!({ "exists": false, "crontab": "" });
+            let actual = nothing_there(d);
             let change = kind.apply(d, &actual, &Fixed).unwrap();
             let name = format!("{host}: apply {}", d.id);
             if let kinds::Lifecycle::Confirmed(c) = &change.lifecycle {

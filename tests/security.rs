@@ -265,13 +265,17 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
     );
     // The compose directory exists and belongs to root; the compose file
     // drifts too, so apply rewrites it (and must not chown the directory).
+    // Someone wrote the database password into it in clear: the diff shows
+    // that line changing, its value masked.
     one.immich.ok(
-        "chown root:root /home/ronny/immich && sed -i 's/restart: always/restart: \"no\"/' /home/ronny/immich/docker-compose.yml",
+        "chown root:root /home/ronny/immich && sed -i 's/restart: always/restart: \"no\"/; s/POSTGRES_PASSWORD: .*/POSTGRES_PASSWORD: LeakComposePw47/' /home/ronny/immich/docker-compose.yml",
     );
-    // A line of the operator's own beside spine's block, holding a token:
-    // the crontab is in sync, so it shows in no diff, only in what was observed.
+    // A line of the operator's own beside spine's block, holding a token,
+    // and a job slipped into the block: the crontab's diff shows the
+    // operator's line as context, its value masked; the observed crontab
+    // is kept as a hash.
     one.immich.ok(
-        "(crontab -u ronny -l; echo '0 4 * * * /usr/bin/true LeakCronTok46') | crontab -u ronny -",
+        "(crontab -u ronny -l | sed '/^# END spine managed block/i 0 1 * * * /usr/bin/false'; echo '0 4 * * * BACKUP_TOKEN=LeakCronTok46 /usr/bin/true') | crontab -u ronny -",
     );
     let dump = tmp.path().join("dump");
     let receipts = tmp.path().join("receipts");
@@ -323,6 +327,13 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
         outputs.contains("DB_PASSWORD (sensitive) differs"),
         "{outputs}"
     );
+    // The lines with secrets were in the diffs, masked.
+    for shown in [
+        "-      POSTGRES_PASSWORD: (sensitive)",
+        " 0 4 * * * BACKUP_TOKEN=(sensitive) /usr/bin/true",
+    ] {
+        assert!(outputs.contains(shown), "{shown} in\n{outputs}");
+    }
     // Apply: the secret is written on the host, and shown nowhere else.
     let o = one.spine(&["apply", "--receipts", receipts.to_str().unwrap(), "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -369,6 +380,17 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
     let rule_flagged = &leaks[..];
     for f in files(&receipts).iter().chain([&plan_file]) {
         kept.push_str(&readable(f));
+    }
+    // Values in files the host sends whole (the dump holds them): shown in
+    // diffs masked, kept in no plan or receipt.
+    let mut stored = String::new();
+    for f in files(&receipts).iter().chain([&plan_file]) {
+        stored.push_str(&readable(f));
+    }
+    for leak in ["LeakComposePw47", "LeakCronTok46"] {
+        assert!(kept.contains(leak), "{leak} was sent by the host");
+        assert!(!outputs.contains(leak), "{leak} printed:\n{outputs}");
+        assert!(!stored.contains(leak), "{leak} in a plan or receipt");
     }
     for leak in rule_flagged {
         assert!(!outputs.contains(leak), "{leak} printed:\n{outputs}");

@@ -176,9 +176,15 @@ fn cron() -> Desired {
         "fake",
         BLOCK.into(),
     )
-    .arg("user", "ronny")
-    .arg("scripts", "")
-    .arg("legacy_roots", "")
+    .with_spec(
+        &kinds::cron::Cron,
+        &kinds::cron::Spec::User {
+            user: "ronny".into(),
+            scripts: Vec::new(),
+            legacy_roots: Vec::new(),
+        },
+    )
+    .unwrap()
 }
 
 fn fake(crontab: &str) -> Fake {

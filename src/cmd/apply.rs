@@ -39,8 +39,7 @@ fn load_or_make(
             reg,
             args.templates.templates.as_deref(),
             args.receipt.signing_key.as_deref(),
-        )
-        .map_err(Error::stage)?;
+        )?;
         if plan.registry_hash != loaded.hash() {
             return Err(Error::msg(format!(
                 "plan file {} was made from another registry (or the registry changed since): make a new plan with `spine plan -o FILE`",
@@ -50,7 +49,7 @@ fn load_or_make(
         let _ = emit(&plan::show::text(&plan, g.color, g.verbose));
         return Ok((plan, true));
     }
-    let templates = Templates::new(args.templates.templates.as_deref()).map_err(Error::stage)?;
+    let templates = Templates::new(args.templates.templates.as_deref())?;
     let input = PlanInput {
         loaded,
         reg,
@@ -61,7 +60,7 @@ fn load_or_make(
         secrets: provider,
         with_health: false,
     };
-    let plan = engine.plan(&input).map_err(Error::stage)?;
+    let plan = engine.plan(&input)?;
     let _ = emit(&plan::show::text(&plan, g.color, g.verbose));
     Ok((plan, false))
 }

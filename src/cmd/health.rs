@@ -1,10 +1,10 @@
-//! `spine health`: probe the services.health endpoints, print the table (or
+//! `spine health`: check the services.health endpoints, print the table (or
 //! JSON), record a receipt. Needs only services.health.yaml to be valid.
 
 use super::{Error, Global, emit, exit, record};
 use crate::cli::{HealthArgs, PlanFormat};
 use crate::diag::FileKind;
-use crate::health::{self, Limits, Probe, Tally, show};
+use crate::health::{self, Check, Limits, Tally, show};
 use crate::load::{self, Loaded};
 use crate::model::{HealthFile, Registry};
 use crate::receipt::{self, DriftSummary, ReceiptBody};
@@ -48,9 +48,9 @@ fn health_file(loaded: &Loaded, color: bool) -> Result<HealthFile, Error> {
     }
 }
 
-/// Receipt status and drift counts of a set of probes.
-pub fn receipt_fields(probes: &[Probe]) -> (receipt::Status, DriftSummary) {
-    let t = Tally::of(probes);
+/// Receipt status and drift counts of a set of health checks.
+pub fn receipt_fields(checks: &[Check]) -> (receipt::Status, DriftSummary) {
+    let t = Tally::of(checks);
     let status = if t.total == 0 {
         receipt::Status::Failed
     } else if t.failures() == 0 {
@@ -90,8 +90,8 @@ pub fn run(args: &HealthArgs, g: Global) -> Result<u8, Error> {
     };
     let endpoints = health::select(&file, &args.host, &args.id);
     let limits = Limits::from(&file.defaults);
-    let probes = health::run(&endpoints, limits);
-    let tally = Tally::of(&probes);
+    let checks = health::run(&endpoints, limits);
+    let tally = Tally::of(&checks);
     // An error is recorded in the receipt first, then said once by main.
     let mut error = None;
     let code = if endpoints.is_empty() {
@@ -114,8 +114,8 @@ pub fn run(args: &HealthArgs, g: Global) -> Result<u8, Error> {
         exit::OK
     };
     let text = match args.format {
-        PlanFormat::Text => show::text(&probes, g.color),
-        PlanFormat::Json => show::json(&probes, &loaded.origin, &limits),
+        PlanFormat::Text => show::text(&checks, g.color),
+        PlanFormat::Json => show::json(&checks, &loaded.origin, &limits),
     };
     let code = match emit(&text) {
         Ok(()) => code,
@@ -124,8 +124,8 @@ pub fn run(args: &HealthArgs, g: Global) -> Result<u8, Error> {
             exit::COULD_NOT_RUN
         }
     };
-    (body.status, body.drift) = receipt_fields(&probes);
-    body.health = probes;
+    (body.status, body.drift) = receipt_fields(&checks);
+    body.health = checks;
     body.exit_code = i32::from(code);
     record::write(&args.receipt, &receipts, body, quiet)?;
     match error {

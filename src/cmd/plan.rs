@@ -26,7 +26,7 @@ fn make(args: &PlanArgs, g: Global) -> Result<u8, Error> {
     record::ids(&args.receipt)?;
     let body = ReceiptBody::new(receipt::Command::Plan, std::env::args().collect());
     let (loaded, reg) = registry::checked(&args.registry, g.color)?;
-    let templates = Templates::new(args.templates.templates.as_deref()).map_err(Error::stage)?;
+    let templates = Templates::new(args.templates.templates.as_deref())?;
     let provider = registry::provider(&args.secrets, &reg)?;
     let engine = Engine::new().map_err(|e| Error::msg(format!("cannot start: {e}")))?;
     let input = PlanInput {
@@ -40,15 +40,14 @@ fn make(args: &PlanArgs, g: Global) -> Result<u8, Error> {
         with_health: !args.no_health,
     };
     g.progress("spine: reading the hosts over SSH...");
-    let plan = engine.plan(&input).map_err(Error::stage)?;
+    let plan = engine.plan(&input)?;
     let text = match args.format {
         PlanFormat::Text => plan::show::text(&plan, g.color, g.verbose),
         PlanFormat::Json => plan::show::json(&plan),
     };
     emit(&text).map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
     if let Some(path) = &args.out {
-        let signed = plan::trust::save(&plan, path, args.receipt.signing_key.as_deref())
-            .map_err(Error::stage)?;
+        let signed = plan::trust::save(&plan, path, args.receipt.signing_key.as_deref())?;
         if !g.quiet {
             eprintln!(
                 "plan saved to {} ({}); apply it with `spine apply {}`",

@@ -32,12 +32,12 @@ fn open(dir: &std::path::Path) -> Result<Store, Error> {
             dir.display()
         )));
     }
-    Store::open(dir).map_err(Error::msg)
+    Ok(Store::open(dir)?)
 }
 
 fn list(dir: &std::path::Path) -> Result<u8, Error> {
     let store = open(dir)?;
-    let entries = store.list().map_err(Error::msg)?;
+    let entries = store.list()?;
     let mut out = String::from(
         "SEQ     RUN ID                              COMMAND  STATUS      SIGNED  FINISHED\n",
     );
@@ -71,7 +71,7 @@ fn show(dir: &std::path::Path, id: &str) -> Result<u8, Error> {
     let store = open(dir)?;
     let r = store
         .show(id)
-        .map_err(|e| Error::msg(e).with_code(exit::FAILED))?;
+        .map_err(|e| Error::from(e).with_code(exit::FAILED))?;
     code(emit(&String::from_utf8_lossy(&r.bytes)), exit::OK)
 }
 
@@ -82,7 +82,7 @@ fn verify(
     g: Global,
 ) -> Result<u8, Error> {
     let store = open(dir)?;
-    let report = store.verify(opts).map_err(Error::msg)?;
+    let report = store.verify(opts)?;
     let result = if report.is_ok() {
         exit::OK
     } else {

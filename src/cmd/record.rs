@@ -50,18 +50,8 @@ fn relative_name(origin: &Origin, kind: crate::diag::FileKind, name: &str) -> St
 
 /// Check `--loop`/`--gap` before the run starts (a bad id must not cost a run).
 pub fn ids(args: &ReceiptArgs) -> Result<(Option<LoopId>, Option<GapId>), Error> {
-    let l = args
-        .loop_id
-        .as_deref()
-        .map(LoopId::parse)
-        .transpose()
-        .map_err(Error::msg)?;
-    let g = args
-        .gap_id
-        .as_deref()
-        .map(GapId::parse)
-        .transpose()
-        .map_err(Error::msg)?;
+    let l = args.loop_id.as_deref().map(LoopId::parse).transpose()?;
+    let g = args.gap_id.as_deref().map(GapId::parse).transpose()?;
     Ok((l, g))
 }
 

@@ -13,7 +13,7 @@ use crate::verify::{self, Status, output};
 /// The registry the command line names (or the repository around the working
 /// directory); when there is none, says what was looked for: exit 2.
 pub fn origin(arg: &RegistryArg) -> Result<Origin, Error> {
-    Origin::choose(&arg.request()).map_err(Error::msg)
+    Ok(Origin::choose(&arg.request())?)
 }
 
 /// The typed registry, or why it is unusable (its diagnostics shown here).
@@ -49,7 +49,7 @@ pub fn checked(arg: &RegistryArg, color: bool) -> Result<(Loaded, Registry), Err
         )));
     }
     let valid = crate::diag::FileKind::ALL;
-    let reg = Registry::from_loaded(&loaded, &valid).map_err(Error::msg)?;
+    let reg = Registry::from_loaded(&loaded, &valid)?;
     Ok((loaded, reg))
 }
 

@@ -7,7 +7,7 @@ use crate::render::{self, Templates};
 
 pub fn run(args: &RenderArgs, g: Global) -> Result<u8, Error> {
     let (_, reg) = registry::checked(&args.registry, g.color)?;
-    let templates = Templates::new(args.templates.templates.as_deref()).map_err(Error::stage)?;
+    let templates = Templates::new(args.templates.templates.as_deref())?;
     let hosts = if args.hosts.is_empty() {
         reg.services
             .as_ref()
@@ -18,7 +18,7 @@ pub fn run(args: &RenderArgs, g: Global) -> Result<u8, Error> {
     };
     let mut text = String::new();
     for host in &hosts {
-        let state = kinds::render_host(&reg, host, &templates).map_err(Error::stage)?;
+        let state = kinds::render_host(&reg, host, &templates)?;
         if let Some(out) = &args.out {
             let paths = kinds::write_out(&state, out)
                 .map_err(|e| Error::msg(format!("cannot write under {}: {e}", out.display())))?;

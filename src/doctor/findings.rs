@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::PathReport;
-use super::probe::{self, Step, StepStatus};
+use super::trace::{self, Step, StepStatus};
 use crate::gather::ssh::{self, FailKind, Route, SshOptions};
 use crate::model::{Host, ServiceRegistry, Via};
 use crate::shell;
@@ -68,7 +68,7 @@ pub fn host_facts_script() -> Result<shell::Script, shell::ScriptError> {
 
 /// The guest agent as an access path: how far it got.
 #[derive(Debug, Clone)]
-pub struct AgentProbe {
+pub struct AgentAnswer {
     pub describe: String,
     pub target: String,
     pub steps: Vec<Step>,
@@ -111,7 +111,7 @@ pub async fn proxmox(
     reg: &ServiceRegistry,
     host: &str,
     opts: &SshOptions,
-) -> (Vec<Finding>, Option<AgentProbe>) {
+) -> (Vec<Finding>, Option<AgentAnswer>) {
     let Some(h) = reg.hosts.get(host) else {
         return (Vec::new(), None);
     };
@@ -121,7 +121,7 @@ pub async fn proxmox(
     let want = h.desired.as_ref().and_then(|d| d.network.as_ref());
     // `cmd` is for people; the script is rendered from its file.
     let cmd = format!("qm config {vmid}");
-    let mut agent = AgentProbe {
+    let mut agent = AgentAnswer {
         describe: format!("guest agent of VM {vmid} on {pve}"),
         target: format!("qm guest exec {vmid} on {pve}"),
         steps: Vec::new(),
@@ -146,7 +146,7 @@ pub async fn proxmox(
     let mut tried = Vec::new();
     let mut kind = FailKind::Other;
     for r in ssh::routes(reg, pve) {
-        let run = probe::ssh_run(&r, opts, script.as_str()).await;
+        let run = trace::ssh_run(&r, opts, script.as_str()).await;
         if !run.works() {
             let failed = run.steps.iter().find(|s| s.status == StepStatus::Fail);
             kind = failed.and_then(|s| s.kind).unwrap_or(FailKind::Other);
@@ -299,7 +299,7 @@ fn exec_step(out: &str) -> Step {
             "command",
             format!(
                 "`{}` through the guest agent: {}",
-                probe::PROBE_COMMAND,
+                trace::TRACE_COMMAND,
                 said.lines().next().unwrap_or_default().trim()
             ),
         ),
@@ -401,7 +401,7 @@ pub async fn on_host(
             )];
         }
     };
-    let run = probe::ssh_run(route, opts, script.as_str()).await;
+    let run = trace::ssh_run(route, opts, script.as_str()).await;
     if !run.works() {
         return vec![finding(
             "addresses",

@@ -8,15 +8,15 @@
 //! failure classification of [`crate::gather::ssh`].
 
 pub mod findings;
-pub mod probe;
 pub mod show;
+pub mod trace;
 
 use serde::Serialize;
 
 use crate::gather::ssh::{self, FailKind, Route, SshOptions};
 use crate::model::ServiceRegistry;
 pub use findings::Finding;
-use probe::{Step, StepStatus};
+use trace::{Step, StepStatus};
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -89,7 +89,7 @@ pub async fn diagnose(reg: &ServiceRegistry, host: &str, opts: &SshOptions) -> R
         .iter()
         .map(|r| {
             let (r, o) = (r.clone(), opts.clone());
-            tokio::spawn(async move { probe::probe(&r, &o).await })
+            tokio::spawn(async move { trace::trace(&r, &o).await })
         })
         .collect();
     let (pve, agent) = findings::proxmox(reg, host, opts).await;
@@ -100,7 +100,7 @@ pub async fn diagnose(reg: &ServiceRegistry, host: &str, opts: &SshOptions) -> R
                 step: "dns",
                 status: StepStatus::Fail,
                 kind: Some(FailKind::Other),
-                detail: format!("the probe task failed: {e}"),
+                detail: format!("the path trace failed: {e}"),
             };
             (vec![step], String::new(), false)
         }));
@@ -154,7 +154,7 @@ pub async fn diagnose(reg: &ServiceRegistry, host: &str, opts: &SshOptions) -> R
         format_version: FORMAT_VERSION,
         tool: format!("spine {}", env!("CARGO_PKG_VERSION")),
         host: host.to_string(),
-        ssh_config: probe::config_name(opts),
+        ssh_config: trace::config_name(opts),
         summary: Summary {
             paths: paths.len(),
             working,

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::findings::FindingStatus;
-use super::probe::StepStatus;
+use super::trace::StepStatus;
 use super::{FORMAT_VERSION, Report};
 
 fn paint(s: &str, code: &str, color: bool) -> String {

@@ -29,7 +29,7 @@ pub struct PlanInput<'a> {
     /// Hosts read at once.
     pub parallel: usize,
     pub secrets: &'a dyn Provider,
-    /// Probe the hosts' services.health endpoints while reading them.
+    /// Check the hosts' services.health endpoints while reading them.
     pub with_health: bool,
 }
 
@@ -95,7 +95,7 @@ impl Engine {
         let health_file = input.reg.health.as_ref().filter(|_| input.with_health);
         let (facts, mut health) = std::thread::scope(|s| {
             let probing =
-                s.spawn(|| health_file.map_or_else(Vec::new, |f| health::probe_hosts(f, &hosts)));
+                s.spawn(|| health_file.map_or_else(Vec::new, |f| health::check_hosts(f, &hosts)));
             let facts = self.runtime.block_on(gather::gather_all(
                 &services,
                 &reads,

@@ -1,10 +1,10 @@
-//! Health probes: the endpoints of `services.health.yaml`, read-only GETs run
+//! Health checks: the endpoints of `services.health.yaml`, read-only GETs run
 //! in parallel with the file's `defaults` (connect timeout, max time, slow
-//! threshold). Statuses as the operator's existing prober: OK, DEGRADED (slow
+//! threshold). Statuses as the operator's existing health checker: OK, DEGRADED (slow
 //! or unexpected body), TIMEOUT, REFUSED, FAIL, SKIP (disabled, with reason).
 //! Nothing is sent but the GET; response bodies are compared, never printed.
 
-pub mod probe;
+pub mod check;
 pub mod show;
 
 use std::sync::Mutex;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Endpoint, HealthDefaults, HealthFile};
 
-/// Probes running at the same time, at most.
+/// Checks running at the same time, at most.
 const PARALLEL: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,16 +50,16 @@ impl Status {
         }
     }
 
-    /// Probed and not OK. (SKIP is neither a pass nor a failure: the
-    /// operator turned the probe off and said why.)
+    /// Checked and not OK. (SKIP is neither a pass nor a failure: the
+    /// operator turned the endpoint's check off and said why.)
     pub fn is_failure(self) -> bool {
         !matches!(self, Status::Ok | Status::Skip)
     }
 }
 
-/// The outcome of one endpoint.
+/// The outcome of one endpoint: its health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Probe {
+pub struct Check {
     pub id: String,
     pub host: String,
     pub url: String,
@@ -103,9 +103,9 @@ pub fn select<'a>(file: &'a HealthFile, hosts: &[String], ids: &[String]) -> Vec
         .collect()
 }
 
-/// Probe `endpoints` in parallel; results in the same order.
-pub fn run(endpoints: &[&Endpoint], limits: Limits) -> Vec<Probe> {
-    let results: Vec<Mutex<Option<Probe>>> = endpoints.iter().map(|_| Mutex::new(None)).collect();
+/// Check `endpoints` in parallel; results in the same order.
+pub fn run(endpoints: &[&Endpoint], limits: Limits) -> Vec<Check> {
+    let results: Vec<Mutex<Option<Check>>> = endpoints.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..endpoints.len().min(PARALLEL) {
@@ -113,7 +113,7 @@ pub fn run(endpoints: &[&Endpoint], limits: Limits) -> Vec<Probe> {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(ep) = endpoints.get(i) else { break };
-                    let p = probe::probe(ep, &limits);
+                    let p = check::check(ep, &limits);
                     *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
                 }
             });
@@ -140,12 +140,12 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn of(probes: &[Probe]) -> Tally {
+    pub fn of(checks: &[Check]) -> Tally {
         let mut t = Tally {
-            total: probes.len(),
+            total: checks.len(),
             ..Tally::default()
         };
-        for p in probes {
+        for p in checks {
             *match p.status {
                 Status::Ok => &mut t.ok,
                 Status::Degraded => &mut t.degraded,
@@ -165,7 +165,7 @@ impl Tally {
         self.failing.len()
     }
 
-    /// OK (everything probed answered well), FAIL, or NONE (nothing matched).
+    /// OK (everything checked answered well), FAIL, or NONE (nothing matched).
     pub fn verdict(&self) -> &'static str {
         if self.total == 0 {
             "NONE"
@@ -194,8 +194,8 @@ impl Tally {
     }
 }
 
-/// Probe every endpoint of `file` whose host is in `hosts` (all when empty).
-pub fn probe_hosts(file: &HealthFile, hosts: &[String]) -> Vec<Probe> {
+/// Check every endpoint of `file` whose host is in `hosts` (all when empty).
+pub fn check_hosts(file: &HealthFile, hosts: &[String]) -> Vec<Check> {
     let eps = select(file, hosts, &[]);
     run(&eps, Limits::from(&file.defaults))
 }
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let p = |id: &str, status| Probe {
+        let p = |id: &str, status| Check {
             id: id.into(),
             host: "h".into(),
             url: "http://127.0.0.1/".into(),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::{Limits, Probe, Status, Tally};
+use super::{Check, Limits, Status, Tally};
 
 /// Major version of the JSON shape; consumers must reject an unknown major.
 pub const JSON_FORMAT_VERSION: u32 = 1;
@@ -41,9 +41,9 @@ pub fn status_line(t: &Tally) -> String {
     }
 }
 
-pub fn table(probes: &[Probe], color: bool) -> String {
+pub fn table(checks: &[Check], color: bool) -> String {
     let head = ["ID", "HOST", "STATUS", "TIME", "PATH", "NOTE"];
-    let rows: Vec<[String; 6]> = probes
+    let rows: Vec<[String; 6]> = checks
         .iter()
         .map(|p| {
             [
@@ -84,7 +84,7 @@ pub fn table(probes: &[Probe], color: bool) -> String {
     };
     let mut out = line(head, None);
     out.push('\n');
-    for (r, p) in rows.iter().zip(probes) {
+    for (r, p) in rows.iter().zip(checks) {
         let cells = [
             r[0].as_str(),
             r[1].as_str(),
@@ -99,18 +99,18 @@ pub fn table(probes: &[Probe], color: bool) -> String {
     out
 }
 
-pub fn text(probes: &[Probe], color: bool) -> String {
+pub fn text(checks: &[Check], color: bool) -> String {
     let mut out = String::new();
-    if !probes.is_empty() {
-        out.push_str(&table(probes, color));
+    if !checks.is_empty() {
+        out.push_str(&table(checks, color));
     }
-    out.push_str(&status_line(&Tally::of(probes)));
+    out.push_str(&status_line(&Tally::of(checks)));
     out.push('\n');
     out
 }
 
-pub fn json(probes: &[Probe], registry: &str, limits: &Limits) -> String {
-    let t = Tally::of(probes);
+pub fn json(checks: &[Check], registry: &str, limits: &Limits) -> String {
+    let t = Tally::of(checks);
     let v = json!({
         "format_version": JSON_FORMAT_VERSION,
         "tool": format!("spine {}", env!("CARGO_PKG_VERSION")),
@@ -120,7 +120,7 @@ pub fn json(probes: &[Probe], registry: &str, limits: &Limits) -> String {
             "max_time_sec": limits.max_time.as_secs_f64(),
             "slow_sec": limits.slow.as_secs_f64(),
         },
-        "endpoints": probes,
+        "endpoints": checks,
         "summary": {
             "total": t.total,
             "ok": t.ok,
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn table_lines_up() {
-        let p = Probe {
+        let p = Check {
             id: "immich-ping".into(),
             host: "immich".into(),
             url: "http://127.0.0.1:2283/api/server/ping".into(),

@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::{Action, Desired, Kind, Observed, SecretHashes, Verdict, text_diff};
+use super::{Action, Desired, SecretHashes, TypedKind, Verdict, text_diff};
 use crate::gather::script::Section;
 use crate::model::NetworkOwner;
 use crate::render::{RenderCx, RenderError};
@@ -33,12 +32,61 @@ fn nameservers(s: &str) -> Vec<String> {
     v
 }
 
-impl Kind for CloudInit {
+/// The VM's cloud-init network settings as the registry wants them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spec {
+    pub vmid: u32,
+    /// `ip=ADDRESS/PREFIX,gw=GATEWAY`.
+    pub ipconfig0: String,
+    /// Space-separated resolvers.
+    pub nameserver: String,
+}
+
+/// What `qm config`, `qm cloudinit pending` and `qm status` say of the VM.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facts {
+    pub ipconfig0: Option<String>,
+    pub nameserver: Option<String>,
+    /// Settings made with `qm set` but not yet on the VM's cloud-init drive.
+    pub pending: Vec<String>,
+    pub vm: VmState,
+}
+
+/// The VM's run state and what its guest agent said.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmState {
+    /// `qm status`: `running`, `stopped`, ...
+    pub status: Option<String>,
+    /// Absent when the agent was not asked (the VM is not running or has no agent).
+    pub agent: Option<Agent>,
+}
+
+/// The guest agent's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Agent {
+    /// The IPv4 addresses it reports (`ADDRESS/PREFIX`).
+    Addresses { addresses: Vec<String> },
+    /// Why it did not answer.
+    Error { error: String },
+}
+
+/// The cloud-init spec of a resource, when it is one of this kind's.
+pub fn spec_of(d: &Desired) -> Option<Spec> {
+    (d.kind == TypedKind::name(&CloudInit))
+        .then(|| super::typed::spec(&CloudInit, d).ok())
+        .flatten()
+}
+
+impl TypedKind for CloudInit {
+    type Spec = Spec;
+    type Facts = Facts;
+
     fn name(&self) -> &'static str {
         "cloudinit"
     }
 
-    fn render(&self, cx: &RenderCx) -> Result<Vec<Desired>, RenderError> {
+    fn render(&self, cx: &RenderCx) -> Result<Vec<(Desired, Spec)>, RenderError> {
         let Some(net) = cx.host.desired.as_ref().and_then(|d| d.network.as_ref()) else {
             return Ok(Vec::new());
         };
@@ -59,28 +107,35 @@ impl Kind for CloudInit {
             .trim()
             .to_string();
         let content = format!("ipconfig0: {ipconfig0}\nnameserver: {nameserver}\n");
-        Ok(vec![
-            Desired::new(
-                self,
-                format!("cloudinit:vm-{vmid}"),
-                pve,
-                cx.host_id,
-                content,
-            )
-            .arg("vmid", vmid.to_string())
-            .arg("ipconfig0", ipconfig0)
-            .arg("nameserver", nameserver),
-        ])
+        let d = Desired::new(
+            self,
+            format!("cloudinit:vm-{vmid}"),
+            pve,
+            cx.host_id,
+            content,
+        );
+        let spec = Spec {
+            vmid,
+            ipconfig0,
+            nameserver,
+        };
+        Ok(vec![(d, spec)])
     }
 
-    fn read_script(&self, d: &Desired) -> Result<Script, ScriptError> {
+    fn read_script(&self, _: &Desired, spec: &Spec) -> Result<Script, ScriptError> {
         shell::render(
             "kinds/cloudinit/read.sh",
-            minijinja::context! { vmid => d.get("vmid") },
+            minijinja::context! { vmid => spec.vmid.to_string() },
         )
     }
 
-    fn observe(&self, d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {
+    fn observe(
+        &self,
+        _: &Desired,
+        spec: &Spec,
+        s: &Section,
+        _: &dyn SecretHashes,
+    ) -> Result<Facts, String> {
         if let Some(u) = s.get("unknown") {
             return Err(u.to_string());
         }
@@ -88,7 +143,7 @@ impl Kind for CloudInit {
         if s.get("rc") != Some("0") {
             return Err(format!(
                 "`qm config {}` failed: {}",
-                d.get("vmid"),
+                spec.vmid,
                 config.trim()
             ));
         }
@@ -109,39 +164,35 @@ impl Kind for CloudInit {
             .filter_map(|l| l.split_once(": ").map(|(k, _)| k.to_string()))
             .filter(|k| k == "ipconfig0" || k == "nameserver")
             .collect();
-        Ok(json!({
-            "ipconfig0": fields.get("ipconfig0"),
-            "nameserver": fields.get("nameserver"),
-            "pending": pending,
-            "vm": vm_state(s),
-        }))
+        Ok(Facts {
+            ipconfig0: fields.remove("ipconfig0"),
+            nameserver: fields.remove("nameserver"),
+            pending,
+            vm: vm_state(s),
+        })
     }
 
-    fn compare(&self, d: &Desired, actual: &serde_json::Value) -> Verdict {
-        let have_ip = actual["ipconfig0"].as_str().unwrap_or_default();
-        let have_ns = actual["nameserver"].as_str().unwrap_or_default();
+    fn compare(&self, d: &Desired, spec: &Spec, actual: &Facts) -> Verdict {
+        let have_ip = actual.ipconfig0.as_deref().unwrap_or_default();
+        let have_ns = actual.nameserver.as_deref().unwrap_or_default();
         let mut reasons = Vec::new();
-        if ipconfig(have_ip) != ipconfig(d.get("ipconfig0")) {
+        if ipconfig(have_ip) != ipconfig(&spec.ipconfig0) {
             reasons.push(format!(
                 "ipconfig0 is `{have_ip}`, should be `{}`",
-                d.get("ipconfig0")
+                spec.ipconfig0
             ));
         }
-        if nameservers(have_ns) != nameservers(d.get("nameserver")) {
+        if nameservers(have_ns) != nameservers(&spec.nameserver) {
             reasons.push(format!(
                 "nameserver is `{have_ns}`, should be `{}`",
-                d.get("nameserver")
+                spec.nameserver
             ));
         }
-        let pending: Vec<&str> = actual["pending"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
-        if reasons.is_empty() && !pending.is_empty() {
+        if reasons.is_empty() && !actual.pending.is_empty() {
             reasons.push(format!(
                 "{} set but not yet on VM {}'s cloud-init drive (`qm cloudinit pending`)",
-                pending.join(", "),
-                d.get("vmid")
+                actual.pending.join(", "),
+                spec.vmid
             ));
         }
         if reasons.is_empty() {
@@ -153,29 +204,30 @@ impl Kind for CloudInit {
             reason: format!(
                 "{} (cloud-init regenerates the guest's netplan from these only when the VM restarts from its Proxmox host: `spine apply --restart-vms` sets them, runs `qm cloudinit update {vmid}`, restarts VM {vmid} and applies its own resources; without the flag apply only sets them and exits 1)",
                 reasons.join("; "),
-                vmid = d.get("vmid")
+                vmid = spec.vmid
             ),
-            diff: text_diff(&format!("qm config {}", d.get("vmid")), &have, &d.content),
+            diff: text_diff(&format!("qm config {}", spec.vmid), &have, &d.content),
         }
     }
 
     fn apply(
         &self,
-        d: &Desired,
-        _: &serde_json::Value,
+        _: &Desired,
+        spec: &Spec,
+        _: &Facts,
         _: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, String> {
         let mut c = super::Change::new(shell::render(
             "kinds/cloudinit/apply.sh",
             minijinja::context! {
-                vmid => d.get("vmid"),
-                ipconfig0 => d.get("ipconfig0"),
-                nameserver => d.get("nameserver"),
+                vmid => spec.vmid.to_string(),
+                ipconfig0 => &spec.ipconfig0,
+                nameserver => &spec.nameserver,
             },
         )?);
         c.note = Some(format!(
             "set on the Proxmox host; VM {} picks it up only when restarted from there (`spine apply --restart-vms`)",
-            d.get("vmid")
+            spec.vmid
         ));
         Ok(c)
     }
@@ -183,22 +235,28 @@ impl Kind for CloudInit {
 
 /// The VM's run state (`qm status`) and, when its guest agent was asked,
 /// the IPv4 addresses it reports or why it did not answer.
-fn vm_state(s: &Section) -> serde_json::Value {
+fn vm_state(s: &Section) -> VmState {
     let status = s
         .get("status")
         .and_then(|st| st.trim().strip_prefix("status:"))
-        .map(str::trim);
+        .map(|st| st.trim().to_string());
     let agent = match (s.get("agent_rc"), s.get("agent")) {
-        (None, _) => serde_json::Value::Null,
-        (Some(rc), Some(out)) if rc.trim() == "0" => {
+        (None, _) => None,
+        (Some(rc), Some(out)) if rc.trim() == "0" => Some(
             match serde_json::from_str::<serde_json::Value>(out.trim()) {
-                Ok(v) => json!({ "addresses": crate::gather::guest::agent_ipv4(&v) }),
-                Err(_) => json!({ "error": crate::gather::guest::last(out) }),
-            }
-        }
-        (Some(_), out) => json!({ "error": crate::gather::guest::last(out.unwrap_or_default()) }),
+                Ok(v) => Agent::Addresses {
+                    addresses: crate::gather::guest::agent_ipv4(&v),
+                },
+                Err(_) => Agent::Error {
+                    error: crate::gather::guest::last(out),
+                },
+            },
+        ),
+        (Some(_), out) => Some(Agent::Error {
+            error: crate::gather::guest::last(out.unwrap_or_default()),
+        }),
     };
-    json!({ "status": status, "agent": agent })
+    VmState { status, agent }
 }
 
 /// What a VM's Proxmox host shows of a VM that is unreachable on every
@@ -228,7 +286,9 @@ pub fn seen_from_pve(
     verdict: &Verdict,
     observed: Option<&serde_json::Value>,
 ) -> VmSeen {
-    let (vmid, pve) = (d.get("vmid").to_string(), d.on.clone());
+    let vmid = spec_of(d).map_or_else(|| "?".to_string(), |s| s.vmid.to_string());
+    let pve = d.on.clone();
+    let facts: Option<Facts> = observed.and_then(|o| serde_json::from_value(o.clone()).ok());
     let doctor = format!("spine doctor {host}");
     let mut seen = VmSeen {
         vmid: vmid.clone(),
@@ -239,7 +299,7 @@ pub fn seen_from_pve(
         reason: String::new(),
         run: doctor.clone(),
     };
-    let (Some(o), false) = (observed, matches!(verdict, Verdict::Unknown { .. })) else {
+    let (Some(o), false) = (facts, matches!(verdict, Verdict::Unknown { .. })) else {
         let why = match verdict {
             Verdict::Unknown { reason } => reason.clone(),
             _ => "nothing was read".into(),
@@ -247,28 +307,28 @@ pub fn seen_from_pve(
         seen.reason = format!("its Proxmox host {pve} could not be asked either: {why}");
         return seen;
     };
-    seen.status = o["vm"]["status"].as_str().map(String::from);
+    seen.status = o.vm.status.clone();
     let mut said = vec![match seen.status.as_deref() {
         Some("running") => format!("VM {vmid} is running on {pve}"),
         Some(s) => format!("VM {vmid} is {s} on {pve} (start it there: `qm start {vmid}`)"),
         None => format!("`qm status {vmid}` on {pve} said nothing readable"),
     }];
-    let agent = &o["vm"]["agent"];
-    if let Some(a) = agent["addresses"].as_array() {
-        let have: Vec<String> = a
-            .iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect();
-        said.push(if have.is_empty() {
-            "its guest agent says it has no IPv4 address (its network did not come up)".into()
-        } else {
-            format!("its guest agent says it has {}", have.join(", "))
-        });
-        seen.agent_addresses = Some(have);
-    } else if let Some(e) = agent["error"].as_str() {
-        said.push(format!("its guest agent does not answer: {e}"));
-    } else if seen.status.as_deref() == Some("running") {
-        said.push("its guest agent is not enabled".into());
+    match o.vm.agent {
+        Some(Agent::Addresses { addresses: have }) => {
+            said.push(if have.is_empty() {
+                "its guest agent says it has no IPv4 address (its network did not come up)".into()
+            } else {
+                format!("its guest agent says it has {}", have.join(", "))
+            });
+            seen.agent_addresses = Some(have);
+        }
+        Some(Agent::Error { error }) => {
+            said.push(format!("its guest agent does not answer: {error}"))
+        }
+        None if seen.status.as_deref() == Some("running") => {
+            said.push("its guest agent is not enabled".into())
+        }
+        None => {}
     }
     if matches!(verdict, Verdict::Drift { .. }) {
         seen.cloud_init = "drift".into();
@@ -319,16 +379,16 @@ mod tests {
 
     #[test]
     fn a_lost_vm_in_sync_points_at_doctor_and_one_drifting_at_restart() {
-        let d = Desired::new(
+        let mut d = Desired::new(
             &CloudInit,
             "cloudinit:vm-203",
             "pve",
             "immich",
             String::new(),
-        )
-        .arg("vmid", "203")
-        .arg("ipconfig0", "ip=10.0.0.3/24,gw=10.0.0.1")
-        .arg("nameserver", "10.0.0.1");
+        );
+        d.spec = serde_json::json!({
+            "vmid": 203, "ipconfig0": "ip=10.0.0.3/24,gw=10.0.0.1", "nameserver": "10.0.0.1"
+        });
         let s = section(&[
             ("rc", "0"),
             (
@@ -342,8 +402,9 @@ mod tests {
                 r#"[{"name":"eth0","ip-addresses":[{"ip-address-type":"ipv4","ip-address":"10.9.9.9","prefix":24}]}]"#,
             ),
         ]);
-        let o = CloudInit.observe(&d, &s, &NoSecrets).unwrap();
-        let v = CloudInit.compare(&d, &o);
+        let kind: &dyn crate::kinds::Kind = &CloudInit;
+        let o = kind.observe(&d, &s, &NoSecrets).unwrap();
+        let v = kind.compare(&d, &o);
         assert_eq!(v, Verdict::InSync);
         let seen = seen_from_pve("immich", &d, &v, Some(&o));
         assert_eq!(seen.status.as_deref(), Some("running"));

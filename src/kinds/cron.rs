@@ -6,9 +6,9 @@ mod tables;
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use super::{Desired, Kind, Observed, SecretHashes, Verdict};
+use super::{Desired, SecretHashes, TypedKind, Verdict};
 use crate::gather::script::Section;
 use crate::model::CronJob;
 use crate::render::{RenderCx, RenderError};
@@ -65,12 +65,62 @@ pub fn desired_crontab(current: &str, block: &str, roots: &[&str]) -> String {
     format!("{}{}{}", keep(before), block, keep(after))
 }
 
-impl Kind for Cron {
+/// What a cron resource is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "part", rename_all = "snake_case")]
+pub enum Spec {
+    /// One user's crontab: its managed block is the resource's content.
+    User {
+        user: String,
+        /// The scripts its jobs run (each must exist and be executable).
+        scripts: Vec<String>,
+        /// Legacy roots as the user sees them (`~` expanded): a line
+        /// outside the block that refers to one is removed.
+        legacy_roots: Vec<String>,
+    },
+    /// Every cron table on the host (`cron:tables`, see [`tables`]).
+    Tables {
+        /// Users with their own `User` resource (their crontab is left to it).
+        managed: Vec<String>,
+        /// Legacy roots as written in the registry.
+        legacy_roots: Vec<String>,
+    },
+}
+
+/// What was read for a cron resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Facts {
+    User(UserFacts),
+    Tables(tables::Facts),
+}
+
+/// One user's crontab and the state of each script its jobs run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserFacts {
+    /// The whole crontab (`""` when the user has none); plans keep its hash.
+    pub crontab: String,
+    /// Each script and its state: `executable`, `missing`, `not executable`
+    /// (as the read script says) or `unknown`.
+    pub scripts: Vec<(String, String)>,
+}
+
+fn mismatch(d: &Desired) -> String {
+    format!(
+        "the observed state of {} does not match its part (make a new plan)",
+        d.id
+    )
+}
+
+impl TypedKind for Cron {
+    type Spec = Spec;
+    type Facts = Facts;
+
     fn name(&self) -> &'static str {
         "cron"
     }
 
-    fn render(&self, cx: &RenderCx) -> Result<Vec<Desired>, RenderError> {
+    fn render(&self, cx: &RenderCx) -> Result<Vec<(Desired, Spec)>, RenderError> {
         let mut by_user: BTreeMap<&str, Vec<&CronJob>> = BTreeMap::new();
         let mut roots: Vec<String> = Vec::new();
         for st in &cx.stacks.stacks {
@@ -83,23 +133,25 @@ impl Kind for Cron {
             roots.extend(d.legacy_roots.iter().cloned());
         }
         let mut out = Vec::new();
-        let managed: Vec<&str> = by_user.keys().copied().collect();
+        let managed: Vec<String> = by_user.keys().map(|u| u.to_string()).collect();
         let any_stack = cx
             .stacks
             .stacks
             .iter()
             .any(|st| st.desired.as_ref().is_some_and(|d| d.host == cx.host_id));
         let tables = any_stack.then(|| {
-            Desired::new(
+            let d = Desired::new(
                 self,
                 "cron:tables",
                 cx.host_id,
                 cx.host_id,
                 "no job under a legacy root or with a missing script in any cron table\n".into(),
-            )
-            .arg("part", "tables")
-            .arg("managed", managed.join("\n"))
-            .arg("legacy_roots", roots.join("\n"))
+            );
+            let spec = Spec::Tables {
+                managed,
+                legacy_roots: roots.clone(),
+            };
+            (d, spec)
         });
         for (user, jobs) in by_user {
             let ctx = minijinja::context! { jobs => minijinja::value::Serde(&jobs) };
@@ -108,42 +160,53 @@ impl Kind for Cron {
                 .iter()
                 .flat_map(|j| j.scripts.iter().cloned())
                 .collect();
-            let expanded: Vec<String> = roots
+            let legacy_roots: Vec<String> = roots
                 .iter()
                 .map(|r| crate::model::expand_home(r, user))
                 .collect();
-            out.push(
-                Desired::new(
-                    self,
-                    format!("cron:{user}"),
-                    cx.host_id,
-                    cx.host_id,
-                    content,
-                )
-                .arg("user", user)
-                .arg("scripts", scripts.join("\n"))
-                .arg("legacy_roots", expanded.join("\n")),
+            let d = Desired::new(
+                self,
+                format!("cron:{user}"),
+                cx.host_id,
+                cx.host_id,
+                content,
             );
+            let spec = Spec::User {
+                user: user.to_string(),
+                scripts,
+                legacy_roots,
+            };
+            out.push((d, spec));
         }
         out.extend(tables);
         Ok(out)
     }
 
-    fn read_script(&self, d: &Desired) -> Result<Script, ScriptError> {
-        if d.get("part") == "tables" {
-            return shell::render("kinds/cron/tables-read.sh", minijinja::context! {});
+    fn read_script(&self, _: &Desired, spec: &Spec) -> Result<Script, ScriptError> {
+        match spec {
+            Spec::Tables { .. } => {
+                shell::render("kinds/cron/tables-read.sh", minijinja::context! {})
+            }
+            Spec::User { user, scripts, .. } => {
+                shell::render("kinds/cron/read.sh", minijinja::context! { user, scripts })
+            }
         }
-        let scripts: Vec<String> = d.get("scripts").lines().map(String::from).collect();
-        shell::render(
-            "kinds/cron/read.sh",
-            minijinja::context! { user => d.get("user"), scripts },
-        )
     }
 
-    fn observe(&self, d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {
-        if d.get("part") == "tables" {
-            return tables::observe(d, s);
-        }
+    fn observe(
+        &self,
+        _: &Desired,
+        spec: &Spec,
+        s: &Section,
+        _: &dyn SecretHashes,
+    ) -> Result<Facts, String> {
+        let scripts = match spec {
+            Spec::Tables {
+                managed,
+                legacy_roots,
+            } => return tables::observe(managed, legacy_roots, s).map(Facts::Tables),
+            Spec::User { scripts, .. } => scripts,
+        };
         if let Some(u) = s.get("unknown") {
             return Err(u.to_string());
         }
@@ -157,21 +220,34 @@ impl Kind for Cron {
             Some("126") => return Err("permission denied reading another user's crontab (run as root or allow passwordless sudo)".into()),
             _ => return Err(format!("`crontab -l` failed: {}", text.lines().next().unwrap_or("(no output)"))),
         };
-        let scripts: Vec<Value> = d
-            .get("scripts")
-            .lines()
+        let scripts = scripts
+            .iter()
             .enumerate()
-            .map(|(i, p)| json!([p, s.get(&format!("script.{i}")).unwrap_or("unknown")]))
+            .map(|(i, p)| {
+                let state = s.get(&format!("script.{i}")).unwrap_or("unknown");
+                (p.clone(), state.to_string())
+            })
             .collect();
-        Ok(json!({ "crontab": crontab, "scripts": scripts }))
+        Ok(Facts::User(UserFacts { crontab, scripts }))
     }
 
-    fn compare(&self, d: &Desired, actual: &Value) -> Verdict {
-        if d.get("part") == "tables" {
-            return tables::compare(actual);
-        }
-        let current = actual["crontab"].as_str().unwrap_or_default();
-        let roots: Vec<&str> = d.get("legacy_roots").lines().collect();
+    fn compare(&self, d: &Desired, spec: &Spec, actual: &Facts) -> Verdict {
+        let (user, roots, facts) = match (spec, actual) {
+            (Spec::Tables { .. }, Facts::Tables(f)) => return tables::compare(f),
+            (
+                Spec::User {
+                    user, legacy_roots, ..
+                },
+                Facts::User(f),
+            ) => (user, legacy_roots, f),
+            _ => {
+                return Verdict::Unknown {
+                    reason: mismatch(d),
+                };
+            }
+        };
+        let current = facts.crontab.as_str();
+        let roots: Vec<&str> = roots.iter().map(String::as_str).collect();
         let want = desired_crontab(current, &d.content, &roots);
         let mut reasons = Vec::new();
         let (_, block, _) = split_block(current);
@@ -189,16 +265,13 @@ impl Kind for Cron {
         }
         for line in current.lines().filter(|l| refers_to(l, &roots)) {
             reasons.push(format!(
-                "`{line}` refers to a legacy root that no longer exists"
+                "`{}` refers to a legacy root that no longer exists",
+                crate::secrets::mask_line(line)
             ));
         }
         let mut unknown = Vec::new();
-        for pair in actual["scripts"].as_array().into_iter().flatten() {
-            let (path, state) = (
-                pair[0].as_str().unwrap_or_default(),
-                pair[1].as_str().unwrap_or_default(),
-            );
-            match state {
+        for (path, state) in &facts.scripts {
+            match state.as_str() {
                 "executable" => {}
                 "unknown" => unknown.push(path.to_string()),
                 other => reasons.push(format!(
@@ -217,7 +290,7 @@ impl Kind for Cron {
         super::drift(
             current.is_empty(),
             &reasons,
-            &format!("crontab of {}", d.get("user")),
+            &format!("crontab of {user}"),
             current,
             &want,
         )
@@ -226,22 +299,32 @@ impl Kind for Cron {
     fn apply(
         &self,
         d: &Desired,
-        actual: &Value,
+        spec: &Spec,
+        actual: &Facts,
         _: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, String> {
-        if d.get("part") == "tables" {
-            return Ok(super::Change::new(tables::apply(actual)?));
-        }
-        let current = actual["crontab"].as_str().unwrap_or_default();
-        let roots: Vec<&str> = d.get("legacy_roots").lines().collect();
-        let crontab = desired_crontab(current, &d.content, &roots);
+        let (user, scripts, roots, facts) = match (spec, actual) {
+            (Spec::Tables { .. }, Facts::Tables(f)) => {
+                return Ok(super::Change::new(tables::apply(f)?));
+            }
+            (
+                Spec::User {
+                    user,
+                    scripts,
+                    legacy_roots,
+                },
+                Facts::User(f),
+            ) => (user, scripts, legacy_roots, f),
+            _ => return Err(mismatch(d)),
+        };
+        let roots: Vec<&str> = roots.iter().map(String::as_str).collect();
+        let crontab = desired_crontab(&facts.crontab, &d.content, &roots);
         // A job whose script is missing would fail silently every night: the
         // script refuses before changing anything.
-        let scripts: Vec<String> = d.get("scripts").lines().map(String::from).collect();
         let script = shell::render(
             "kinds/cron/apply.sh",
             minijinja::context! {
-                user => d.get("user"),
+                user,
                 scripts,
                 crontab_b64 => shell::b64(&crontab),
             },

@@ -5,10 +5,8 @@
 //! `scripts/kinds/file/` scripts: atomic write, the old file kept under the
 //! run's backup folder).
 
-use serde_json::{Value, json};
-
 use super::cron::split_block;
-use super::{Desired, Kind, Observed, SecretHashes, Verdict};
+use super::{Desired, FileFacts, SecretHashes, TypedKind, Verdict};
 use crate::gather::script::Section;
 use crate::model::HostsEntry;
 use crate::render::{RenderCx, RenderError};
@@ -47,12 +45,16 @@ fn unsafe_entry(e: &HostsEntry) -> Option<String> {
     })
 }
 
-impl Kind for HostsKind {
+impl TypedKind for HostsKind {
+    /// Nothing beyond the file and its block (the resource's content).
+    type Spec = ();
+    type Facts = FileFacts;
+
     fn name(&self) -> &'static str {
         "hosts"
     }
 
-    fn render(&self, cx: &RenderCx) -> Result<Vec<Desired>, RenderError> {
+    fn render(&self, cx: &RenderCx) -> Result<Vec<(Desired, ())>, RenderError> {
         let Some(entries) = cx
             .host
             .desired
@@ -67,40 +69,36 @@ impl Kind for HostsKind {
         }
         let ctx = minijinja::context! { entries => minijinja::value::Serde(entries) };
         let content = cx.templates.render("hosts/block.j2", ctx)?;
-        Ok(vec![
-            Desired::new(
-                self,
-                format!("hosts:{PATH}"),
-                cx.host_id,
-                cx.host_id,
-                content,
-            )
-            .file(PATH, 0o644, "root"),
-        ])
+        let d = Desired::new(
+            self,
+            format!("hosts:{PATH}"),
+            cx.host_id,
+            cx.host_id,
+            content,
+        )
+        .file(PATH, 0o644, "root");
+        Ok(vec![(d, ())])
     }
 
-    fn read_script(&self, d: &Desired) -> Result<Script, ScriptError> {
+    fn read_script(&self, d: &Desired, _: &()) -> Result<Script, ScriptError> {
         super::read_file_script(d)
     }
 
-    fn observe(&self, _d: &Desired, s: &Section, _: &dyn SecretHashes) -> Observed {
-        Ok(match super::observed_file(s, "f")? {
-            None => json!({ "exists": false, "text": "" }),
-            Some((text, mode, owner)) => json!({
-                "exists": true,
-                "text": text,
-                "mode": mode,
-                "owner": owner,
-            }),
-        })
+    fn observe(
+        &self,
+        _: &Desired,
+        _: &(),
+        s: &Section,
+        _: &dyn SecretHashes,
+    ) -> Result<FileFacts, String> {
+        FileFacts::observe(s, "f")
     }
 
-    fn compare(&self, d: &Desired, actual: &Value) -> Verdict {
-        let current = actual["text"].as_str().unwrap_or_default();
-        let exists = actual["exists"] == Value::Bool(true);
+    fn compare(&self, d: &Desired, _: &(), actual: &FileFacts) -> Verdict {
+        let current = actual.text.as_str();
         let want = desired_hosts(current, &d.content);
         let mut reasons = Vec::new();
-        if !exists {
+        if !actual.exists {
             reasons.push(format!("{PATH} does not exist"));
         } else {
             match split_block(current).1 {
@@ -108,22 +106,22 @@ impl Kind for HostsKind {
                 Some(_) if want != current => reasons.push("the managed block differs".to_string()),
                 Some(_) => {}
             }
-            super::file_attrs(d, actual, &mut reasons);
+            actual.attrs_differ(d, &mut reasons);
         }
         if reasons.is_empty() {
             return Verdict::InSync;
         }
-        super::drift(!exists, &reasons, PATH, current, &want)
+        super::drift(!actual.exists, &reasons, PATH, current, &want)
     }
 
     fn apply(
         &self,
         d: &Desired,
-        actual: &Value,
+        _: &(),
+        actual: &FileFacts,
         _: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, String> {
-        let current = actual["text"].as_str().unwrap_or_default();
-        let script = super::put_file(d, &desired_hosts(current, &d.content))?;
+        let script = super::put_file(d, &desired_hosts(&actual.text, &d.content))?;
         Ok(super::Change::new(script))
     }
 }
@@ -131,7 +129,8 @@ impl Kind for HostsKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::Action;
+    use crate::kinds::{Action, Kind};
+    use serde_json::{Value, json};
 
     const BLOCK: &str = "# BEGIN spine managed block (x)\n10.203.1.204\tpihole pihole.lan\n# END spine managed block\n";
 
@@ -164,7 +163,7 @@ mod tests {
     fn compare_says_missing_differs_or_in_sync() {
         let d = desired();
         let cur = "127.0.0.1 localhost\n";
-        match HostsKind.compare(&d, &file(cur)) {
+        match Kind::compare(&HostsKind, &d, &file(cur)) {
             Verdict::Drift {
                 action,
                 reason,
@@ -177,20 +176,23 @@ mod tests {
             v => panic!("{v:?}"),
         }
         let synced = desired_hosts(cur, BLOCK);
-        assert_eq!(HostsKind.compare(&d, &file(&synced)), Verdict::InSync);
+        assert_eq!(
+            Kind::compare(&HostsKind, &d, &file(&synced)),
+            Verdict::InSync
+        );
         let edited = synced.replace("pihole.lan", "pihole.home");
         assert!(matches!(
-            HostsKind.compare(&d, &file(&edited)),
+            Kind::compare(&HostsKind, &d, &file(&edited)),
             Verdict::Drift { reason, .. } if reason == "the managed block differs"
         ));
         let mut wrong_mode = file(&synced);
         wrong_mode["mode"] = "600".into();
         assert!(matches!(
-            HostsKind.compare(&d, &wrong_mode),
+            Kind::compare(&HostsKind, &d, &wrong_mode),
             Verdict::Drift { reason, .. } if reason == "mode 600 should be 644"
         ));
         assert!(matches!(
-            HostsKind.compare(&d, &json!({ "exists": false, "text": "" })),
+            Kind::compare(&HostsKind, &d, &json!({ "exists": false, "text": "" })),
             Verdict::Drift {
                 action: Action::Create,
                 ..

@@ -4,7 +4,9 @@
 //! (stage 3), what to read from the host (stage 4, one shell snippet merged
 //! into the host's single gather script), and how to compare (stage 5).
 //! Adding a kind means adding one file here plus its template, and listing it
-//! in [`ALL`].
+//! in [`ALL`]. A kind is written as a [`TypedKind`] (its own `Spec` and
+//! `Facts` structs, see [`typed`]); netplan and compose still implement
+//! [`Kind`] directly with string [`Desired::args`] during the transition.
 
 pub mod cloudinit;
 pub mod compose;
@@ -13,8 +15,10 @@ mod host;
 pub mod hosts;
 pub mod netplan;
 pub mod tailscale;
+pub mod typed;
 
 pub use host::{HostState, render_host, write_out};
+pub use typed::TypedKind;
 
 use std::collections::BTreeMap;
 
@@ -59,8 +63,14 @@ pub struct Desired {
     pub content: String,
     /// Keys whose values are secrets (filled in at apply time).
     pub secrets: Vec<String>,
-    /// Kind-specific parameters (vmid, user, project, directory, ...).
+    /// Kind-specific parameters as strings, for a kind not yet on the typed
+    /// layer (netplan, compose); left out of plans when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub args: BTreeMap<String, String>,
+    /// The typed kind's own parameters (its [`TypedKind::Spec`]) as JSON;
+    /// left out of plans when the kind has none.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub spec: serde_json::Value,
 }
 
 impl Desired {
@@ -82,6 +92,7 @@ impl Desired {
             content,
             secrets: Vec::new(),
             args: BTreeMap::new(),
+            spec: serde_json::Value::Null,
         }
     }
 
@@ -92,11 +103,13 @@ impl Desired {
         self
     }
 
+    /// A string parameter (the untyped path; a [`TypedKind`] has its spec).
     pub fn arg(mut self, key: &str, value: impl Into<String>) -> Self {
         self.args.insert(key.into(), value.into());
         self
     }
 
+    /// A string parameter, `""` when missing (the untyped path).
     pub fn get(&self, key: &str) -> &str {
         self.args.get(key).map_or("", String::as_str)
     }
@@ -287,7 +300,6 @@ pub fn read_file_script(d: &Desired) -> Result<Script, ScriptError> {
     )
 }
 
-/// A unified diff of two texts, or `None` when equal.
 /// Drift with a text diff: a create when nothing is there yet, else a change.
 pub fn drift(
     nothing_there: bool,
@@ -307,17 +319,38 @@ pub fn drift(
     }
 }
 
+/// A unified diff of two texts, or `None` when equal. Every value the
+/// secret-key rule flags is masked on each line ([`crate::secrets::mask_line`]):
+/// a changed line with a secret still shows, its value never does.
 pub fn text_diff(name: &str, actual: &str, desired: &str) -> Option<String> {
     if actual == desired {
         return None;
     }
     let diff = similar::TextDiff::from_lines(actual, desired);
-    Some(
-        diff.unified_diff()
-            .context_radius(3)
-            .header(&format!("{name} (on host)"), &format!("{name} (desired)"))
-            .to_string(),
-    )
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("{name} (on host)"), &format!("{name} (desired)"))
+        .to_string();
+    Some(mask_diff(&text))
+}
+
+/// Mask secret values in the lines of a unified diff (headers and hunk
+/// markers as they are).
+fn mask_diff(diff: &str) -> String {
+    let mut out = String::with_capacity(diff.len());
+    for (i, line) in diff.split_inclusive('\n').enumerate() {
+        let body = line.get(1..).unwrap_or_default();
+        if i < 2 || line.starts_with("@@") || body.is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        let (text, nl) = body.strip_suffix('\n').map_or((body, ""), |t| (t, "\n"));
+        out.push_str(&line[..1]);
+        out.push_str(&crate::secrets::mask_line(text));
+        out.push_str(nl);
+    }
+    out
 }
 
 /// The observed text of a file section: `Ok(None)` when the file is absent.
@@ -416,18 +449,56 @@ pub fn compare_yaml_file(d: &Desired, actual: &serde_json::Value) -> Verdict {
 
 /// Mode and owner differences of a file resource.
 pub fn file_attrs(d: &Desired, actual: &serde_json::Value, reasons: &mut Vec<String>) {
+    let have = |k: &str| actual[k].as_str().unwrap_or_default().to_string();
+    attrs_differ(d, &have("mode"), &have("owner"), reasons);
+}
+
+/// Mode and owner differences of a file resource, from its mode and owner on the host.
+pub fn attrs_differ(d: &Desired, have_mode: &str, have_owner: &str, reasons: &mut Vec<String>) {
     if let Some(mode) = d.mode {
         let want = format!("{mode:o}");
-        let have = actual["mode"].as_str().unwrap_or_default();
-        if have != want {
-            reasons.push(format!("mode {have} should be {want}"));
+        if have_mode != want {
+            reasons.push(format!("mode {have_mode} should be {want}"));
         }
     }
-    if let Some(owner) = &d.owner {
-        let have = actual["owner"].as_str().unwrap_or_default();
-        if have != owner {
-            reasons.push(format!("owner {have} should be {owner}"));
-        }
+    if let Some(owner) = &d.owner
+        && have_owner != owner
+    {
+        reasons.push(format!("owner {have_owner} should be {owner}"));
+    }
+}
+
+/// A text file as read on its host (`f.*` keys of the shared file read
+/// script): absent, or its text, mode and owner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileFacts {
+    pub exists: bool,
+    /// The file's text (`""` when absent); plans keep only its hash.
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+impl FileFacts {
+    /// Read from a file section (`key.*`).
+    pub fn observe(s: &Section, key: &str) -> Result<FileFacts, String> {
+        Ok(match observed_file(s, key)? {
+            None => FileFacts::default(),
+            Some((text, mode, owner)) => FileFacts {
+                exists: true,
+                text,
+                mode: Some(mode),
+                owner: Some(owner),
+            },
+        })
+    }
+
+    /// Mode and owner differences from what `d` wants.
+    pub fn attrs_differ(&self, d: &Desired, reasons: &mut Vec<String>) {
+        let have = |v: &Option<String>| v.clone().unwrap_or_default();
+        attrs_differ(d, &have(&self.mode), &have(&self.owner), reasons);
     }
 }
 
@@ -442,5 +513,42 @@ pub fn observe_yaml_file(s: &Section) -> Observed {
             "text": text,
             "meaning": yaml_meaning(&text).unwrap_or_else(|e| serde_json::Value::String(format!("(not valid YAML: {e})"))),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A changed compose-file or crontab line holding a secret value shows
+    /// in the diff (so the change is seen) with its value masked.
+    #[test]
+    fn diffs_mask_secret_values() {
+        let host = "services:\n  db:\n    environment:\n      - POSTGRES_PASSWORD=hunter2\n      - TZ=UTC\n";
+        let want = "services:\n  db:\n    environment:\n      - POSTGRES_PASSWORD=${DB_PASSWORD}\n      - TZ=UTC\n";
+        let diff = text_diff("docker-compose.yml", host, want).unwrap();
+        assert!(!diff.contains("hunter2"), "{diff}");
+        assert!(
+            diff.contains("-      - POSTGRES_PASSWORD=(sensitive)\n")
+                && diff.contains("+      - POSTGRES_PASSWORD=${DB_PASSWORD}\n")
+                && diff.contains("       - TZ=UTC\n"),
+            "{diff}"
+        );
+        let host = "0 4 * * * BACKUP_TOKEN=tok123 /opt/push.sh\n";
+        let want = "0 4 * * * BACKUP_TOKEN=tok456 /opt/push.sh\n# BEGIN spine managed block\n";
+        let Verdict::Drift { diff, .. } = drift(false, &[], "crontab of ronny", host, want) else {
+            panic!()
+        };
+        let diff = diff.unwrap();
+        assert!(
+            !diff.contains("tok123") && !diff.contains("tok456"),
+            "{diff}"
+        );
+        assert!(
+            diff.starts_with("--- crontab of ronny (on host)\n+++ crontab of ronny (desired)\n")
+                && diff.contains("-0 4 * * * BACKUP_TOKEN=(sensitive) /opt/push.sh\n")
+                && diff.contains("+0 4 * * * BACKUP_TOKEN=(sensitive) /opt/push.sh\n"),
+            "{diff}"
+        );
     }
 }

@@ -85,6 +85,11 @@ impl std::fmt::Display for NotFound {
     }
 }
 
+impl std::error::Error for NotFound {}
+
+/// Shown as `spine: no registry found; looked for: ...`.
+impl crate::error::StageError for NotFound {}
+
 impl Origin {
     /// The registry the request names; with nothing named, the repository
     /// holding the working directory (`docs/governance/SERVICE_REGISTRY.yaml`

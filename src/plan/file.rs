@@ -43,7 +43,9 @@ pub enum PlanFileError {
     #[error("plan file {0} has format version {1}; this spine reads version {FORMAT_VERSION}")]
     #[diagnostic(
         code(spine::plan::version),
-        help("make the plan with the same spine version that applies it")
+        help(
+            "make a new plan with this spine (`spine plan -o FILE`): plans are not converted between format versions"
+        )
     )]
     Version(String, u32),
     #[error("plan file {0} was modified after it was written (checksum mismatch)")]
@@ -58,6 +60,12 @@ pub enum PlanFileError {
         help("check that the directory exists and is writable")
     )]
     Write(String, std::io::Error),
+}
+
+impl crate::error::StageError for PlanFileError {
+    fn into_error(self) -> crate::error::Error {
+        crate::error::Error::stage(self)
+    }
 }
 
 /// Write atomically: temp file beside the target, fsync, rename.
@@ -118,4 +126,33 @@ pub fn load_signed(path: &Path) -> Result<(Plan, Option<String>), PlanFileError>
         return Err(PlanFileError::Checksum(shown));
     }
     Ok((env.plan, env.signature))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan of format 1 (string `args` for every kind) is refused with the
+    /// versions and what to do, never read as if it were this format.
+    #[test]
+    fn a_plan_of_another_format_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.json");
+        let old = r#"{"format_version": 1, "checksum": "00", "plan": {"format_version": 1, "tool": "spine 0.1.0",
+            "created": "2026-11-01T00:00:00Z", "registry_hash": "00", "hosts": [], "summary":
+            {"create": 0, "change": 0, "unknown": 0, "in_sync": 0, "unreachable": 0}}}"#;
+        std::fs::write(&path, old).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(matches!(e, PlanFileError::Version(_, 1)), "{e:?}");
+        assert!(
+            e.to_string()
+                .ends_with("has format version 1; this spine reads version 2"),
+            "{e}"
+        );
+        let help = miette::Diagnostic::help(&e).unwrap().to_string();
+        assert!(
+            help.starts_with("make a new plan with this spine"),
+            "{help}"
+        );
+    }
 }

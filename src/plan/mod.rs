@@ -16,7 +16,9 @@ use crate::gather::ssh::{PathFailure, Route};
 use crate::kinds::{self, Action, Desired, SecretHashes, Verdict};
 
 /// Major version of the plan format; readers refuse another major.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: a typed kind's parameters are its `spec` (JSON), `args` only for a
+/// kind still on string parameters, each left out when empty.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourcePlan {
@@ -36,10 +38,10 @@ pub struct HostPlan {
     /// SHA-256 over the observed facts of every resource on this host.
     pub fingerprint: Option<String>,
     pub resources: Vec<ResourcePlan>,
-    /// The host's services.health probes, made beside the reading. Left out
+    /// The host's services.health checks, made beside the reading. Left out
     /// when there are none (plans saved before it still load and check).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub health: Vec<crate::health::Probe>,
+    pub health: Vec<crate::health::Check>,
     /// A VM unreachable on every path: what its Proxmox host shows of it.
     /// Left out otherwise (older plans load and check unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,8 +107,9 @@ pub fn hash_json(v: &impl Serialize) -> String {
 }
 
 /// Fields of observed facts that hold a whole file's text (a compose or
-/// netplan file, its parsed form, a crontab): they may hold secrets.
-const FILE_TEXT: &[&str] = &["text", "meaning", "crontab"];
+/// netplan file, its parsed form, a crontab, the cron tables apply rewrites):
+/// they may hold secrets.
+const FILE_TEXT: &[&str] = &["text", "meaning", "crontab", "tables"];
 
 /// Observed facts as a saved plan keeps them: each field of [`FILE_TEXT`]
 /// replaced by `{"sha256": HEX}` of its JSON. The verdict keeps the diff that

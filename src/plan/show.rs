@@ -160,7 +160,7 @@ pub fn json(plan: &Plan) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::health::{Probe, Status};
+    use crate::health::{Check, Status};
 
     #[test]
     fn json_output_keeps_observed_file_text_as_hashes() {
@@ -208,7 +208,7 @@ mod tests {
         // A plan saved before `health` existed serialises to the same bytes,
         // so its checksum still holds.
         assert_eq!(serde_json::to_value(&h).unwrap(), old);
-        h.health.push(Probe {
+        h.health.push(Check {
             id: "immich-ping".into(),
             host: "immich".into(),
             url: "http://10.203.1.203:2283/api/server/ping".into(),

@@ -101,6 +101,12 @@ pub enum TrustError {
     Sign(String),
 }
 
+impl crate::error::StageError for TrustError {
+    fn into_error(self) -> crate::error::Error {
+        crate::error::Error::stage(self)
+    }
+}
+
 /// The operator's signer, as for receipts: `--signing-key`, else
 /// `SPINE_SIGNING_KEY`, else the first ed25519 key of ssh-agent, else none.
 fn signer(signing_key: Option<&Path>) -> Result<Signer, TrustError> {
@@ -266,7 +272,7 @@ fn same_as_rendered(
         "mode or owner"
     } else if planned.secrets != want.secrets {
         "secret keys"
-    } else if planned.args != want.args {
+    } else if planned.args != want.args || planned.spec != want.spec {
         "parameters"
     } else {
         "kind or host"

@@ -107,6 +107,9 @@ pub enum ReceiptError {
     BadReceipt { path: PathBuf, message: String },
 }
 
+/// Shown as `spine: MESSAGE` (each message names the file and the fix).
+impl crate::error::StageError for ReceiptError {}
+
 impl ReceiptError {
     pub(crate) fn io(
         action: &'static str,

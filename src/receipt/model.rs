@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::error::ReceiptError;
-use crate::health::Probe;
+use crate::health::Check;
 
 /// The command a receipt records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ pub enum ActionResult {
 #[serde(deny_unknown_fields)]
 pub struct Action {
     pub host: String,
-    /// What sort of action, e.g. `check`, `write-file`, `restart`, `probe`.
+    /// What sort of action, e.g. `check`, `write-file`, `restart`.
     pub kind: String,
     /// What it acted on, e.g. a path or a service id.
     pub resource: String,
@@ -355,8 +355,8 @@ pub struct ReceiptBody {
     pub drift: DriftSummary,
     /// What an apply did; `None` for other commands.
     pub apply: Option<ApplySummary>,
-    /// Health probes the run made (`spine health`, `spine plan`).
-    pub health: Vec<Probe>,
+    /// Health checks the run made (`spine health`, `spine plan`).
+    pub health: Vec<Check>,
     pub loop_id: Option<LoopId>,
     pub gap_id: Option<GapId>,
     pub exit_code: i32,
@@ -416,10 +416,10 @@ pub struct Receipt {
     /// they keep their exact bytes and verify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply: Option<ApplySummary>,
-    /// Health probes: the one field left out when empty, so receipts written
+    /// Health checks: the one field left out when empty, so receipts written
     /// before it existed keep their exact bytes and still verify.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub health: Vec<Probe>,
+    pub health: Vec<Check>,
     #[serde(rename = "loop")]
     pub loop_id: Option<LoopId>,
     #[serde(rename = "gap")]

@@ -88,13 +88,14 @@ pub fn targets(plan: &Plan) -> Vec<Target> {
     plan.hosts
         .iter()
         .flat_map(|h| &h.resources)
-        .filter(|r| r.desired.kind == "cloudinit" && matches!(r.verdict, Verdict::Drift { .. }))
-        .map(|r| Target {
+        .filter(|r| matches!(r.verdict, Verdict::Drift { .. }))
+        .filter_map(|r| Some((r, crate::kinds::cloudinit::spec_of(&r.desired)?)))
+        .map(|(r, spec)| Target {
             host: r.desired.about.clone(),
-            vmid: r.desired.get("vmid").to_string(),
+            vmid: spec.vmid.to_string(),
             pve: r.desired.on.clone(),
-            ipconfig0: r.desired.get("ipconfig0").to_string(),
-            nameserver: r.desired.get("nameserver").to_string(),
+            ipconfig0: spec.ipconfig0,
+            nameserver: spec.nameserver,
         })
         .collect()
 }

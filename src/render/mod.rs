@@ -55,6 +55,12 @@ pub enum RenderError {
     Registry(String),
 }
 
+impl crate::error::StageError for RenderError {
+    fn into_error(self) -> crate::error::Error {
+        crate::error::Error::stage(self)
+    }
+}
+
 /// The template environment: built-ins, optionally overridden from a folder.
 pub struct Templates {
     env: Environment<'static>,

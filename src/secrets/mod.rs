@@ -226,6 +226,183 @@ pub fn is_secret(key: &str, value: &str) -> bool {
     is_secret_key(key) || is_secret_value(value)
 }
 
+/// What a masked value is shown as.
+pub const MASKED: &str = "(sensitive)";
+
+/// One line of a file that may hold secrets (a compose file, a crontab), as
+/// it may be shown and stored: every value the secret-key rule flags is
+/// [`MASKED`]. Recognised: a YAML entry `KEY: VALUE`, an assignment
+/// `KEY=VALUE` anywhere (an `environment:` item, a cron job's
+/// `API_TOKEN=... cmd`, `--token=...`), a flag and its value (`--password
+/// VALUE`), `Bearer VALUE`, and the password of a URL. A value that only
+/// refers to another (`${DB_PASSWORD}`, `$TOKEN`) is no secret and stays.
+pub fn mask_line(line: &str) -> String {
+    let mut spans = Vec::new();
+    yaml_entry(line, &mut spans);
+    assignments(line, &mut spans);
+    flag_values(line, &mut spans);
+    url_passwords(line, &mut spans);
+    if spans.is_empty() {
+        return line.to_string();
+    }
+    spans.sort_unstable();
+    let mut out = String::with_capacity(line.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        if start < at {
+            at = at.max(end);
+            continue;
+        }
+        out.push_str(&line[at..start]);
+        out.push_str(MASKED);
+        at = end;
+    }
+    out.push_str(&line[at..]);
+    out
+}
+
+fn key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// `${NAME}`, `$NAME` or `${NAME:-default}`: a reference, not a value.
+fn is_reference(v: &str) -> bool {
+    let v = v.trim_matches(|c| c == '"' || c == '\'');
+    let Some(rest) = v.strip_prefix('$') else {
+        return false;
+    };
+    match rest.strip_prefix('{') {
+        Some(inner) => inner.ends_with('}') && !inner[..inner.len() - 1].contains('}'),
+        None => !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+    }
+}
+
+/// Whether `v` starts with what spine shows in place of a value (a `.env`
+/// diff's `(value on host)`, `(desired value)`, `(sensitive)`, or a plain
+/// value's `(value HEX)` fingerprint): already no value.
+fn is_marker(v: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "(sensitive)",
+        "(sensitive, differs)",
+        "(value on host)",
+        "(desired value)",
+    ];
+    if MARKERS.iter().any(|m| v.starts_with(m)) {
+        return true;
+    }
+    v.strip_prefix("(value ")
+        .and_then(|r| r.get(..17))
+        .is_some_and(|h| h.ends_with(')') && h[..16].chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn is_secret_name(name: &str) -> bool {
+    let name = name.trim_start_matches('-');
+    !name.is_empty() && is_secret_key(name)
+}
+
+/// `KEY: VALUE` (a YAML mapping entry, perhaps a list item or quoted key).
+fn yaml_entry(line: &str, spans: &mut Vec<(usize, usize)>) {
+    let t = line.trim_start();
+    let body = t
+        .strip_prefix("- ")
+        .unwrap_or(t)
+        .trim_start_matches(['"', '\'']);
+    let start = line.len() - body.len();
+    let Some(colon) = body.find(':') else {
+        return;
+    };
+    let key = body[..colon].trim_end_matches(['"', '\'']);
+    if !key.chars().all(key_char) || !is_secret_name(key) {
+        return;
+    }
+    let rest = &body[colon + 1..];
+    if !rest.starts_with(' ') {
+        return;
+    }
+    let value = rest.trim();
+    if value.is_empty()
+        || is_reference(value)
+        || is_marker(value)
+        || value.starts_with(['|', '>', '#'])
+    {
+        return;
+    }
+    let vstart = start + colon + 1 + (rest.len() - rest.trim_start().len());
+    spans.push((vstart, vstart + value.len()));
+}
+
+/// `KEY=VALUE`, the value up to whitespace or a shell separator, or the
+/// whole quoted value.
+fn assignments(line: &str, spans: &mut Vec<(usize, usize)>) {
+    for (i, _) in line.match_indices('=') {
+        let key_start = line[..i]
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| key_char(*c))
+            .last()
+            .map_or(i, |(k, _)| k);
+        if !is_secret_name(&line[key_start..i]) {
+            continue;
+        }
+        let rest = &line[i + 1..];
+        let len = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => rest[1..].find(q).map_or(rest.len(), |e| e + 2),
+            _ => rest
+                .find(|c: char| {
+                    c.is_whitespace() || matches!(c, ';' | '&' | '|' | ')' | '"' | '\'')
+                })
+                .unwrap_or(rest.len()),
+        };
+        let value = &rest[..len];
+        if !value.is_empty() && !is_reference(value) && !is_marker(rest) {
+            spans.push((i + 1, i + 1 + len));
+        }
+    }
+}
+
+/// The word after `--password`, `--token`, `-api-key`... and after `Bearer`.
+fn flag_values(line: &str, spans: &mut Vec<(usize, usize)>) {
+    let mut words = line
+        .split_whitespace()
+        .map(|w| (w.as_ptr() as usize - line.as_ptr() as usize, w))
+        .peekable();
+    while let Some((_, w)) = words.next() {
+        let flag = w.starts_with('-') && !w.contains('=') && is_secret_name(w);
+        let bearer = w
+            .trim_start_matches(['"', '\''])
+            .eq_ignore_ascii_case("bearer");
+        if !(flag || bearer) {
+            continue;
+        }
+        if let Some(&(at, next)) = words.peek() {
+            let v = next.trim_end_matches(['"', '\'', ';']);
+            if !v.is_empty() && !v.starts_with('-') && !is_reference(v) && !is_marker(next) {
+                spans.push((at, at + v.len()));
+            }
+        }
+    }
+}
+
+/// The password of `scheme://user:PASSWORD@host`.
+fn url_passwords(line: &str, spans: &mut Vec<(usize, usize)>) {
+    for (i, _) in line.match_indices("://") {
+        let from = i + 3;
+        let token = line[from..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\''))
+            .map_or(&line[from..], |e| &line[from..from + e]);
+        let Some(at) = token.find('@') else {
+            continue;
+        };
+        let user = &token[..at];
+        if let Some(colon) = user.find(':')
+            && !user.contains('/')
+            && colon + 1 < at
+        {
+            spans.push((from + colon + 1, from + at));
+        }
+    }
+}
+
 /// The lists of the secret-key rule, for `scripts/lib/secret-rule.sh`, which
 /// renders the same rule as [`is_secret`] as a POSIX sh function for scripts
 /// that run on hosts (`sp_is_secret KEY VALUE`): the host hashes such values
@@ -368,6 +545,59 @@ mod tests {
         ] {
             let e = https_or_loopback(bad).unwrap_err();
             assert!(e.contains("https://"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn secret_values_in_lines_are_masked() {
+        for (line, shown) in [
+            (
+                "      - POSTGRES_PASSWORD=hunter2",
+                "      - POSTGRES_PASSWORD=(sensitive)",
+            ),
+            (
+                "      POSTGRES_PASSWORD: hunter2",
+                "      POSTGRES_PASSWORD: (sensitive)",
+            ),
+            (
+                "      \"db_password\": 'hunter2'",
+                "      \"db_password\": (sensitive)",
+            ),
+            (
+                "0 3 * * * API_TOKEN=tok123 /opt/backup.sh --quiet",
+                "0 3 * * * API_TOKEN=(sensitive) /opt/backup.sh --quiet",
+            ),
+            (
+                "0 3 * * * curl --token=tok123 -H 'Authorization: Bearer tok456' https://x",
+                "0 3 * * * curl --token=(sensitive) -H 'Authorization: Bearer (sensitive)' https://x",
+            ),
+            (
+                "@daily /opt/push.sh --password hunter2 --user bob",
+                "@daily /opt/push.sh --password (sensitive) --user bob",
+            ),
+            ("SMTP_PASS=\"two words\"; run", "SMTP_PASS=(sensitive); run"),
+            (
+                "      DATABASE_URL: postgres://app:hunter2@db/app",
+                "      DATABASE_URL: postgres://app:(sensitive)@db/app",
+            ),
+        ] {
+            assert_eq!(mask_line(line), shown, "{line}");
+        }
+        for plain in [
+            "      POSTGRES_PASSWORD: ${DB_PASSWORD}",
+            "      - DB_PASSWORD=$DB_PASSWORD",
+            "      POSTGRES_PASSWORD_FILE: /run/secrets/db",
+            "    image: ghcr.io/immich-app/immich-server:v2.4.1",
+            "0 3 * * * /opt/backup.sh --key-file /etc/k > /dev/null 2>&1",
+            "      - '2283:2283'",
+            "if [ \"$a\" == b ]; then KEYBOARD=us; fi",
+            "postgres://app@db/app",
+            "-DB_PASSWORD=(value on host)",
+            "+DB_PASSWORD=(desired value)",
+            "SMTP_PASS=(sensitive, differs)",
+            "TOKEN=(value 0123456789abcdef)",
+        ] {
+            assert_eq!(mask_line(plain), plain);
         }
     }
 

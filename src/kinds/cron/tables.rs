@@ -7,9 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use super::super::{Action, Desired, Observed, Verdict};
+use super::super::{Action, Verdict};
 use super::refers_to;
 use crate::gather::script::Section;
 use crate::shell::{self, Script, ScriptError};
@@ -17,12 +18,28 @@ use crate::shell::{self, Script, ScriptError};
 const SPOOL: &str = "/var/spool/cron/crontabs/";
 
 /// One job line of a table, and what is wrong with it.
-struct Finding {
-    table: String,
-    line: usize,
-    text: String,
-    legacy: bool,
-    why: String,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The table's path (`/etc/cron.d/x`, `/var/spool/cron/crontabs/USER`).
+    pub table: String,
+    /// 1-based line number in the table.
+    pub line: usize,
+    /// The line, secret values masked.
+    pub text: String,
+    /// The job refers to a legacy root (apply removes it); otherwise its
+    /// script is missing or not executable (apply leaves it and fails).
+    pub legacy: bool,
+    pub why: String,
+    /// The exact command that removes the job by hand.
+    pub by_hand: String,
+}
+
+/// What was found in every cron table of the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facts {
+    pub findings: Vec<Finding>,
+    /// The text of each table with a legacy job: apply rewrites it without them.
+    pub tables: BTreeMap<String, String>,
 }
 
 /// The job's command, after the schedule (and the user field of system tables).
@@ -70,9 +87,7 @@ fn script_of(cmd: &str) -> Option<(&str, bool)> {
     prog.starts_with('/').then_some((prog, true))
 }
 
-fn findings(d: &Desired, s: &Section) -> Vec<Finding> {
-    let managed: Vec<&str> = d.get("managed").lines().collect();
-    let roots: Vec<&str> = d.get("legacy_roots").lines().collect();
+fn findings(managed: &[String], roots: &[String], s: &Section) -> Vec<Finding> {
     let paths: BTreeMap<&str, &str> = s
         .get("paths")
         .unwrap_or_default()
@@ -92,7 +107,7 @@ fn findings(d: &Desired, s: &Section) -> Vec<Finding> {
             .to_string();
         let owner = s.get(&format!("t.{i}.user")).unwrap_or_default().trim();
         let system = owner.is_empty();
-        if !system && managed.contains(&owner) {
+        if !system && managed.iter().any(|m| m == owner) {
             continue; // the user's own cron:USER resource looks after it
         }
         for (no, line) in s
@@ -121,11 +136,14 @@ fn findings(d: &Desired, s: &Section) -> Vec<Finding> {
                 .flat_map(|r| [r.to_string(), crate::model::expand_home(r, user)])
                 .collect();
             let expanded: Vec<&str> = expanded.iter().map(String::as_str).collect();
+            // The line as plans and output show it: secret values masked.
+            let shown = crate::secrets::mask_line(line);
             let mut f = |legacy: bool, why: String| {
                 out.push(Finding {
                     table: name.clone(),
                     line: no + 1,
-                    text: line.to_string(),
+                    by_hand: by_hand(&name, no + 1, &shown),
+                    text: shown.clone(),
                     legacy,
                     why,
                 })
@@ -161,17 +179,13 @@ fn by_hand(table: &str, line: usize, text: &str) -> String {
     }
 }
 
-pub fn observe(d: &Desired, s: &Section) -> Observed {
+/// The findings of the host's tables (`managed`: users whose crontab has its
+/// own resource; `roots`: the legacy roots as written).
+pub fn observe(managed: &[String], roots: &[String], s: &Section) -> Result<Facts, String> {
     if let Some(u) = s.get("unknown") {
         return Err(u.to_string());
     }
-    let found: Vec<Value> = findings(d, s)
-        .into_iter()
-        .map(|f| {
-            json!({"table": f.table, "line": f.line, "text": f.text, "legacy": f.legacy,
-                   "why": f.why, "by_hand": by_hand(&f.table, f.line, &f.text)})
-        })
-        .collect();
+    let findings = findings(managed, roots, s);
     // The text of each table with a legacy job: apply rewrites it without them.
     let mut tables = BTreeMap::new();
     let n: usize = s
@@ -180,10 +194,7 @@ pub fn observe(d: &Desired, s: &Section) -> Observed {
         .unwrap_or(0);
     for i in 1..=n {
         let name = s.get(&format!("t.{i}.name")).unwrap_or_default().trim();
-        if found
-            .iter()
-            .any(|f| f["legacy"] == true && f["table"] == name)
-        {
+        if findings.iter().any(|f| f.legacy && f.table == name) {
             tables.insert(
                 name.to_string(),
                 s.get(&format!("t.{i}.text"))
@@ -192,38 +203,35 @@ pub fn observe(d: &Desired, s: &Section) -> Observed {
             );
         }
     }
-    Ok(json!({ "findings": found, "tables": tables }))
+    Ok(Facts { findings, tables })
 }
 
-pub fn compare(actual: &Value) -> Verdict {
-    let found = actual["findings"].as_array().cloned().unwrap_or_default();
+pub fn compare(facts: &Facts) -> Verdict {
+    let found = &facts.findings;
     if found.is_empty() {
         return Verdict::InSync;
     }
     let reasons: Vec<String> = found
         .iter()
         .map(|f| {
-            let fix = if f["legacy"] == true {
-                format!(
-                    "apply removes it; by hand: {}",
-                    f["by_hand"].as_str().unwrap_or_default()
-                )
+            let fix = if f.legacy {
+                format!("apply removes it; by hand: {}", f.by_hand)
             } else {
                 format!(
                     "spine does not deploy scripts: deploy it, or remove the job: {}",
-                    f["by_hand"].as_str().unwrap_or_default()
+                    f.by_hand
                 )
             };
             format!(
                 "{}:{} `{}` {} ({fix})",
-                f["table"].as_str().unwrap_or_default(),
-                f["line"],
-                f["text"].as_str().unwrap_or_default().trim(),
-                f["why"].as_str().unwrap_or_default()
+                f.table,
+                f.line,
+                f.text.trim(),
+                f.why
             )
         })
         .collect();
-    let legacy = found.iter().any(|f| f["legacy"] == true);
+    let legacy = found.iter().any(|f| f.legacy);
     Verdict::Drift {
         action: if legacy {
             Action::Remove
@@ -236,17 +244,17 @@ pub fn compare(actual: &Value) -> Verdict {
 }
 
 /// Rewrite each table without its legacy lines; list what stays unfixed.
-pub fn apply(actual: &Value) -> Result<Script, ScriptError> {
-    let found = actual["findings"].as_array().cloned().unwrap_or_default();
+pub fn apply(facts: &Facts) -> Result<Script, ScriptError> {
+    let found = &facts.findings;
     let (mut crontabs, mut files) = (Vec::new(), Vec::new());
-    for (table, text) in actual["tables"].as_object().into_iter().flatten() {
-        let drop: Vec<u64> = found
+    for (table, text) in &facts.tables {
+        let drop: Vec<usize> = found
             .iter()
-            .filter(|f| f["legacy"] == true && f["table"] == table.as_str())
-            .filter_map(|f| f["line"].as_u64())
+            .filter(|f| f.legacy && f.table == *table)
+            .map(|f| f.line)
             .collect();
         let spool = table.starts_with(SPOOL);
-        let lines: Vec<&str> = text.as_str().unwrap_or_default().lines().collect();
+        let lines: Vec<&str> = text.lines().collect();
         // Debian's crontab writes a 3-line header into the spool file and
         // writes it again on install: leave it out of what is installed.
         let header = if spool
@@ -266,7 +274,7 @@ pub fn apply(actual: &Value) -> Result<Script, ScriptError> {
             .iter()
             .enumerate()
             .skip(header)
-            .filter(|(i, _)| !drop.contains(&(*i as u64 + 1)))
+            .filter(|(i, _)| !drop.contains(&(i + 1)))
             .map(|(_, l)| format!("{l}\n"))
             .collect();
         match table.strip_prefix(SPOOL) {
@@ -276,14 +284,11 @@ pub fn apply(actual: &Value) -> Result<Script, ScriptError> {
     }
     let unfixed: Vec<String> = found
         .iter()
-        .filter(|f| f["legacy"] != true)
+        .filter(|f| !f.legacy)
         .map(|f| {
             format!(
                 "{}:{}: {}: deploy it, or remove the job: {}",
-                f["table"].as_str().unwrap_or_default(),
-                f["line"],
-                f["why"].as_str().unwrap_or_default(),
-                f["by_hand"].as_str().unwrap_or_default()
+                f.table, f.line, f.why, f.by_hand
             )
         })
         .collect();
@@ -315,10 +320,7 @@ mod tests {
 
     #[test]
     fn findings_by_table_and_line() {
-        let kind: &dyn crate::kinds::Kind = &super::super::Cron;
-        let d = Desired::new(kind, "cron:tables", "h", "h", String::new())
-            .arg("managed", "ronny")
-            .arg("legacy_roots", "~/ronny-ops");
+        let (managed, roots) = (["ronny".to_string()], ["~/ronny-ops".to_string()]);
         let mut s = Section::default();
         let v = &mut s.values;
         v.insert("count".into(), "3".into());
@@ -341,18 +343,11 @@ mod tests {
             "paths".into(),
             "/usr/local/bin/gone|-\n/opt/ok.sh|x\n/bin/sh|x\n".into(),
         );
-        let obs = observe(&d, &s).unwrap();
-        let f = obs["findings"].as_array().unwrap();
+        let obs = observe(&managed, &roots, &s).unwrap();
+        let f = &obs.findings;
         let got: Vec<String> = f
             .iter()
-            .map(|f| {
-                format!(
-                    "{}:{} {}",
-                    f["table"].as_str().unwrap(),
-                    f["line"],
-                    f["legacy"]
-                )
-            })
+            .map(|f| format!("{}:{} {}", f.table, f.line, f.legacy))
             .collect();
         assert_eq!(
             got,
@@ -362,7 +357,7 @@ mod tests {
                 "/var/spool/cron/crontabs/bob:1 true"
             ]
         );
-        assert_eq!(f[0]["by_hand"], "sudo sed -i '2d' '/etc/cron.d/old'");
+        assert_eq!(f[0].by_hand, "sudo sed -i '2d' '/etc/cron.d/old'");
         let Verdict::Drift { action, reason, .. } = compare(&obs) else {
             panic!()
         };

@@ -1,10 +1,10 @@
-//! One probe: a plain GET (no redirects followed, no proxy, nothing secret
-//! sent), classified as the operator's prober does.
+//! One health check: a plain GET (no redirects followed, no proxy, nothing secret
+//! sent), classified as the operator's health checker does.
 
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
-use super::{Limits, Probe, Status};
+use super::{Check, Limits, Status};
 use crate::model::{Endpoint, Expect};
 
 /// Bodies longer than this are not read to the end (and cannot match).
@@ -61,9 +61,9 @@ fn body_matches(body: &[u8], want: &str) -> bool {
     body == want.as_bytes()
 }
 
-/// Probe one endpoint.
-pub fn probe(ep: &Endpoint, limits: &Limits) -> Probe {
-    let mut out = Probe {
+/// Check one endpoint.
+pub fn check(ep: &Endpoint, limits: &Limits) -> Check {
+    let mut out = Check {
         id: ep.id.clone(),
         host: ep.host.clone(),
         url: ep.url.clone(),
@@ -188,11 +188,11 @@ mod tests {
             disabled_reason: None,
             description: None,
         };
-        let p = probe(&ep(answer_once(403), r#""401,403""#), &limits);
+        let p = check(&ep(answer_once(403), r#""401,403""#), &limits);
         assert_eq!(p.status, Status::Ok, "{}", p.note);
-        let p = probe(&ep(answer_once(401), "[401, 403]"), &limits);
+        let p = check(&ep(answer_once(401), "[401, 403]"), &limits);
         assert_eq!(p.status, Status::Ok, "{}", p.note);
-        let p = probe(&ep(answer_once(200), r#""401,403""#), &limits);
+        let p = check(&ep(answer_once(200), r#""401,403""#), &limits);
         assert_eq!(
             (p.status, p.note.as_str()),
             (Status::Fail, "HTTP 200, expected 401 or 403")
@@ -212,7 +212,7 @@ mod tests {
             description: None,
         };
         let limits = Limits::from(&crate::model::HealthDefaults::default());
-        let p = probe(&ep, &limits);
+        let p = check(&ep, &limits);
         assert_eq!(
             (p.status, p.note.as_str()),
             (Status::Skip, "disabled: GAP-OP-094")

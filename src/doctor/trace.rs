@@ -1,4 +1,4 @@
-//! One access path, step by step, each on a fresh connection (no connection
+//! A path trace: one access path, step by step, each on a fresh connection (no connection
 //! sharing, no ControlMaster): what ssh's config makes of it, DNS, a TCP
 //! connect, the SSH banner, then one `ssh -v` run whose log tells host key,
 //! authentication and the command apart.
@@ -16,7 +16,7 @@ use tokio::process::Command;
 use crate::gather::ssh::{FailKind, Route, SshOptions, classify};
 
 /// The command run on the host once logged in.
-pub const PROBE_COMMAND: &str = "uname -srm";
+pub const TRACE_COMMAND: &str = "uname -srm";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -411,7 +411,7 @@ pub fn read_log(log: &str, code: Option<i32>, stdout: &str, names: &[String]) ->
         Some(0) => steps.push(Step::ok(
             "command",
             format!(
-                "`{PROBE_COMMAND}`: {}",
+                "`{TRACE_COMMAND}`: {}",
                 stdout.lines().next().unwrap_or_default().trim()
             ),
         )),
@@ -431,7 +431,7 @@ pub fn read_log(log: &str, code: Option<i32>, stdout: &str, names: &[String]) ->
 
 /// Every step of one path. The DNS, TCP and banner steps go to the first
 /// hop: the jump host when there is one.
-pub async fn probe(route: &Route, opts: &SshOptions) -> (Vec<Step>, String, bool) {
+pub async fn trace(route: &Route, opts: &SshOptions) -> (Vec<Step>, String, bool) {
     let timeout = opts.connect_timeout;
     let eff = match effective(&route.address, route.port, route.jump.as_deref(), opts).await {
         Ok(e) => e,
@@ -487,7 +487,7 @@ pub async fn probe(route: &Route, opts: &SshOptions) -> (Vec<Step>, String, bool
         }
         return (steps, target, false);
     }
-    let run = ssh_run(route, opts, PROBE_COMMAND).await;
+    let run = ssh_run(route, opts, TRACE_COMMAND).await;
     let works = run.works();
     steps.extend(run.steps);
     (steps, target, works)
