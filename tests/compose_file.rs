@@ -4,7 +4,8 @@
 //! services on the stand-in images, a named volume, a `.env` with a secret,
 //! healthchecks. Plan from nothing, apply converges, the next plan exits 0; a
 //! reformatted file is still in sync; a changed file, a stopped container and
-//! an orphan of the project show in the plan and apply converges again.
+//! an orphan of the project show in the plan and apply converges again; a
+//! plan saved before the repository's file changed is refused.
 
 mod support;
 
@@ -250,8 +251,16 @@ fn a_stack_from_the_operators_compose_file_converges() {
 
     // 6. The file changes in the repository: the plan shows it, apply
     // installs it (the image of `web` moves back one version).
+    // A plan saved before the change is stale after it: the compose file is
+    // part of the registry the plan is bound to.
+    let saved = tmp.path().join("before.plan");
+    let o = run(&reg, &cfg, &["plan", "-o", saved.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let older = COMPOSE.replace("immich-server:v2.4.1", "immich-server:v2.3.0");
     repository(tmp.path(), &older);
+    let o = run(&reg, &cfg, &["apply", saved.to_str().unwrap(), "--yes"]);
+    assert_eq!(o.status.code(), Some(2), "a stale plan: {}", text(&o));
+    assert_eq!(web.ok(&format!("cat {DIR}/docker-compose.yml")), COMPOSE);
     let (p, code, out) = plan(&reg, &cfg);
     assert_eq!(code, Some(2), "{out}");
     let (_, _, diff) = verdict(&p, FILE);
