@@ -271,6 +271,22 @@ impl Diag {
         }
     }
 
+    /// Keep file, line and column but show no source text (the line holds
+    /// something that must not reach a terminal, such as a control character).
+    pub fn without_text(mut self) -> Self {
+        self.source = None;
+        self.labels.clear();
+        self
+    }
+
+    /// Show `other` (a place in another file) under this diagnostic.
+    pub fn with_related(mut self, mut other: Diag) -> Self {
+        other.is_related = true;
+        other.severity = self.severity;
+        self.others.push(other);
+        self
+    }
+
     /// Other places in other files this diagnostic refers to.
     pub fn others(&self) -> &[Diag] {
         &self.others
