@@ -417,6 +417,13 @@ fn stack_section(
             file.path, file.mode, file.owner, r.user
         )));
     }
+    match p.status.as_deref() {
+        Some(st) if st.starts_with("running") && !st.contains(',') => {}
+        Some(st) => notes.push(at(format!(
+            "`docker compose ls` says `{st}`: imported as it is written; `spine plan` shows the containers that do not run"
+        ))),
+        None => notes.push(at("`docker compose ls` does not list it: imported from its containers' labels".into())),
+    }
     let mut out = vec![pair("host", f.host)?];
     out.extend(lines_of("compose", compose));
     Ok(Some((out, text)))

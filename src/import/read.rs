@@ -80,6 +80,8 @@ pub struct Project {
     pub env: Option<Vec<EnvKey>>,
     pub env_mode: String,
     pub env_owner: String,
+    /// Its status as `docker compose ls` says it (`running(2)`), when listed.
+    pub status: Option<String>,
 }
 
 /// One cron table: a user's crontab (`user` set) or a file of /etc/cron.d.
@@ -108,29 +110,27 @@ pub struct Reading {
     pub problems: Vec<String>,
 }
 
+/// A value the host sent (empty when it sent none).
+fn val(s: &Section, key: &str) -> String {
+    s.get(key).unwrap_or_default().to_string()
+}
+
+/// A file section (the gather prelude's `sp_file`), read as the kinds read it.
 fn file(s: &Section, key: &str, path: &str) -> HostFile {
-    let text = match (
-        s.get(&format!("{key}.error")),
-        s.get(&format!("{key}.exists")),
-    ) {
-        (Some(e), _) => Err(e.to_string()),
-        (None, Some("1")) => Ok(s
-            .get(&format!("{key}.content"))
-            .unwrap_or_default()
-            .to_string()),
-        _ => Err(format!("{path} does not exist")),
+    let (text, mode, owner) = match crate::kinds::observed_file(s, key) {
+        Ok(Some((text, mode, owner))) => (Ok(text), mode, owner),
+        Ok(None) => (
+            Err(format!("{path} does not exist")),
+            String::new(),
+            String::new(),
+        ),
+        Err(e) => (Err(e), String::new(), String::new()),
     };
     HostFile {
         path: path.to_string(),
         text,
-        mode: s
-            .get(&format!("{key}.mode"))
-            .unwrap_or_default()
-            .to_string(),
-        owner: s
-            .get(&format!("{key}.owner"))
-            .unwrap_or_default()
-            .to_string(),
+        mode,
+        owner,
     }
 }
 
@@ -151,45 +151,58 @@ fn env_keys(text: &str) -> Vec<EnvKey> {
         .collect()
 }
 
+/// `docker compose ls --format json`: each project's status (`running(2)`, `exited(1)`).
+fn statuses(s: &Section) -> Vec<(String, String)> {
+    let ls: serde_json::Value = serde_json::from_str(&val(s, "ls")).unwrap_or_default();
+    ls.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                p["Name"].as_str()?.to_string(),
+                p["Status"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
 fn projects(s: &Section, problems: &mut Vec<String>) -> Vec<Project> {
     if let Some(u) = s.get("unknown") {
         problems.push(format!("compose: {u}"));
         return Vec::new();
     }
     if s.get("ls.rc").is_some_and(|rc| rc != "0") {
+        let ls = val(s, "ls");
         problems.push(format!(
             "compose: `docker compose ls` failed: {}",
-            s.get("ls")
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or("(no output)")
+            ls.lines().next().unwrap_or("(no output)")
         ));
     }
+    let statuses = statuses(s);
     (1..=count(s, "count"))
         .map(|i| {
             let p = format!("p.{i}");
             let files = (1..=count(s, &format!("{p}.files")))
                 .map(|j| {
                     let key = format!("{p}.f.{j}");
-                    file(s, &key, s.get(&format!("{key}.path")).unwrap_or_default())
+                    file(s, &key, &val(s, &format!("{key}.path")))
                 })
                 .collect();
             let env = (s.get(&format!("{p}.env.exists")) == Some("1"))
-                .then(|| env_keys(s.get(&format!("{p}.env.keys")).unwrap_or_default()));
+                .then(|| env_keys(&val(s, &format!("{p}.env.keys"))));
+            let name = val(s, &format!("{p}.name"));
+            let status = statuses
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, st)| st.clone());
             Project {
-                name: s.get(&format!("{p}.name")).unwrap_or_default().to_string(),
-                dir: s.get(&format!("{p}.dir")).unwrap_or_default().to_string(),
+                dir: val(s, &format!("{p}.dir")),
                 files,
                 env,
-                env_mode: s
-                    .get(&format!("{p}.env.mode"))
-                    .unwrap_or_default()
-                    .to_string(),
-                env_owner: s
-                    .get(&format!("{p}.env.owner"))
-                    .unwrap_or_default()
-                    .to_string(),
+                env_mode: val(s, &format!("{p}.env.mode")),
+                env_owner: val(s, &format!("{p}.env.owner")),
+                status,
+                name,
             }
         })
         .collect()
@@ -201,19 +214,9 @@ fn tables(s: &Section, problems: &mut Vec<String>) -> Vec<Table> {
     }
     (1..=count(s, "count"))
         .map(|i| Table {
-            name: s
-                .get(&format!("t.{i}.name"))
-                .unwrap_or_default()
-                .to_string(),
-            user: s
-                .get(&format!("t.{i}.user"))
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-            text: s
-                .get(&format!("t.{i}.text"))
-                .unwrap_or_default()
-                .to_string(),
+            name: val(s, &format!("t.{i}.name")),
+            user: val(s, &format!("t.{i}.user")).trim().to_string(),
+            text: val(s, &format!("t.{i}.text")),
         })
         .collect()
 }
@@ -222,8 +225,7 @@ fn tailscale(s: &Section, problems: &mut Vec<String>) -> Option<(String, Option<
     if s.get("unknown").is_some() {
         return None;
     }
-    let status: serde_json::Value = match serde_json::from_str(s.get("status").unwrap_or_default())
-    {
+    let status: serde_json::Value = match serde_json::from_str(&val(s, "status")) {
         Ok(v) => v,
         Err(_) => {
             problems.push("tailscale: `tailscale status --json` gave no status".into());
@@ -231,8 +233,7 @@ fn tailscale(s: &Section, problems: &mut Vec<String>) -> Option<(String, Option<
         }
     };
     let name = status["Self"]["HostName"].as_str()?.to_string();
-    let prefs: Option<serde_json::Value> =
-        serde_json::from_str(s.get("prefs").unwrap_or_default()).ok();
+    let prefs: Option<serde_json::Value> = serde_json::from_str(&val(s, "prefs")).ok();
     let dns = prefs.and_then(|p| p["CorpDNS"].as_bool());
     Some((name, dns))
 }
@@ -255,13 +256,7 @@ pub fn parse(report: &Report) -> Reading {
     r.tables = tables(sec("cron"), &mut r.problems);
     let n = sec("netplan");
     r.netplan = (1..=count(n, "count"))
-        .map(|i| {
-            file(
-                n,
-                &format!("n.{i}"),
-                n.get(&format!("n.{i}.path")).unwrap_or_default(),
-            )
-        })
+        .map(|i| file(n, &format!("n.{i}"), &val(n, &format!("n.{i}.path"))))
         .collect();
     if let Some(t) = report.sections.get("tailscale") {
         r.tailscale = tailscale(t, &mut r.problems);

@@ -49,6 +49,12 @@ fn box_answer(env: &str) -> Report {
         "ops",
         &[
             ("compose", "count", "2"),
+            ("compose", "ls.rc", "0"),
+            (
+                "compose",
+                "ls",
+                r#"[{"Name":"web","Status":"running(1)","ConfigFiles":"/opt/stacks/web/docker-compose.yml"},{"Name":"cache","Status":"exited(1)","ConfigFiles":"/srv/cache/docker-compose.yml"}]"#,
+            ),
             ("compose", "p.1.name", "web"),
             ("compose", "p.1.dir", "/opt/stacks/web"),
             ("compose", "p.1.files", "1"),
@@ -178,9 +184,14 @@ fn the_proposal_matches_stacks_refers_secrets_and_reports_cron() {
         "/srv/cache/docker-compose.yml is mode 644 owned by root; spine keeps it 0644 owned by ops",
         "1 secret key(s) (DB_PASSWORD) imported as references to Infisical project `web`",
         "network: no netplan file on the host",
+        "compose project `cache` on box: `docker compose ls` says `exited(1)`",
     ] {
         assert!(notes.contains(want), "missing `{want}` in:\n{notes}");
     }
+    assert!(
+        !notes.contains("compose project `web` on box: `docker compose ls`"),
+        "{notes}"
+    );
     assert!(!notes.contains("DB_PASSWORD=") && !body.contains("hunter"));
 }
 
