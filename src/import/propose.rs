@@ -329,6 +329,20 @@ fn stack_section(
         notes.push(at("its name is not a compose project name spine accepts ([a-z0-9][a-z0-9_-]*): not imported".into()));
         return Ok(None);
     }
+    if let Some(why) = crate::safe::path_problem(&p.dir) {
+        notes.push(at(format!(
+            "its folder `{}` {why}: not imported",
+            crate::safe::shown(&p.dir)
+        )));
+        return Ok(None);
+    }
+    if !crate::safe::name(stack_id) {
+        notes.push(at(format!(
+            "its stack id `{}` is not a plain name, so no ops/staged/ folder can be named after it: not imported",
+            crate::safe::shown(stack_id)
+        )));
+        return Ok(None);
+    }
     let [file] = &p.files[..] else {
         notes.push(at(format!(
             "{} compose files: spine installs one; not imported",

@@ -315,3 +315,31 @@ fn the_import_script_passes_shellcheck_rendered() {
         );
     }
 }
+
+#[test]
+fn a_folder_or_stack_id_that_could_escape_is_not_imported() {
+    let stacks = "stacks:\n  - stack_id: ../../etc\n    deploy_target: box\n";
+    let loaded = crate::load::load_texts(
+        "t",
+        [
+            (FileKind::Services, "S.yaml".to_string(), REG),
+            (FileKind::Stacks, "T.yaml".to_string(), stacks),
+        ],
+    );
+    let reg = Registry::from_loaded(&loaded, &FileKind::ALL).unwrap();
+    let mut rep = box_answer("");
+    let c = rep.sections.get_mut("compose").unwrap();
+    c.values.insert("p.1.name".into(), "../../etc".into());
+    c.values.insert("p.2.dir".into(), "srv/cache".into());
+    let p = propose(&facts(&reg), &read::parse(&rep)).unwrap();
+    assert!(p.stacks.is_empty(), "{:?}", p.stacks);
+    let notes = p.notes.join("\n");
+    assert!(
+        notes.contains("its name is not a compose project name"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("its folder `srv/cache` is not absolute: not imported"),
+        "{notes}"
+    );
+}
