@@ -33,25 +33,22 @@ pub struct Change {
 
 /// How to reach a host that has no `desired.access` yet: its `ssh:` name
 /// through ssh_config, its LAN address from ssh.targets.yaml, its Tailscale
-/// address; as the user the registry gives it.
+/// address; as the user the registry gives it. A host only ssh.targets.yaml
+/// knows (a Proxmox host, often) is reached at its address there.
 pub fn routes(reg: &Registry, host: &str) -> Vec<Route> {
-    let Some(services) = reg.services.as_ref() else {
-        return Vec::new();
-    };
-    let known = ssh::routes(services, host);
+    let services = reg.services.clone().unwrap_or_default();
+    let known = ssh::routes(&services, host);
     if !known.is_empty() {
         return known;
     }
-    let Some(h) = services.hosts.get(host) else {
-        return Vec::new();
-    };
+    let h = services.hosts.get(host);
     let b = &reg.bindings;
-    let target = b
-        .target(h.ssh.as_deref().unwrap_or(host))
+    let target = h
+        .and_then(|h| h.ssh.as_deref())
+        .and_then(|s| b.target(s))
         .or_else(|| b.target(host));
     let user = h
-        .ssh_user
-        .clone()
+        .and_then(|h| h.ssh_user.clone())
         .or_else(|| target.and_then(|t| b.user_of(t)).map(String::from))
         .unwrap_or_else(|| "root".into());
     let mut out = Vec::new();
@@ -68,23 +65,27 @@ pub fn routes(reg: &Registry, host: &str) -> Vec<Route> {
             });
         }
     };
-    add(Via::SshConfig, h.ssh.as_deref());
+    add(Via::SshConfig, h.and_then(|h| h.ssh.as_deref()));
     add(Via::Lan, target.and_then(|t| t.host.as_deref()));
-    add(Via::Tailscale, h.tailscale_ip.as_deref());
+    add(
+        Via::Tailscale,
+        h.and_then(|h| h.tailscale_ip.as_deref())
+            .or_else(|| target.and_then(|t| t.tailscale_ip.as_deref())),
+    );
     out
 }
 
 /// Read host `host`: one round trip over the first path that answers, and
 /// its VM's settings on the Proxmox host. `Err` when the host cannot be read.
 pub async fn read_host(reg: &Registry, host: &str, opts: &SshOptions) -> Result<Reading, String> {
-    let routes = routes(reg, host);
-    if routes.is_empty() {
+    let paths = routes(reg, host);
+    if paths.is_empty() {
         return Err(format!(
             "host `{host}` has no way to reach it in the registry: give it `ssh:` (an ssh_config name) or `desired.access` in SERVICE_REGISTRY.yaml"
         ));
     }
     let reads = read::host_reads().map_err(|e| e.to_string())?;
-    let (conn, route) = ssh::connect(&routes, opts).await.map_err(|f| {
+    let (conn, route) = ssh::connect(&paths, opts).await.map_err(|f| {
         let tried: Vec<String> = f
             .iter()
             .map(|p| format!("  {}: {} ({})", p.route, p.detail, p.kind.hint()))
@@ -102,11 +103,9 @@ pub async fn read_host(reg: &Registry, host: &str, opts: &SshOptions) -> Result<
     r.route = Some(route);
     let h = reg.services.as_ref().and_then(|s| s.hosts.get(host));
     if let Some((vmid, pve)) = h.and_then(|h| Some((h.vmid?, h.proxmox_host.clone()?))) {
-        let services = reg.services.clone().unwrap_or_default();
         let qm = read::qm_read(vmid).map_err(|e| e.to_string())?;
         let facts =
-            crate::gather::gather_host(pve.clone(), ssh::routes(&services, &pve), qm, opts.clone())
-                .await;
+            crate::gather::gather_host(pve.clone(), routes(reg, &pve), qm, opts.clone()).await;
         match (facts.report, facts.error) {
             (Some(rep), _) => read::parse_qm(&rep, vmid, &mut r),
             (None, e) => r.problems.push(format!(

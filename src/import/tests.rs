@@ -343,3 +343,32 @@ fn a_folder_or_stack_id_that_could_escape_is_not_imported() {
         "{notes}"
     );
 }
+
+#[test]
+fn a_host_only_ssh_targets_knows_is_reached_at_its_address_there() {
+    let loaded = crate::load::load_texts(
+        "t",
+        [
+            (FileKind::Services, "S.yaml".to_string(), REG),
+            (FileKind::Stacks, "T.yaml".to_string(), STACKS),
+            (
+                FileKind::SshTargets,
+                "ssh.targets.yaml".to_string(),
+                "ssh:\n  defaults:\n    user: ubuntu\n  targets:\n    - id: pve\n      host: 10.203.155.10\n      user: root\n      tailscale_ip: 10.203.200.1\n",
+            ),
+        ],
+    );
+    let reg = Registry::from_loaded(&loaded, &FileKind::ALL).unwrap();
+    let r: Vec<(Via, String, String)> = routes(&reg, "pve")
+        .into_iter()
+        .map(|r| (r.via, r.user, r.address))
+        .collect();
+    assert_eq!(
+        r,
+        [
+            (Via::Lan, "root".into(), "10.203.155.10".into()),
+            (Via::Tailscale, "root".into(), "10.203.200.1".into())
+        ]
+    );
+    assert!(routes(&reg, "nosuch").is_empty());
+}
