@@ -271,6 +271,14 @@ impl Diag {
         }
     }
 
+    /// Show `other` (a place in another file) under this diagnostic.
+    pub fn with_related(mut self, mut other: Diag) -> Self {
+        other.is_related = true;
+        other.severity = self.severity;
+        self.others.push(other);
+        self
+    }
+
     /// Other places in other files this diagnostic refers to.
     pub fn others(&self) -> &[Diag] {
         &self.others

@@ -194,6 +194,9 @@ pub struct Stack {
     pub path: Option<String>,
     pub deploy_target: Option<String>,
     pub status: Option<String>,
+    /// The operator's compose files (relative to the workbench, `source_root`).
+    #[serde(default)]
+    pub compose_files: Vec<String>,
     pub desired: Option<DesiredStack>,
 }
 
@@ -213,13 +216,106 @@ pub struct DesiredStack {
 pub struct Compose {
     pub project: String,
     pub directory: String,
-    pub template: String,
+    /// A compose template shipped with spine (templates/compose/NAME.yml.j2) ...
+    pub template: Option<String>,
+    /// ... or the operator's own compose file, relative to the repository root.
+    pub file: Option<String>,
     pub version: Option<String>,
+    /// With `template`: required. With `file`: optional, and when given it
+    /// must agree with the file (gate V17).
+    #[serde(default)]
     pub services: IndexMap<String, ComposeService>,
+    /// The file `file` names, as read (never from YAML).
+    #[serde(skip)]
+    pub loaded: Option<ComposeText>,
     #[serde(default)]
     pub env: IndexMap<String, Value>,
     #[serde(default)]
     pub secrets: IndexMap<String, SecretRef>,
+}
+
+/// The operator's compose file named by `compose.file`, as read from the
+/// repository (filled in by `Registry::from_loaded`; never from YAML).
+#[derive(Debug, Clone, Default)]
+pub struct ComposeText {
+    /// Where it was read (as diagnostics name it).
+    pub shown: String,
+    pub text: std::sync::Arc<str>,
+    /// Its services in file order: `container_name` and `image` when set.
+    pub services: IndexMap<String, FileService>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileService {
+    pub container: Option<String>,
+    pub image: Option<String>,
+}
+
+impl ComposeText {
+    pub fn parse(shown: &str, text: std::sync::Arc<str>, json: &Value) -> Self {
+        let services = json["services"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, s)| {
+                let text = |k: &str| s.get(k).and_then(Value::as_str).map(str::to_string);
+                (
+                    name.clone(),
+                    FileService {
+                        container: text("container_name"),
+                        image: text("image"),
+                    },
+                )
+            })
+            .collect();
+        ComposeText {
+            shown: shown.to_string(),
+            text,
+            services,
+        }
+    }
+}
+
+/// One service of a stack as it is compared on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackService {
+    pub name: String,
+    pub container: Option<String>,
+    /// `None`: not compared (a file service whose image compose resolves
+    /// from variables, or that is built).
+    pub image: Option<String>,
+}
+
+impl Compose {
+    /// The services the host must run: the registry's for a template; for a
+    /// file, the file's, each named by its `container_name` or compose's
+    /// default `PROJECT-SERVICE-1`.
+    pub fn stack_services(&self) -> Vec<StackService> {
+        match (self.file.as_ref(), self.loaded.as_ref()) {
+            (Some(_), Some(f)) => f
+                .services
+                .iter()
+                .map(|(name, s)| StackService {
+                    name: name.clone(),
+                    container: Some(
+                        s.container
+                            .clone()
+                            .unwrap_or_else(|| format!("{}-{name}-1", self.project)),
+                    ),
+                    image: s.image.clone().filter(|i| !i.contains('$')),
+                })
+                .collect(),
+            _ => self
+                .services
+                .iter()
+                .map(|(name, s)| StackService {
+                    name: name.clone(),
+                    container: s.container.clone(),
+                    image: Some(s.image.clone()),
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -538,9 +634,24 @@ impl Registry {
                 .map(Some)
                 .map_err(|e| format!("{}: {e}", doc.source.name))
         }
+        let mut stacks: Option<StackRegistry> = typed(loaded, valid, FileKind::Stacks)?;
+        for c in stacks
+            .iter_mut()
+            .flat_map(|s| s.stacks.iter_mut())
+            .filter_map(|s| s.desired.as_mut()?.compose.as_mut())
+        {
+            let read = c.file.as_ref().and_then(|f| loaded.compose.get(f));
+            if let Some(crate::load::ComposeRead::Loaded { source, tree }) = read {
+                c.loaded = Some(ComposeText::parse(
+                    &source.name,
+                    source.text.clone(),
+                    &tree.to_json(),
+                ));
+            }
+        }
         Ok(Registry {
             services: typed(loaded, valid, FileKind::Services)?,
-            stacks: typed(loaded, valid, FileKind::Stacks)?,
+            stacks,
             health: typed(loaded, valid, FileKind::Health)?,
             bindings: Bindings::from_loaded(loaded),
         })

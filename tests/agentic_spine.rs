@@ -241,7 +241,7 @@ fn the_text_output_leads_with_one_line_per_problem_and_the_files_read() {
     let lead: Vec<&str> = out.lines().take_while(|l| !l.is_empty()).collect();
     assert_eq!(
         lead[0],
-        "verify: FAIL (3 fail, 2 warn, 3 skip, 7 pass of 15 gates)"
+        "verify: FAIL (3 fail, 2 warn, 4 skip, 7 pass of 16 gates)"
     );
     assert_eq!(lead.len(), 1 + EXPECTED.len() + 1, "{out}");
     assert!(lead[1].starts_with("  V06 error "), "errors first: {out}");
@@ -387,7 +387,7 @@ fn with_the_three_errors_fixed_the_repository_passes() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout)
-            .starts_with("verify: PASS (0 fail, 3 warn, 3 skip, 9 pass of 15 gates)"),
+            .starts_with("verify: PASS (0 fail, 3 warn, 4 skip, 9 pass of 16 gates)"),
         "{}",
         text(&o)
     );

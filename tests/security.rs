@@ -20,15 +20,22 @@ use support::{spine, text};
 /// The base corpus registry with a case's files in place, loaded and typed
 /// WITHOUT verify: what render would see if V16 were bypassed.
 fn unverified(case: &str, dir: &Path) -> Registry {
+    // The registry in `DIR/reg`, the compose files stacks name in `DIR`
+    // (the folder's parent is the repository root).
+    let reg = dir.join("reg");
+    std::fs::create_dir_all(&reg).unwrap();
     for from in [corpus().join("base"), corpus().join(case)] {
         for e in std::fs::read_dir(&from).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "yaml") {
-                std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+                std::fs::copy(&p, reg.join(p.file_name().unwrap())).unwrap();
             }
         }
+        if from.join("repo").is_dir() {
+            support::corpus::copy_tree(&from.join("repo"), dir);
+        }
     }
-    let loaded = spine::load::load_dir(dir);
+    let loaded = spine::load::load_dir(&reg);
     assert!(loaded.failures.is_empty(), "{case}: the case does not load");
     Registry::from_loaded(&loaded, &FileKind::ALL).unwrap()
 }
@@ -156,7 +163,9 @@ fn render_out_stays_in_its_folder() {
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::fs::create_dir_all(&out).unwrap();
     std::os::unix::fs::symlink(&elsewhere, out.join("immich")).unwrap();
-    let reg = corpus().join("base");
+    // The base registry in `reg/`, the compose file it names beside it.
+    let base = support::corpus::build(&support::corpus::case("base"));
+    let reg = base.root.join("reg");
     let o = spine(
         &[
             "render",
@@ -174,7 +183,9 @@ fn render_out_stays_in_its_folder() {
 
 #[test]
 fn infisical_needs_https_except_on_loopback() {
-    let reg = corpus().join("base");
+    // The base registry in `reg/`, the compose file it names beside it.
+    let base = support::corpus::build(&support::corpus::case("base"));
+    let reg = base.root.join("reg");
     let receipts = tempfile::tempdir().unwrap();
     let run = |url: &str| {
         spine(
@@ -448,7 +459,9 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
 #[test]
 fn render_never_holds_a_secret_value() {
     let tmp = tempfile::tempdir().unwrap();
-    let reg = corpus().join("base");
+    // The base registry in `reg/`, the compose file it names beside it.
+    let base = support::corpus::build(&support::corpus::case("base"));
+    let reg = base.root.join("reg");
     let out = tmp.path().join("out");
     let envs = [("SPINE_SECRET_IMMICH_DB_PASSWORD", "RenderLeak-Val-51")];
     let printed = spine(&["render", "--registry", reg.to_str().unwrap()], &envs);

@@ -33,6 +33,11 @@ pub fn registry_info(loaded: &Loaded, origin: &Origin) -> RegistryInfo {
                 receipt::sha256_hex(doc.source.text.as_bytes()),
             )
         })
+        // The compose files stacks name, by their path in the repository.
+        .chain(loaded.compose.iter().filter_map(|(name, read)| {
+            let src = read.source()?;
+            Some((name.clone(), receipt::sha256_hex(src.text.as_bytes())))
+        }))
         .collect();
     RegistryInfo { git_commit, files }
 }

@@ -27,27 +27,23 @@ impl Kind for ComposeKind {
                 continue;
             };
             let Some(c) = &d.compose else { continue };
-            let template = format!("compose/{}.yml.j2", c.template);
-            if !cx.templates.has(&template) {
-                return Err(RenderError::Template {
-                    name: template,
-                    line: 0,
-                    message: format!("stack `{}` names compose template `{}`, which does not exist", st.stack_id, c.template),
-                    help: "add the template under templates/compose/ or fix `desired.compose.template`".into(),
-                });
-            }
             let ctx = minijinja::context! {
                 stack => minijinja::context! { id => &st.stack_id },
                 compose => minijinja::value::Serde(c),
             };
             let dir = c.directory.trim_end_matches('/');
-            let compose = cx.templates.render(&template, ctx.clone())?;
+            let compose = compose_text(cx, &st.stack_id, c, ctx.clone())?;
             let env = cx.templates.render("compose/env.j2", ctx)?;
-            let extra = extra_containers(self, cx.host_id, c, &compose);
-            let services: Vec<String> = c
-                .services
+            let stack_services = c.stack_services();
+            let extra = extra_containers(self, cx.host_id, c, &stack_services, &compose);
+            // One line per service: `NAME IMAGE`, or `NAME` alone when the
+            // image is not compared (compose resolves it from variables).
+            let services: Vec<String> = stack_services
                 .iter()
-                .map(|(name, s)| format!("{name} {}", s.image))
+                .map(|s| match &s.image {
+                    Some(image) => format!("{} {image}", s.name),
+                    None => s.name.clone(),
+                })
                 .collect();
             let base = |d: Desired| {
                 d.arg("project", &c.project)
@@ -206,6 +202,44 @@ impl Kind for ComposeKind {
     }
 }
 
+/// The desired docker-compose.yml: the template rendered, or the operator's
+/// own file verbatim.
+fn compose_text(
+    cx: &RenderCx,
+    stack: &str,
+    c: &crate::model::Compose,
+    ctx: minijinja::Value,
+) -> Result<String, RenderError> {
+    if let Some(file) = &c.file {
+        return match &c.loaded {
+            Some(f) => Ok(f.text.to_string()),
+            None => Err(RenderError::Template {
+                name: file.clone(),
+                line: 0,
+                message: format!(
+                    "stack `{stack}` names compose file `{}`, which was not read",
+                    crate::safe::shown(file)
+                ),
+                help: "run `spine verify`: gate V17 says why the file cannot be used".into(),
+            }),
+        };
+    }
+    let name = c.template.as_deref().unwrap_or_default();
+    let template = format!("compose/{name}.yml.j2");
+    if !cx.templates.has(&template) {
+        return Err(RenderError::Template {
+            name: template,
+            line: 0,
+            message: format!(
+                "stack `{stack}` names compose template `{name}`, which does not exist"
+            ),
+            help: "add the template under templates/compose/ or fix `desired.compose.template`"
+                .into(),
+        });
+    }
+    cx.templates.render(&template, ctx)
+}
+
 fn env_vars(text: &str) -> Vec<(String, String)> {
     text.lines()
         .map(str::trim)
@@ -360,12 +394,18 @@ fn compare_containers(d: &Desired, actual: &Value) -> Verdict {
         ));
     }
     let mut wanted = Vec::new();
-    for line in d.content.lines() {
-        let Some((name, image)) = line.split_once(' ') else {
-            continue;
+    for line in d.content.lines().filter(|l| !l.is_empty()) {
+        // `NAME IMAGE`, or `NAME` alone: its image is whatever compose
+        // resolves (not compared).
+        let (name, image) = match line.split_once(' ') {
+            Some((n, i)) => (n, Some(i)),
+            None => (line, None),
         };
         wanted.push(name.to_string());
         let have = services.get(name);
+        let shown_image = image
+            .or_else(|| have.and_then(|s| s["image"].as_str()))
+            .unwrap_or("(image as compose resolves it)");
         let health = have
             .and_then(|s| s["health"].as_str())
             .filter(|h| *h != "unhealthy")
@@ -375,11 +415,11 @@ fn compare_containers(d: &Desired, actual: &Value) -> Verdict {
         } else {
             health
         };
-        want_lines.push_str(&format!("{name} {image} running {health}\n"));
+        want_lines.push_str(&format!("{name} {shown_image} running {health}\n"));
         match have {
             None => reasons.push(format!("{name} is not there")),
             Some(s) => {
-                if s["image"].as_str() != Some(image) {
+                if let Some(image) = image.filter(|i| s["image"].as_str() != Some(i)) {
                     reasons.push(format!(
                         "{name} runs {}, should run {image}",
                         s["image"].as_str().unwrap_or("?")
@@ -424,17 +464,17 @@ fn extra_containers(
     kind: &ComposeKind,
     host: &str,
     c: &crate::model::Compose,
+    stack_services: &[crate::model::StackService],
     compose: &str,
 ) -> Desired {
-    let services: Vec<&str> = c.services.keys().map(String::as_str).collect();
-    let containers: Vec<&str> = c
-        .services
-        .values()
+    let services: Vec<&str> = stack_services.iter().map(|s| s.name.as_str()).collect();
+    let containers: Vec<&str> = stack_services
+        .iter()
         .filter_map(|s| s.container.as_deref())
         .collect();
     let legacy = LEGACY_CONTAINERS
         .iter()
-        .find(|(t, _)| *t == c.template)
+        .find(|(t, _)| c.template.as_deref() == Some(*t))
         .map(|(_, names)| names.join("\n"))
         .unwrap_or_default();
     let ports = published_ports(compose);

@@ -3,8 +3,10 @@
 //! Loading never panics and never stops at the first bad file: every file that
 //! cannot be used is reported, so one run shows all of them.
 
+pub mod compose;
 mod origin;
 
+pub use compose::ComposeRead;
 pub use origin::{Files, Layout, NotFound, Origin, Request, repo_path};
 
 use std::collections::BTreeMap;
@@ -38,12 +40,22 @@ pub struct Loaded {
     pub origin: String,
     pub docs: BTreeMap<FileKind, Document>,
     pub failures: Vec<Diag>,
+    /// The compose files stacks name (`desired.compose.file`), by that value.
+    pub compose: BTreeMap<String, ComposeRead>,
 }
 
 impl Loaded {
     /// The files this run read, in a fixed order (what every output names).
     pub fn file_names(&self) -> Vec<&str> {
-        self.docs.values().map(|d| d.source.name.as_str()).collect()
+        self.docs
+            .values()
+            .map(|d| d.source.name.as_str())
+            .chain(
+                self.compose
+                    .values()
+                    .filter_map(|c| Some(c.source()?.name.as_str())),
+            )
+            .collect()
     }
 
     /// SHA-256 over the registry files (name and exact bytes, in a fixed order):
@@ -56,6 +68,17 @@ impl Loaded {
             h.update([0]);
             h.update((doc.source.text.len() as u64).to_le_bytes());
             h.update(doc.source.text.as_bytes());
+        }
+        // The compose files stacks name are registry too: a plan made before
+        // one of them changed is stale.
+        for (name, read) in &self.compose {
+            if let Some(src) = read.source() {
+                h.update(b"compose:");
+                h.update(name.as_bytes());
+                h.update([0]);
+                h.update((src.text.len() as u64).to_le_bytes());
+                h.update(src.text.as_bytes());
+            }
         }
         hex::encode(h.finalize())
     }
@@ -108,6 +131,9 @@ where
         let src = SourceFile::new(Path::new(&name), name.clone(), text);
         add(&mut loaded, kind, src);
     }
+    if let Some(doc) = loaded.docs.get(&FileKind::Stacks) {
+        loaded.compose = compose::read_all(&doc.json, None);
+    }
     loaded
 }
 
@@ -148,6 +174,10 @@ fn load_files(files: &Files) -> Loaded {
                 .failures
                 .push(Diag::without_source(LOAD_GATE, name, message, help)),
         }
+    }
+    if let Some(doc) = loaded.docs.get(&FileKind::Stacks) {
+        let root = compose::root_of(files);
+        loaded.compose = compose::read_all(&doc.json, Some(&root));
     }
     loaded
 }

@@ -3,6 +3,7 @@
 //! operator's numbered drift gates. A gate whose input file failed its schema
 //! is SKIP (with the reason), never PASS.
 
+pub mod compose_file;
 pub mod gates;
 pub mod output;
 pub mod provided;
@@ -98,6 +99,7 @@ pub fn catalogue() -> Vec<(&'static str, &'static str, &'static str)> {
         .map(|&k| (schema::gate_id(k), schema_gate_name(k), SCHEMA_HELP))
         .collect();
     out.extend(gates::ALL.iter().map(|g| (g.id, g.name, g.help)));
+    out.push((compose_file::ID, compose_file::NAME, compose_file::HELP));
     out
 }
 
@@ -170,6 +172,12 @@ pub fn run(loaded: &Loaded) -> Outcome {
                     format!("registry could not be typed: {e}"),
                 ));
             }
+            results.push(skip(
+                compose_file::ID,
+                compose_file::NAME,
+                compose_file::HELP,
+                format!("registry could not be typed: {e}"),
+            ));
             return Outcome {
                 origin: loaded.origin.clone(),
                 files: names(loaded),
@@ -210,6 +218,7 @@ pub fn run(loaded: &Loaded) -> Outcome {
                     }
                 });
             }
+            results.push(compose_file::gate(loaded, Some(stacks)));
         }
         _ => {
             let bad: Vec<&str> = FileKind::ALL
@@ -217,11 +226,16 @@ pub fn run(loaded: &Loaded) -> Outcome {
                 .filter(|k| !valid.contains(k))
                 .map(|k| k.file_name())
                 .collect();
-            for g in gates::ALL {
+            let all = gates::ALL.iter().map(|g| (g.id, g.name, g.help)).chain([(
+                compose_file::ID,
+                compose_file::NAME,
+                compose_file::HELP,
+            )]);
+            for (id, name, help) in all {
                 results.push(skip(
-                    g.id,
-                    g.name,
-                    g.help,
+                    id,
+                    name,
+                    help,
                     format!("not checked: {} must pass its schema first", bad.join(", ")),
                 ));
             }

@@ -236,6 +236,34 @@ fn finding(
                 &format!("the value must match the pattern {pattern}"),
             )),
         ],
+        ValidationErrorKind::Not { schema } if schema.get("required").is_some() => {
+            // Keys that may not stand together (`template` and `file`).
+            let keys: Vec<&str> = schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let last = keys.last().copied().unwrap_or_default();
+            let words: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+            vec![
+                Finding::error(
+                    gate,
+                    Place::key(kind, format!("{ptr}/{}", escape(last))),
+                    format!("{} has both {}", describe(&ptr), words.join(" and ")),
+                )
+                .label(format!(
+                    "`{last}` beside `{}`",
+                    keys.first().copied().unwrap_or_default()
+                ))
+                .help(
+                    schema["description"]
+                        .as_str()
+                        .unwrap_or("keep only one of them")
+                        .to_string(),
+                ),
+            ]
+        }
         ValidationErrorKind::Format { format } => vec![
             Finding::error(
                 gate,
@@ -265,6 +293,7 @@ fn property_doc(_at: Option<&Value>, root: &Value, err: &ValidationError, prop: 
     resolve_parent(root, &err.schema_path().to_string())
         .and_then(|p| p.pointer(&format!("/properties/{}", escape(prop))))
         .and_then(|p| follow_ref(root, p).get("description"))
+        .or_else(|| resolve_parent(root, &err.schema_path().to_string())?.get("description"))
         .and_then(Value::as_str)
         .map(|d| format!(" ({d})"))
         .unwrap_or_default()

@@ -137,6 +137,13 @@ pub fn build(case: &Case) -> Work {
         };
         copy_tree(&src, &reg.join(f));
     }
+    // Files of the repository around the registry folder (compose files a
+    // stack names): the base's, then the case's own `repo/` over them.
+    for dir in [corpus().join("base/repo"), case.dir.join("repo")] {
+        if dir.is_dir() {
+            copy_tree(&dir, &root);
+        }
+    }
     for f in &case.remove {
         let p = reg.join(f);
         assert!(p.is_file(), "{}: remove {f}: no such file", case.name);

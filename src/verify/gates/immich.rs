@@ -74,8 +74,8 @@ fn v2(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
         let Some(c) = st.desired.as_ref().and_then(|d| d.compose.as_ref()) else {
             continue;
         };
-        let immich =
-            c.template == "immich" || c.services.values().any(|s| s.image.contains("immich-app/"));
+        let immich = c.template.as_deref() == Some("immich")
+            || c.services.values().any(|s| s.image.contains("immich-app/"));
         if !immich {
             continue;
         }

@@ -292,7 +292,9 @@ fn compose_values(i: usize, co: &Compose, c: &mut Check) {
             "give the stack its own directory, e.g. /home/USER/STACK or /opt/STACK",
         );
     }
-    c.text(at(&["template"]), "compose.template", &co.template, false);
+    if let Some(t) = &co.template {
+        c.text(at(&["template"]), "compose.template", t, false);
+    }
     if let Some(v) = &co.version {
         c.text(at(&["version"]), "compose.version", v, false);
     }
