@@ -60,7 +60,8 @@ pub fn run(args: &ImportArgs, g: Global) -> Result<u8, Error> {
     };
     let proposal = propose::propose(&facts, &reading)
         .map_err(|e| Error::msg(format!("{e}; nothing was written")))?;
-    let changes = import::changes(&loaded, &reg, &files.root, &args.host, &proposal)
+    let root = crate::load::compose::root_of(files);
+    let changes = import::changes(&loaded, &reg, &root, &args.host, &proposal)
         .map_err(|e| Error::msg(format!("{e}; nothing was written")))?;
     let mut out = String::new();
     for n in &proposal.notes {
