@@ -192,6 +192,11 @@ pub fn changes(
                 text: indented(&lines, indent),
             }],
         );
+        unchanged_but_added(&d.source.name, text, &new, |j| {
+            if let Some(h) = j["hosts"][host].as_object_mut() {
+                h.remove("desired");
+            }
+        })?;
         out.push(Change {
             path: d.source.path.clone(),
             shown: shown(&d.source.path),
@@ -250,6 +255,17 @@ pub fn changes(
             }
         }
         let new = apply(text, &inserts);
+        let added = p.stacks.iter().filter(|s| s.existing.is_none()).count();
+        unchanged_but_added(&d.source.name, text, &new, |j| {
+            if let Some(list) = j["stacks"].as_array_mut() {
+                list.truncate(list.len().saturating_sub(added));
+                for s in p.stacks.iter().filter_map(|s| s.existing) {
+                    if let Some(e) = list.get_mut(s).and_then(|e| e.as_object_mut()) {
+                        e.remove("desired");
+                    }
+                }
+            }
+        })?;
         out.push(Change {
             path: d.source.path.clone(),
             shown: shown(&d.source.path),
@@ -277,6 +293,36 @@ pub fn changes(
         });
     }
     Ok(out)
+}
+
+/// The edited text, parsed, with the added sections taken out again
+/// (`strip`), must mean exactly what the file meant before: the operator's
+/// values are untouched (a `|+` block scalar's trailing lines, say).
+fn unchanged_but_added(
+    name: &str,
+    old: &str,
+    new: &str,
+    strip: impl FnOnce(&mut serde_json::Value),
+) -> Result<(), String> {
+    let meaning = |t: &str| {
+        crate::source::yaml::parse(t)
+            .map(|(n, _)| n.to_json())
+            .map_err(|e| {
+                format!(
+                    "{name}: the edited file does not parse ({}): add the section by hand",
+                    e.message
+                )
+            })
+    };
+    let before = meaning(old)?;
+    let mut after = meaning(new)?;
+    strip(&mut after);
+    if after != before {
+        return Err(format!(
+            "{name}: adding the section here would change the operator's values: add it by hand (spine import --dry-run shows it)"
+        ));
+    }
+    Ok(())
 }
 
 /// A unified diff per file (only added lines for registry files).

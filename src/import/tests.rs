@@ -372,3 +372,25 @@ fn a_host_only_ssh_targets_knows_is_reached_at_its_address_there() {
     );
     assert!(routes(&reg, "nosuch").is_empty());
 }
+
+#[test]
+fn a_section_that_would_change_the_operators_values_is_refused() {
+    // A kept block scalar's trailing blank lines are part of its value.
+    let reg_text = "hosts:\n  box:\n    ssh: box\n    notes: |+\n      a\n\n  other:\n    ssh: o\n";
+    let loaded = crate::load::load_texts(
+        "t",
+        [
+            (FileKind::Services, "S.yaml".to_string(), reg_text),
+            (FileKind::Stacks, "T.yaml".to_string(), "stacks: []\n"),
+        ],
+    );
+    let reg = Registry::from_loaded(&loaded, &FileKind::ALL).unwrap();
+    let mut rep = box_answer("");
+    rep.sections.get_mut("compose").unwrap().values.clear();
+    let p = propose(&facts(&reg), &read::parse(&rep)).unwrap();
+    let e = changes(&loaded, &reg, Path::new("/nonexistent"), "box", &p).unwrap_err();
+    assert!(
+        e.contains("S.yaml: adding the section here would change the operator's values"),
+        "{e}"
+    );
+}
