@@ -271,6 +271,14 @@ impl Diag {
         }
     }
 
+    /// Keep file, line and column but show no source text (the line holds
+    /// something that must not reach a terminal, such as a control character).
+    pub fn without_text(mut self) -> Self {
+        self.source = None;
+        self.labels.clear();
+        self
+    }
+
     /// Show `other` (a place in another file) under this diagnostic.
     pub fn with_related(mut self, mut other: Diag) -> Self {
         other.is_related = true;

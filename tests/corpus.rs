@@ -130,6 +130,11 @@ fn check(case: &Case) -> Result<(), String> {
             problems.push(format!("the secret value `{s}` was printed"));
         }
     }
+    // NO_COLOR is set: an escape character in the output came from a file
+    // (a compose file's line shown as it is) and could rewrite the terminal.
+    if text.contains('\u{1b}') || stdout.contains('\u{1b}') {
+        problems.push("an escape character reached the output".into());
+    }
     if text.contains("panicked") {
         problems.push("spine panicked".into());
     }

@@ -31,7 +31,7 @@ fn large_registry_passes_every_gate() {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", support::text(&o)));
     assert_eq!(o.status.code(), Some(0), "{json:#}");
     let gates = json["gates"].as_array().unwrap();
-    assert_eq!(gates.len(), 15);
+    assert_eq!(gates.len(), 16);
     for g in gates {
         assert_eq!(g["status"], "PASS", "{g}");
     }

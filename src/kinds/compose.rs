@@ -686,6 +686,68 @@ mod extra_tests {
 }
 
 #[cfg(test)]
+mod file_tests {
+    use super::*;
+    use crate::model::{Compose, ComposeText};
+
+    fn file_stack() -> Compose {
+        let text = "services:\n  web:\n    image: nginx:1.27\n    container_name: front\n  cache:\n    image: valkey/valkey:${TAG:-8}\n  job:\n    build: .\n";
+        let json = super::super::yaml_meaning(text).unwrap();
+        let mut c: Compose = serde_json::from_value(json!({
+            "project": "notes", "directory": "/opt/stacks/notes",
+            "file": "ops/staged/notes/docker-compose.yml"
+        }))
+        .unwrap();
+        c.loaded = Some(ComposeText::parse("f", text.into(), &json));
+        c
+    }
+
+    #[test]
+    fn a_file_stack_takes_its_services_and_container_names_from_the_file() {
+        let got: Vec<(String, Option<String>, Option<String>)> = file_stack()
+            .stack_services()
+            .into_iter()
+            .map(|s| (s.name, s.container, s.image))
+            .collect();
+        let o = |s: &str| Some(s.to_string());
+        assert_eq!(
+            got,
+            vec![
+                ("web".into(), o("front"), o("nginx:1.27")),
+                // compose's default name; an image from variables is not compared
+                ("cache".into(), o("notes-cache-1"), None),
+                ("job".into(), o("notes-job-1"), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_service_whose_image_is_not_compared_is_still_checked_for_state() {
+        let kind: &dyn Kind = &ComposeKind;
+        let d = Desired::new(
+            kind,
+            "compose:notes/containers",
+            "h",
+            "h",
+            "web nginx:1.27\ncache\n".into(),
+        )
+        .arg("part", "containers")
+        .arg("project", "notes");
+        let have = |cache_state: &str| {
+            json!({"services": {
+                "web": {"image": "nginx:1.27", "state": "running", "health": "healthy"},
+                "cache": {"image": "valkey/valkey:8", "state": cache_state, "health": "none"},
+            }})
+        };
+        assert_eq!(compare_containers(&d, &have("running")), Verdict::InSync);
+        match compare_containers(&d, &have("exited")) {
+            Verdict::Drift { reason, .. } => assert_eq!(reason, "cache is exited"),
+            v => panic!("{v:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
 mod secret_rule_tests {
     /// The host-side rule (`scripts/lib/secret-rule.sh`, rendered from the
     /// lists of `crate::secrets`) and the Rust rule agree on every case.

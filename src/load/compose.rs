@@ -164,7 +164,7 @@ fn read_one(root: &Path, file: &str) -> ComposeRead {
         return refused(
             format!(
                 "compose.file `{file}` leaves the repository through a symbolic link (to {})",
-                canon.display()
+                crate::safe::shown(&canon.display().to_string())
             ),
             "put the compose file itself in the repository",
         );

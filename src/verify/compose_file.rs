@@ -164,7 +164,7 @@ fn check_file(src: &SourceFile, tree: &Node) -> Vec<Diag> {
             format!("{} holds {}", src.name, crate::safe::char_name(c)),
             "here",
             "remove it: spine installs the file verbatim and shows it in plans, where a control character could hide text",
-        ));
+        ).without_text());
         return out;
     }
     let services = tree
