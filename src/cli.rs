@@ -138,6 +138,33 @@ Statuses: OK, DEGRADED (slow or unexpected body), TIMEOUT, REFUSED, FAIL, SKIP (
 Exit codes: 0 every checked endpoint OK, 1 any was not, 2 no endpoint matches the filter\n\
 (or the registry cannot be read).")]
     Health(HealthArgs),
+    /// Read what runs on a host and write the registry sections that describe it (read-only on the host)
+    #[command(after_help = "Examples:\n  \
+spine import infra-core --dry-run       # show what it would write, a diff per file; write nothing\n  \
+spine import infra-core                 # write the sections and ops/staged/<stack>/docker-compose.yml\n  \
+spine import infra-core --repo ~/code/agentic-spine --ssh-config lab.cfg\n\n\
+Reads over one SSH connection: compose projects (`docker compose ls`), their compose files, the key\n\
+names of their .env (values only for keys that cannot be secret), the crontabs of the login user and\n\
+root, the netplan file, the Tailscale name; for a VM, `qm config` on its Proxmox host. Writes the\n\
+host's `desired:` section (SERVICE_REGISTRY), each stack's (STACK_REGISTRY: the matching entry, or a\n\
+new one) as added lines only, and the compose files. Secret keys become references to fill in\n\
+Infisical; cron jobs are proposed commented out. Then review, `spine plan HOST`, commit.\n\
+Exit codes: 0 written (or shown with --dry-run), 2 could not run (unknown or unreachable host, a\n\
+file changed meanwhile, a value import refuses); nothing is written then.")]
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Host id from SERVICE_REGISTRY.yaml
+    pub host: String,
+    #[command(flatten)]
+    pub registry: RegistryArg,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Print what would be written (a diff per file) and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

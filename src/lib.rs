@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod gather;
 pub mod health;
+pub mod import;
 pub mod kinds;
 pub mod load;
 pub mod model;

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => cmd::completions::completions(*shell),
         Command::Man(args) => cmd::completions::man(args, g.quiet),
         Command::Health(args) => cmd::health::run(args, g),
+        Command::Import(args) => cmd::import::run(args, g),
     };
     // The one place an error is printed.
     ExitCode::from(result.unwrap_or_else(|e| {

@@ -466,3 +466,199 @@ fn the_operators_gate_script_prints_their_format() {
         text(&o)
     );
 }
+
+/// `spine import` into the operator's files (a copy), from a recorded answer
+/// of infra-core (VM 204; never connected to): every original line stays,
+/// in order (the diff only adds lines), and `spine verify` says exactly what
+/// it said before, each diagnostic still on the same line of text.
+#[test]
+fn import_adds_desired_sections_without_damage_and_every_gate_stays_as_it_was() {
+    use spine::import::{self, propose, read};
+    let (_tmp, repo) = copy();
+    let before = spine_in(&repo, &["verify", "--format", "json"]);
+    let before_json: Value = serde_json::from_slice(&before.stdout).unwrap();
+    let originals: Vec<(String, String)> = [
+        "docs/governance/SERVICE_REGISTRY.yaml",
+        "docs/governance/STACK_REGISTRY.yaml",
+    ]
+    .iter()
+    .map(|f| {
+        (
+            f.to_string(),
+            std::fs::read_to_string(repo.join(f)).unwrap(),
+        )
+    })
+    .collect();
+    let pihole =
+        std::fs::read_to_string(repo.join("ops/staged/pihole/docker-compose.yml")).unwrap();
+    let netplan = "network:\n    version: 2\n    ethernets:\n        eth0:\n            addresses:\n            - 192.168.1.204/24\n            nameservers:\n                addresses:\n                - 1.1.1.1\n            routes:\n            -   to: default\n                via: 192.168.1.1\n";
+    let kv: Vec<(&str, &str, &str)> = vec![
+        ("compose", "count", "2"),
+        (
+            "compose",
+            "ls",
+            r#"[{"Name":"pihole","Status":"running(1)"},{"Name":"whoami","Status":"running(1)"}]"#,
+        ),
+        ("compose", "p.1.name", "pihole"),
+        ("compose", "p.1.dir", "/opt/stacks/pihole"),
+        ("compose", "p.1.files", "1"),
+        (
+            "compose",
+            "p.1.f.1.path",
+            "/opt/stacks/pihole/docker-compose.yml",
+        ),
+        ("compose", "p.1.f.1.exists", "1"),
+        ("compose", "p.1.f.1.mode", "644"),
+        ("compose", "p.1.f.1.owner", "ubuntu"),
+        ("compose", "p.1.f.1.content", &pihole),
+        ("compose", "p.1.env.exists", "1"),
+        ("compose", "p.1.env.mode", "600"),
+        ("compose", "p.1.env.owner", "ubuntu"),
+        (
+            "compose",
+            "p.1.env.keys",
+            "P TZ=America/New_York\nS PIHOLE_PASSWORD\n",
+        ),
+        ("compose", "p.2.name", "whoami"),
+        ("compose", "p.2.dir", "/opt/stacks/whoami"),
+        ("compose", "p.2.files", "1"),
+        (
+            "compose",
+            "p.2.f.1.path",
+            "/opt/stacks/whoami/docker-compose.yml",
+        ),
+        ("compose", "p.2.f.1.exists", "1"),
+        ("compose", "p.2.f.1.mode", "644"),
+        ("compose", "p.2.f.1.owner", "ubuntu"),
+        (
+            "compose",
+            "p.2.f.1.content",
+            "services:\n  whoami:\n    image: traefik/whoami:v1.10\n",
+        ),
+        ("compose", "p.2.env.exists", "0"),
+        ("cron", "count", "1"),
+        ("cron", "t.1.name", "/var/spool/cron/crontabs/ubuntu"),
+        ("cron", "t.1.user", "ubuntu"),
+        (
+            "cron",
+            "t.1.text",
+            "15 2 * * * /opt/stacks/pihole/backup.sh\n",
+        ),
+        ("netplan", "count", "1"),
+        ("netplan", "n.1.path", "/etc/netplan/50-cloud-init.yaml"),
+        ("netplan", "n.1.exists", "1"),
+        ("netplan", "n.1.mode", "600"),
+        ("netplan", "n.1.owner", "root"),
+        ("netplan", "n.1.content", netplan),
+        (
+            "tailscale",
+            "status",
+            r#"{"Self": {"HostName": "infra-core"}}"#,
+        ),
+        ("tailscale", "prefs", r#"{"CorpDNS": true}"#),
+    ];
+    let mut sections = std::collections::BTreeMap::new();
+    for (s, k, v) in kv {
+        let sec: &mut spine::gather::script::Section = sections.entry(s.to_string()).or_default();
+        sec.values.insert(k.to_string(), v.to_string());
+    }
+    let report = spine::gather::script::Report {
+        user: "ubuntu".into(),
+        hostname: "infra-core".into(),
+        sections,
+    };
+    let mut reading = read::parse(&report);
+    reading.ipconfig0 = Some("ip=192.168.1.204/24,gw=192.168.1.1".into());
+
+    let loaded = spine::load::load(&spine::load::Origin::Files(spine::load::Files::repo(&repo)));
+    let reg = spine::model::Registry::from_loaded(&loaded, &spine::diag::FileKind::ALL).unwrap();
+    reading.route = import::routes(&reg, "infra-core").first().cloned();
+    let facts = propose::Facts {
+        reg: &reg,
+        host: "infra-core",
+        binding_project: Some("01ddd93a-e0f8-4c7c-ad9f-903d76ef94d9"),
+    };
+    let p = propose::propose(&facts, &reading).unwrap();
+    let notes = p.notes.join("\n");
+    for want in [
+        "stack `pihole`: compose project `pihole` in /opt/stacks/pihole imported into the existing entry",
+        "stack `whoami`: compose project `whoami` in /opt/stacks/whoami imported as a new entry",
+        "1 secret key(s) (PIHOLE_PASSWORD) imported as references to Infisical project `infrastructure`",
+        "network: 192.168.1.204/24 192.168.1.1 on eth0 imported",
+    ] {
+        assert!(notes.contains(want), "missing `{want}` in:\n{notes}");
+    }
+    let changes = import::changes(&loaded, &reg, &repo, "infra-core", &p).unwrap();
+    let shown: Vec<&str> = changes.iter().map(|c| c.shown.as_str()).collect();
+    // The operator's staged pihole file is the host's: not rewritten.
+    assert_eq!(
+        shown,
+        [
+            "docs/governance/SERVICE_REGISTRY.yaml",
+            "docs/governance/STACK_REGISTRY.yaml",
+            "ops/staged/whoami/docker-compose.yml"
+        ]
+    );
+    import::write(&changes).unwrap();
+
+    // Every original line, in order: the diff adds lines and nothing else.
+    for (f, old) in &originals {
+        let new = std::fs::read_to_string(repo.join(f)).unwrap();
+        assert!(new.len() > old.len(), "{f} unchanged");
+        for op in similar::TextDiff::from_lines(old.as_str(), new.as_str()).ops() {
+            assert!(
+                matches!(op.tag(), similar::DiffTag::Equal | similar::DiffTag::Insert),
+                "{f}: {op:?}"
+            );
+        }
+    }
+    let stacks = std::fs::read_to_string(repo.join("docs/governance/STACK_REGISTRY.yaml")).unwrap();
+    assert!(stacks.contains("    desired:\n      host: infra-core\n      compose:\n        project: pihole\n        directory: /opt/stacks/pihole\n        file: ops/staged/pihole/docker-compose.yml\n        env:\n          TZ: America/New_York\n        secrets:\n          PIHOLE_PASSWORD: {project: infrastructure, key: PIHOLE_PASSWORD}\n"), "{stacks}");
+
+    // The same diagnostics, each still pointing at the same text.
+    let after = spine_in(&repo, &["verify", "--format", "json"]);
+    let after_json: Value = serde_json::from_slice(&after.stdout).unwrap();
+    let line_of = |texts: &dyn Fn(&str) -> String,
+                   d: &(String, String, String, u64, u64, String)| {
+        texts(&d.2)
+            .lines()
+            .nth(d.3 as usize - 1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let old_text = |f: &str| {
+        originals.iter().find(|(n, _)| n == f).map_or_else(
+            || std::fs::read_to_string(repo.join(f)).unwrap(),
+            |(_, t)| t.clone(),
+        )
+    };
+    let new_text = |f: &str| std::fs::read_to_string(repo.join(f)).unwrap();
+    let key = |texts: &dyn Fn(&str) -> String, d: &(String, String, String, u64, u64, String)| {
+        (
+            d.0.clone(),
+            d.1.clone(),
+            d.2.clone(),
+            d.4,
+            d.5.clone(),
+            line_of(texts, d),
+        )
+    };
+    let mut was: Vec<_> = diagnostics(&before_json)
+        .iter()
+        .map(|d| key(&old_text, d))
+        .collect();
+    let mut now: Vec<_> = diagnostics(&after_json)
+        .iter()
+        .map(|d| key(&new_text, d))
+        .collect();
+    was.sort();
+    now.sort();
+    assert_eq!(was.len(), EXPECTED.len());
+    assert_eq!(now, was);
+    assert_eq!(
+        after.status.code(),
+        before.status.code(),
+        "{}",
+        text(&after)
+    );
+}

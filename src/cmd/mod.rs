@@ -4,6 +4,7 @@ pub mod apply;
 pub mod completions;
 pub mod doctor;
 pub mod health;
+pub mod import;
 pub mod plan;
 pub mod receipts;
 pub mod record;

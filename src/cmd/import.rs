@@ -1,0 +1,90 @@
+//! `spine import HOST`: read a host (read-only), propose the registry
+//! sections describing it, show them as diffs and write them (not with
+//! `--dry-run`). The registry need not pass every gate: importing is how an
+//! operator's files get their first `desired:` sections.
+
+use super::{Error, Global, emit, registry};
+use crate::cli::ImportArgs;
+use crate::diag::FileKind;
+use crate::import::{self, propose};
+use crate::load::{self, Origin};
+use crate::model::Registry;
+use crate::verify::output;
+
+pub fn run(args: &ImportArgs, g: Global) -> Result<u8, Error> {
+    let origin = registry::origin(&args.registry)?;
+    let Origin::Files(files) = &origin else {
+        return Err(Error::msg(
+            "import writes into the operator's files: name them with --repo DIR or --registry DIR, not --builtin",
+        ));
+    };
+    let loaded = load::load(&origin);
+    if !loaded.failures.is_empty() {
+        for d in &loaded.failures {
+            eprint!("{}", output::render_diag(d, g.color));
+        }
+        return Err(Error::msg(format!(
+            "the registry in {} could not be read; nothing was written",
+            loaded.origin
+        )));
+    }
+    let reg = Registry::from_loaded(&loaded, &FileKind::ALL)
+        .map_err(|e| Error::msg(format!("{e}; nothing was written")))?;
+    let services = reg.services.clone().unwrap_or_default();
+    if !services.hosts.contains_key(&args.host) {
+        let known: Vec<&str> = services.hosts.keys().map(String::as_str).collect();
+        return Err(Error::msg(format!(
+            "no host `{}` in SERVICE_REGISTRY.yaml (hosts: {}); add it there (`ssh:` naming its ssh_config entry) and run import again",
+            crate::safe::shown(&args.host),
+            known.join(", ")
+        )));
+    }
+    let opts = super::ssh_options(&args.ssh);
+    g.progress(&format!("spine: reading {} (read-only)", args.host));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}")))?;
+    let reading = runtime
+        .block_on(import::read_host(&reg, &args.host, &opts))
+        .map_err(Error::msg)?;
+    let binding_project = loaded
+        .docs
+        .get(&FileKind::SecretsBinding)
+        .and_then(|d| d.json["infisical"]["project"].as_str().map(String::from));
+    let facts = propose::Facts {
+        reg: &reg,
+        host: &args.host,
+        binding_project: binding_project.as_deref(),
+    };
+    let proposal = propose::propose(&facts, &reading)
+        .map_err(|e| Error::msg(format!("{e}; nothing was written")))?;
+    let root = crate::load::compose::root_of(files);
+    let changes = import::changes(&loaded, &reg, &root, &args.host, &proposal)
+        .map_err(|e| Error::msg(format!("{e}; nothing was written")))?;
+    let mut out = String::new();
+    for n in &proposal.notes {
+        out.push_str(&format!("import: {n}\n"));
+    }
+    out.push_str(&import::diff(&changes));
+    if args.dry_run {
+        out.push_str(&format!(
+            "dry run: {} file(s) would be written; nothing written\n",
+            changes.len()
+        ));
+    }
+    emit(&out).map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    if !args.dry_run {
+        import::write(&changes).map_err(Error::msg)?;
+        let names: Vec<&str> = changes.iter().map(|c| c.shown.as_str()).collect();
+        emit(&format!(
+            "wrote {} file(s): {}\nnext: review them, `spine plan {}`, then commit\n",
+            changes.len(),
+            names.join(", "),
+            args.host
+        ))
+        .map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    }
+    Ok(super::exit::OK)
+}
