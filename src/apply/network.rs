@@ -121,6 +121,55 @@ fn resolve_alias(alias: &str, opts: &SshOptions) -> Option<Route> {
     })
 }
 
+/// Changes of one run activated together: their scripts one after the
+/// other, every file any of them writes (restored together on rollback),
+/// each distinct check and activation once. They must agree on the address
+/// that confirms them.
+pub fn join(changes: &[&crate::kinds::Change]) -> Result<(Script, Confirmed), String> {
+    let mut scripts = Vec::new();
+    let mut joined: Option<Confirmed> = None;
+    let mut checks: Vec<Script> = Vec::new();
+    let mut activations: Vec<Script> = Vec::new();
+    for ch in changes {
+        let crate::kinds::Lifecycle::Confirmed(c) = &ch.lifecycle else {
+            return Err("a change that does not need confirming was joined to network changes (a bug in spine)".into());
+        };
+        scripts.push(minijinja::Value::from(&ch.script));
+        if !checks.contains(&c.check) {
+            checks.push(c.check.clone());
+        }
+        if !activations.contains(&c.activate) {
+            activations.push(c.activate.clone());
+        }
+        let j = joined.get_or_insert_with(|| Confirmed {
+            files: Vec::new(),
+            ..c.clone()
+        });
+        if j.confirm_address != c.confirm_address {
+            return Err(format!(
+                "network changes of one run confirm on different addresses ({} and {}): not applied",
+                j.confirm_address, c.confirm_address
+            ));
+        }
+        for f in &c.files {
+            if !j.files.contains(f) {
+                j.files.push(f.clone());
+            }
+        }
+    }
+    let mut c = joined.ok_or("no network change to apply")?;
+    let all = |v: Vec<Script>| {
+        shell::render(
+            "apply/joined.sh",
+            minijinja::context! { scripts => v.iter().map(minijinja::Value::from).collect::<Vec<_>>() },
+        )
+    };
+    c.check = all(checks)?;
+    c.activate = all(activations)?;
+    let script = shell::render("apply/joined.sh", minijinja::context! { scripts })?;
+    Ok((script, c))
+}
+
 /// Stage, check, arm and apply on the host (one root script around `change`;
 /// the rollback script travels inside it, base64).
 /// `check` and `activate_later` go in as plain strings (quoted, for `sh -c`);
