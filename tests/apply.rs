@@ -46,6 +46,18 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
         "{addrs}"
     );
     assert!(immich.ok("ip route").contains("default via 10.203.1.1"));
+    // The installer's netplan file is gone (kept in the run's backup).
+    assert!(
+        immich
+            .sh("test -e /etc/netplan/00-installer-config.yaml")
+            .status
+            .code()
+            != Some(0)
+    );
+    assert!(
+        t.contains("removed     netplan netplan:eth0/other-files"),
+        "{t}"
+    );
     assert!(
         pve.ok("qm config 203")
             .contains("ipconfig0: ip=10.203.1.203/24,gw=10.203.1.1")

@@ -347,6 +347,71 @@ mod tests {
     }
 
     #[test]
+    fn network_changes_of_one_run_are_joined() {
+        let script = |text: &str| {
+            shell::render(
+                "kinds/netplan/live-apply.sh",
+                minijinja::context! { interface => text },
+            )
+            .unwrap()
+        };
+        let change = |s: &str, files: &[&str], address: &str| {
+            let mut c = crate::kinds::Change::new(script(s));
+            c.lifecycle = crate::kinds::Lifecycle::Confirmed(Confirmed {
+                confirm_address: address.into(),
+                files: files.iter().map(|f| f.to_string()).collect(),
+                check: script("check"),
+                activate: script("activate"),
+            });
+            c
+        };
+        let a = change("one", &["/etc/netplan/50-cloud-init.yaml"], "10.0.0.1");
+        let b = change(
+            "two",
+            &[
+                "/etc/netplan/00-installer-config.yaml",
+                "/etc/netplan/50-cloud-init.yaml",
+            ],
+            "10.0.0.1",
+        );
+        let (joined, c) = join(&[&a, &b]).unwrap();
+        let (one, two) = (
+            joined.as_str().find("'one'").unwrap(),
+            joined.as_str().find("'two'").unwrap(),
+        );
+        assert!(one < two, "in order: {}", joined.as_str());
+        assert_eq!(
+            c.files,
+            [
+                "/etc/netplan/50-cloud-init.yaml",
+                "/etc/netplan/00-installer-config.yaml"
+            ]
+        );
+        assert_eq!(c.check.as_str().matches("'check'").count(), 1);
+        assert_eq!(c.activate.as_str().matches("'activate'").count(), 1);
+        // The whole armed script is sh.
+        let armed = arm_and_apply(&joined, &c, "run-1", 30).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(armed.as_str())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let elsewhere = change("three", &[], "10.0.0.2");
+        assert!(
+            join(&[&a, &elsewhere])
+                .unwrap_err()
+                .contains("different addresses")
+        );
+        assert!(join(&[&crate::kinds::Change::new(script("x"))]).is_err());
+    }
+
+    #[test]
     fn tailscale_ranges_are_not_lan() {
         assert!(!is_lan_ip("100.64.0.1") && !is_lan_ip("100.127.255.254"));
         assert!(is_lan_ip("100.128.0.1") && is_lan_ip("192.168.1.203"));

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::config::{self, Iface};
 use crate::gather::script::Section;
-use crate::kinds::{Action, Desired, Observed, Verdict, text_diff};
+use crate::kinds::{Desired, Observed, Verdict};
 use crate::shell::{self, Script, ScriptError};
 
 pub fn iface(d: &Desired) -> Iface<'_> {
@@ -62,38 +62,19 @@ fn paths(actual: &Value) -> Vec<String> {
 }
 
 pub fn compare(d: &Desired, actual: &Value) -> Verdict {
-    let extra = actual["extra"].as_array().cloned().unwrap_or_default();
-    if extra.is_empty() {
-        return Verdict::InSync;
-    }
-    let reasons: Vec<String> = extra
-        .iter()
-        .map(|e| {
-            format!(
-                "{}: {}",
-                e["path"].as_str().unwrap_or("?"),
-                e["why"].as_str().unwrap_or("?")
-            )
-        })
-        .collect();
-    let have: String = paths(actual).iter().map(|p| format!("{p}\n")).collect();
-    Verdict::Drift {
-        action: Action::Remove,
-        reason: format!(
-            "{} (netplan merges every file it reads into {}'s configuration; apply removes the file, kept in the run's backup, and activates the network with rollback)",
-            reasons.join("; "),
-            d.get("interface")
+    let iface = d.get("interface");
+    crate::kinds::removal(
+        &actual["extra"],
+        "path",
+        "",
+        &format!(
+            "netplan files configuring {iface} beside {}",
+            d.get("managed")
         ),
-        diff: text_diff(
-            &format!(
-                "netplan files configuring {} beside {}",
-                d.get("interface"),
-                d.get("managed")
-            ),
-            &have,
-            "",
+        &format!(
+            " (netplan merges every file it reads into {iface}'s configuration; apply removes the file, kept in the run's backup, and activates the network with rollback)"
         ),
-    }
+    )
 }
 
 /// Remove the files seen at apply time (each backed up first); the paths
@@ -116,7 +97,7 @@ pub fn remove(actual: &Value) -> Result<(Script, Vec<String>), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::Kind;
+    use crate::kinds::{Action, Kind};
 
     fn desired() -> Desired {
         let k: &dyn Kind = &super::super::Netplan;
