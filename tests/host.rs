@@ -331,6 +331,13 @@ fn a_configuration_right_on_disk_but_not_applied_is_activated() {
         "/home/ronny/immich",
         "",
     );
+    // The alias is a tailnet name, not a LAN address in disguise.
+    let c = std::fs::read_to_string(&one.cfg).unwrap().replacen(
+        &format!("    HostName {}\n", one.immich.addr()),
+        "",
+        1,
+    );
+    std::fs::write(&one.cfg, c).unwrap();
     over_the_tailnet(&one.cfg, &one.immich);
     let (code, t) = plan(&one);
     assert_eq!(code, Some(0), "converged before: {t}");

@@ -157,8 +157,10 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     assert_eq!(plan["summary"]["unknown"], 0);
     assert_eq!(
         plan["summary"]["create"].as_u64().unwrap() + plan["summary"]["change"].as_u64().unwrap(),
-        7
+        8
     );
+    // The legacy container, the legacy cron job and the installer's netplan file.
+    assert_eq!(plan["summary"]["remove"], 3);
 
     // The secret is in no output and not in the saved plan.
     let saved = std::fs::read_to_string(&plan_file).unwrap();
