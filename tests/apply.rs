@@ -29,10 +29,11 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
         immich.name
     ));
 
-    // The installer's netplan file keeps the old address live after the
-    // restart, so the VM answers on the path the test's ssh_config maps to
-    // it (`immich-1`); the network change that drops it is confirmed on the
-    // new address (that path depends on the LAN address).
+    // The operator comes by the tailnet (`immich-1`, a path that does not
+    // depend on the LAN address): the VM answers there before and after the
+    // restart, and the network change dropping the old address the
+    // installer's netplan file kept live is confirmed there.
+    support::over_the_tailnet(&cfg, "immich-1", &immich);
     let out = apply(&reg, &cfg, &["--restart-vms"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
@@ -42,7 +43,7 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
         "{t}"
     );
     assert!(
-        t.contains("applied and confirmed over a fresh connection (lan ronny@10.203.1.203)"),
+        t.contains("applied and confirmed over a fresh connection (tailscale ronny@immich-1)"),
         "{t}"
     );
     assert!(!t.contains(SECRET));

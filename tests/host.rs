@@ -302,22 +302,6 @@ fn an_installer_file_beside_the_managed_one_is_removed() {
     assert_eq!(code, Some(0), "converged after: {t}");
 }
 
-/// The alias `immich-1` (the registry's Tailscale path) reaches the host
-/// whatever its LAN address: sshd on the host's stdin through the harness,
-/// as the tailnet stand-in has no network.
-fn over_the_tailnet(cfg: &std::path::Path, host: &TestHost) {
-    let c = std::fs::read_to_string(cfg).unwrap().replacen(
-        "Host immich-1\n",
-        &format!(
-            "Host immich-1\n    ProxyCommand {} exec {} -- /usr/sbin/sshd -i -f /etc/ssh/sshd_config\n",
-            support::repo().join("tests/hosts/testhost").display(),
-            host.name
-        ),
-        1,
-    );
-    std::fs::write(cfg, c).unwrap();
-}
-
 /// (b) The files are right but the live address was changed by hand: the
 /// plan says "not applied", apply activates the files (confirmed over the
 /// Tailscale path, as the LAN address is not live), the next plan is clean.
@@ -331,14 +315,7 @@ fn a_configuration_right_on_disk_but_not_applied_is_activated() {
         "/home/ronny/immich",
         "",
     );
-    // The alias is a tailnet name, not a LAN address in disguise.
-    let c = std::fs::read_to_string(&one.cfg).unwrap().replacen(
-        &format!("    HostName {}\n", one.immich.addr()),
-        "",
-        1,
-    );
-    std::fs::write(&one.cfg, c).unwrap();
-    over_the_tailnet(&one.cfg, &one.immich);
+    support::over_the_tailnet(&one.cfg, "immich-1", &one.immich);
     let (code, t) = plan(&one);
     assert_eq!(code, Some(0), "converged before: {t}");
     let h = &one.immich;

@@ -5,8 +5,7 @@
 //! **fresh** connection to the new address (no connection sharing) and
 //! disarm. The confirmation goes the way the operator reached the host
 //! ([`confirm_route`]): a Tailscale path as it is, a LAN or jump path (and an
-//! ssh_config alias, or a Tailscale name, that ssh maps to a LAN address)
-//! re-pointed at the new address.
+//! ssh_config alias that names a LAN address) re-pointed at the new address.
 //! It counts only once the activation has finished. If the confirmation does not come in time, the host restores the
 //! old files and activates them by itself; spine reconnects on the old
 //! address, reports the rollback and the apply fails. Nothing here knows
@@ -49,26 +48,21 @@ fn paths(c: &Confirmed, run_id: &str) -> minijinja::Value {
 
 /// Where to confirm a change that moves the host to `new_address`: the path
 /// that worked (`worked`), re-pointed at the new address where it depends on
-/// the LAN address. A Tailscale path does not (its address is the tailnet's),
-/// unless ssh_config maps its name to a LAN address;
+/// the LAN address. A Tailscale path does not (its address is the tailnet's);
 /// a LAN path and a jump path's target are the LAN address; an ssh_config
-/// alias (or such a Tailscale name) depends on it when ssh resolves it
-/// (`ssh -G`) to an IP address outside Tailscale's ranges, and is then
-/// re-pointed with the alias's port and ProxyJump (the user is the
-/// registry's, as for every path). An alias that resolves to a name is kept
-/// as it is.
+/// alias depends on it when ssh resolves it (`ssh -G`) to an IP address
+/// outside Tailscale's ranges, and is then re-pointed with the alias's port
+/// and ProxyJump (the user is the registry's, as for every path). An alias
+/// that resolves to a name is kept as it is.
 pub fn confirm_route(worked: &Route, new_address: &str, opts: &SshOptions) -> Route {
     let moved = |r: &Route| Route {
         address: new_address.to_string(),
         ..r.clone()
     };
     match worked.via {
+        Via::Tailscale => worked.clone(),
         Via::Lan | Via::Jump => moved(worked),
-        // A Tailscale name is kept unless ssh maps it (ssh_config) to a LAN
-        // address: then it depends on the LAN address like an alias does
-        // (a host still answering on its old address that way would be cut
-        // off by the very change it confirms).
-        Via::Tailscale | Via::SshConfig => match resolve_alias(&worked.address, opts) {
+        Via::SshConfig => match resolve_alias(&worked.address, opts) {
             Some(r) if is_lan_ip(&r.address) => moved(&Route {
                 via: if r.jump.is_some() {
                     Via::Jump
@@ -344,12 +338,6 @@ mod tests {
                 port: Some(2222),
                 jump: Some("root@pve".into()),
             }
-        );
-        // A Tailscale name that ssh_config maps to a LAN address depends on
-        // it: re-pointed like the alias.
-        assert_eq!(
-            confirm_route(&route(Via::Tailscale, "by-lan", None), new, &opts),
-            got
         );
         // An alias naming a tailnet address or a host name: as it is.
         for alias in ["by-ts", "by-name"] {
