@@ -29,12 +29,21 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
         immich.name
     ));
 
+    // The operator comes by the tailnet (`immich-1`, a path that does not
+    // depend on the LAN address): the VM answers there before and after the
+    // restart, and the network change dropping the old address the
+    // installer's netplan file kept live is confirmed there.
+    support::over_the_tailnet(&cfg, "immich-1", &immich);
     let out = apply(&reg, &cfg, &["--restart-vms"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(
         t.contains("VM 203 (immich) restart from pve: back")
-            && t.contains("immich answered on lan ronny@10.203.1.203"),
+            && t.contains("immich answered on tailscale ronny@immich-1"),
+        "{t}"
+    );
+    assert!(
+        t.contains("applied and confirmed over a fresh connection (tailscale ronny@immich-1)"),
         "{t}"
     );
     assert!(!t.contains(SECRET));
@@ -46,6 +55,18 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
         "{addrs}"
     );
     assert!(immich.ok("ip route").contains("default via 10.203.1.1"));
+    // The installer's netplan file is gone (kept in the run's backup).
+    assert!(
+        immich
+            .sh("test -e /etc/netplan/00-installer-config.yaml")
+            .status
+            .code()
+            != Some(0)
+    );
+    assert!(
+        t.contains("removed     netplan netplan:eth0/other-files"),
+        "{t}"
+    );
     assert!(
         pve.ok("qm config 203")
             .contains("ipconfig0: ip=10.203.1.203/24,gw=10.203.1.1")

@@ -84,7 +84,7 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     );
 
     let v = verdicts(&plan);
-    assert_eq!(v.len(), 9, "{v:#?}");
+    assert_eq!(v.len(), 11, "{v:#?}");
     for (id, status, reason) in &v {
         assert_eq!(status, "drift", "{id}: {reason}");
     }
@@ -93,6 +93,15 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     assert_eq!(
         find(&v, "netplan:/etc/netplan/50-cloud-init.yaml").2,
         "content differs at /network/ethernets/eth0/addresses, /network/ethernets/eth0/routes"
+    );
+    assert_eq!(
+        find(&v, "netplan:eth0/other-files").2,
+        "/etc/netplan/00-installer-config.yaml: configures eth0 (netplan merges every file it reads into eth0's configuration; apply removes the file, kept in the run's backup, and activates the network with rollback)"
+    );
+    let live = &find(&v, "netplan:eth0/live").2;
+    assert!(
+        live.starts_with("live network differs: eth0 does not have 10.203.1.203/24, eth0 also has 10.203.12.230/24, no default route via 10.203.1.1 on eth0, a default route via 10.203.12.1 on eth0; the netplan files on disk give eth0 address 10.203.12.230/24"),
+        "{live}"
     );
     assert_eq!(
         find(&v, "tailscale:prefs").2,
@@ -148,8 +157,10 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     assert_eq!(plan["summary"]["unknown"], 0);
     assert_eq!(
         plan["summary"]["create"].as_u64().unwrap() + plan["summary"]["change"].as_u64().unwrap(),
-        7
+        8
     );
+    // The legacy container, the legacy cron job and the installer's netplan file.
+    assert_eq!(plan["summary"]["remove"], 3);
 
     // The secret is in no output and not in the saved plan.
     let saved = std::fs::read_to_string(&plan_file).unwrap();
@@ -267,7 +278,7 @@ fn a_converged_host_plans_no_change() {
         text(&out)
     );
     assert!(v.iter().all(|(_, s, _)| s == "in_sync"), "{v:#?}");
-    assert_eq!(plan["summary"]["in_sync"], 9);
+    assert_eq!(plan["summary"]["in_sync"], 11);
 }
 
 #[test]

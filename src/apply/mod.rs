@@ -21,7 +21,6 @@ use crate::kinds::{self, ProviderHashes, Verdict};
 use crate::plan::{self, HostPlan};
 use crate::receipt::ActionResult;
 use crate::secrets::Provider;
-use crate::shell::Script;
 use remote::{Holder, Lock, LockInfo};
 
 #[derive(Debug, Clone)]
@@ -348,17 +347,28 @@ async fn recheck<K: Connect>(
 
 /// Step act: each drifted resource in plan order. Unknown resources are
 /// recorded as such; after a failure, a rollback or Ctrl-C the rest are
-/// skipped. `None` when the host was lost (after a network change).
-async fn act<K: Connect>(
+/// skipped. The confirmed changes of consecutive resources of one kind
+/// (netplan's file, the files removed beside it, the live activation) are
+/// activated together, once, and rolled back together. `None` when the
+/// host was lost (after a network change).
+async fn act<'p, K: Connect>(
     job: &HostJob<K>,
     mut held: Held<K::Conn>,
-    fresh: &HostPlan,
+    fresh: &'p HostPlan,
     out: &mut HostOutcome,
 ) -> Option<(Held<K::Conn>, Vec<String>)> {
     let mut applied = Vec::new();
     let mut left_to_cloud_init: Vec<String> = Vec::new();
+    let waiting = waiting_for_cloud_init(fresh);
+    let mut group: Vec<(&'p plan::ResourcePlan, kinds::Change)> = Vec::new();
     for r in &fresh.resources {
         let (kind_name, id) = (r.desired.kind.as_str(), r.desired.id.as_str());
+        if group
+            .first()
+            .is_some_and(|(g, _)| g.desired.kind != r.desired.kind)
+        {
+            held = act_confirmed(job, held, std::mem::take(&mut group), out, &mut applied).await?;
+        }
         let started = Instant::now();
         if let Verdict::Unknown { reason } = &r.verdict {
             let why = format!("unknown, not changed: {reason}");
@@ -369,15 +379,7 @@ async fn act<K: Connect>(
         if !matches!(r.verdict, Verdict::Drift { .. }) {
             continue;
         }
-        let stop = job.interrupted.load(Ordering::SeqCst);
-        if stop || out.error.is_some() || out.rolled_back {
-            let why = if stop {
-                "interrupted before this action"
-            } else {
-                "an earlier action failed"
-            };
-            out.actions
-                .push(action(kind_name, id, ActionResult::Skipped, started, why));
+        if skip_rest(job, out, kind_name, id, started) {
             continue;
         }
         if r.desired.get("owner") == "cloud-init" {
@@ -411,11 +413,29 @@ async fn act<K: Connect>(
             out.error = Some(msg);
             continue;
         }
-        if let kinds::Lifecycle::Confirmed(c) = &change.lifecycle {
-            held = act_confirmed(job, held, r, &change.script, c, out, &mut applied).await?;
+        if let kinds::Lifecycle::Confirmed(_) = &change.lifecycle {
+            if let Some(w) = waiting.iter().find(|(k, _)| k == kind_name) {
+                let msg = format!(
+                    "not activated: {} waits for cloud-init (`spine apply --restart-vms`); activating the network now would make the stale file live",
+                    w.1
+                );
+                out.actions
+                    .push(action(kind_name, id, ActionResult::Skipped, started, msg));
+                continue;
+            }
+            group.push((r, change));
             continue;
         }
+        if !group.is_empty() {
+            held = act_confirmed(job, held, std::mem::take(&mut group), out, &mut applied).await?;
+            if skip_rest(job, out, kind_name, id, started) {
+                continue;
+            }
+        }
         act_one(job, &held, r, change, out, &mut applied).await;
+    }
+    if !group.is_empty() {
+        held = act_confirmed(job, held, group, out, &mut applied).await?;
     }
     if !left_to_cloud_init.is_empty() {
         out.error.get_or_insert_with(|| {
@@ -426,6 +446,40 @@ async fn act<K: Connect>(
         });
     }
     Some((held, applied))
+}
+
+/// After Ctrl-C, a failure or a rollback: record the action as skipped.
+fn skip_rest<K: Connect>(
+    job: &HostJob<K>,
+    out: &mut HostOutcome,
+    kind_name: &str,
+    id: &str,
+    started: Instant,
+) -> bool {
+    let stop = job.interrupted.load(Ordering::SeqCst);
+    if !(stop || out.error.is_some() || out.rolled_back) {
+        return false;
+    }
+    let why = if stop {
+        "interrupted before this action"
+    } else {
+        "an earlier action failed"
+    };
+    out.actions
+        .push(action(kind_name, id, ActionResult::Skipped, started, why));
+    true
+}
+
+/// Kinds with a drifted resource left to cloud-init (by kind: the resource
+/// ids): their confirmed changes wait for the restart too, as activating
+/// them would make the stale file live.
+fn waiting_for_cloud_init(plan: &HostPlan) -> Vec<(String, String)> {
+    plan.resources
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Drift { .. }))
+        .filter(|r| r.desired.get("owner") == "cloud-init")
+        .map(|r| (r.desired.kind.clone(), r.desired.id.clone()))
+        .collect()
 }
 
 /// One ordinary change: a root script with this run's backup folder.
@@ -446,14 +500,7 @@ async fn act_one<K: Connect>(
     let ran = remote::run_root(&held.conn, &job.user, run, &change.script);
     match renewing(job, held, ran).await {
         Ok((output, 0)) => {
-            let removal = matches!(
-                r.verdict,
-                Verdict::Drift {
-                    action: kinds::Action::Remove,
-                    ..
-                }
-            );
-            let (result, done) = if removal {
+            let (result, done) = if removal(r) {
                 (ActionResult::Removed, "removed")
             } else {
                 (ActionResult::Changed, "applied")
@@ -486,20 +533,46 @@ async fn act_one<K: Connect>(
     }
 }
 
-/// A change that may cut the connection: armed, activated, confirmed over a
-/// fresh connection (or rolled back by the host), then a new connection for
-/// what follows.
+/// Changes that may cut the connection, activated together: armed,
+/// activated, confirmed over a fresh connection (or rolled back by the host,
+/// all of them), then a new connection for what follows.
 async fn act_confirmed<K: Connect>(
     job: &HostJob<K>,
     held: Held<K::Conn>,
-    r: &plan::ResourcePlan,
-    script: &Script,
-    c: &kinds::Confirmed,
+    group: Vec<(&plan::ResourcePlan, kinds::Change)>,
     out: &mut HostOutcome,
     applied: &mut Vec<String>,
 ) -> Option<Held<K::Conn>> {
-    let (kind_name, id) = (r.desired.kind.as_str(), r.desired.id.as_str());
     let started = Instant::now();
+    let ids: Vec<&str> = group.iter().map(|(r, _)| r.desired.id.as_str()).collect();
+    let record = |out: &mut HostOutcome,
+                  result: &dyn Fn(&plan::ResourcePlan) -> ActionResult,
+                  msg: &str| {
+        for (r, _) in &group {
+            let others: Vec<&str> = ids.iter().copied().filter(|i| *i != r.desired.id).collect();
+            let msg = if others.is_empty() {
+                msg.to_string()
+            } else {
+                format!("{msg}; activated together with {}", others.join(", "))
+            };
+            out.actions.push(action(
+                &r.desired.kind,
+                &r.desired.id,
+                result(r),
+                started,
+                msg,
+            ));
+        }
+    };
+    let changes: Vec<&kinds::Change> = group.iter().map(|(_, c)| c).collect();
+    let (script, c) = match network::join(&changes) {
+        Ok(x) => x,
+        Err(e) => {
+            record(out, &|_| ActionResult::Failed, &e);
+            out.error = Some(format!("{}: {e}", ids.join(", ")));
+            return Some(held);
+        }
+    };
     let confirm = network::confirm_route(&held.route, &c.confirm_address, &job.ssh);
     let Held {
         conn,
@@ -512,35 +585,43 @@ async fn act_confirmed<K: Connect>(
         conn,
         &job.user,
         &job.opts.run_id,
-        script,
-        c,
+        &script,
+        &c,
         confirm,
         &job.routes,
         &job.ssh,
         job.opts.confirm_timeout,
     )
     .await;
-    let (result, msg) = match outcome {
+    match outcome {
         network::Outcome::Confirmed(route) => {
             current = route.clone();
-            applied.push(id.to_string());
+            applied.extend(ids.iter().map(|i| i.to_string()));
             let msg = format!(
                 "applied and confirmed over a fresh connection ({})",
                 route.describe()
             );
-            (ActionResult::Changed, msg)
+            record(
+                out,
+                &|r| {
+                    if removal(r) {
+                        ActionResult::Removed
+                    } else {
+                        ActionResult::Changed
+                    }
+                },
+                &msg,
+            );
         }
         network::Outcome::RolledBack(m) => {
             out.rolled_back = true;
-            (ActionResult::RolledBack, m)
+            record(out, &|_| ActionResult::RolledBack, &m);
         }
         network::Outcome::Refused(m) | network::Outcome::Lost(m) => {
-            out.error = Some(format!("{id}: {m}"));
-            (ActionResult::Failed, m)
+            out.error = Some(format!("{}: {m}", ids.join(", ")));
+            record(out, &|_| ActionResult::Failed, &m);
         }
-    };
-    out.actions
-        .push(action(kind_name, id, result, started, msg));
+    }
     // The old connection is gone with the old address: reconnect.
     let mut again = vec![current];
     again.extend(job.routes.iter().cloned());
@@ -557,6 +638,17 @@ async fn act_confirmed<K: Connect>(
             None
         }
     }
+}
+
+/// A drift whose action is a removal.
+fn removal(r: &plan::ResourcePlan) -> bool {
+    matches!(
+        r.verdict,
+        Verdict::Drift {
+            action: kinds::Action::Remove,
+            ..
+        }
+    )
 }
 
 /// Step converge: every applied resource must now show no drift.

@@ -121,6 +121,55 @@ fn resolve_alias(alias: &str, opts: &SshOptions) -> Option<Route> {
     })
 }
 
+/// Changes of one run activated together: their scripts one after the
+/// other, every file any of them writes (restored together on rollback),
+/// each distinct check and activation once. They must agree on the address
+/// that confirms them.
+pub fn join(changes: &[&crate::kinds::Change]) -> Result<(Script, Confirmed), String> {
+    let mut scripts = Vec::new();
+    let mut joined: Option<Confirmed> = None;
+    let mut checks: Vec<Script> = Vec::new();
+    let mut activations: Vec<Script> = Vec::new();
+    for ch in changes {
+        let crate::kinds::Lifecycle::Confirmed(c) = &ch.lifecycle else {
+            return Err("a change that does not need confirming was joined to network changes (a bug in spine)".into());
+        };
+        scripts.push(minijinja::Value::from(&ch.script));
+        if !checks.contains(&c.check) {
+            checks.push(c.check.clone());
+        }
+        if !activations.contains(&c.activate) {
+            activations.push(c.activate.clone());
+        }
+        let j = joined.get_or_insert_with(|| Confirmed {
+            files: Vec::new(),
+            ..c.clone()
+        });
+        if j.confirm_address != c.confirm_address {
+            return Err(format!(
+                "network changes of one run confirm on different addresses ({} and {}): not applied",
+                j.confirm_address, c.confirm_address
+            ));
+        }
+        for f in &c.files {
+            if !j.files.contains(f) {
+                j.files.push(f.clone());
+            }
+        }
+    }
+    let mut c = joined.ok_or("no network change to apply")?;
+    let all = |v: Vec<Script>| {
+        shell::render(
+            "apply/joined.sh",
+            minijinja::context! { scripts => v.iter().map(minijinja::Value::from).collect::<Vec<_>>() },
+        )
+    };
+    c.check = all(checks)?;
+    c.activate = all(activations)?;
+    let script = shell::render("apply/joined.sh", minijinja::context! { scripts })?;
+    Ok((script, c))
+}
+
 /// Stage, check, arm and apply on the host (one root script around `change`;
 /// the rollback script travels inside it, base64).
 /// `check` and `activate_later` go in as plain strings (quoted, for `sh -c`);
@@ -295,6 +344,71 @@ mod tests {
             let r = route(Via::SshConfig, alias, None);
             assert_eq!(confirm_route(&r, new, &opts), r);
         }
+    }
+
+    #[test]
+    fn network_changes_of_one_run_are_joined() {
+        let script = |text: &str| {
+            shell::render(
+                "kinds/netplan/live-apply.sh",
+                minijinja::context! { interface => text },
+            )
+            .unwrap()
+        };
+        let change = |s: &str, files: &[&str], address: &str| {
+            let mut c = crate::kinds::Change::new(script(s));
+            c.lifecycle = crate::kinds::Lifecycle::Confirmed(Confirmed {
+                confirm_address: address.into(),
+                files: files.iter().map(|f| f.to_string()).collect(),
+                check: script("check"),
+                activate: script("activate"),
+            });
+            c
+        };
+        let a = change("one", &["/etc/netplan/50-cloud-init.yaml"], "10.0.0.1");
+        let b = change(
+            "two",
+            &[
+                "/etc/netplan/00-installer-config.yaml",
+                "/etc/netplan/50-cloud-init.yaml",
+            ],
+            "10.0.0.1",
+        );
+        let (joined, c) = join(&[&a, &b]).unwrap();
+        let (one, two) = (
+            joined.as_str().find("'one'").unwrap(),
+            joined.as_str().find("'two'").unwrap(),
+        );
+        assert!(one < two, "in order: {}", joined.as_str());
+        assert_eq!(
+            c.files,
+            [
+                "/etc/netplan/50-cloud-init.yaml",
+                "/etc/netplan/00-installer-config.yaml"
+            ]
+        );
+        assert_eq!(c.check.as_str().matches("'check'").count(), 1);
+        assert_eq!(c.activate.as_str().matches("'activate'").count(), 1);
+        // The whole armed script is sh.
+        let armed = arm_and_apply(&joined, &c, "run-1", 30).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(armed.as_str())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let elsewhere = change("three", &[], "10.0.0.2");
+        assert!(
+            join(&[&a, &elsewhere])
+                .unwrap_err()
+                .contains("different addresses")
+        );
+        assert!(join(&[&crate::kinds::Change::new(script("x"))]).is_err());
     }
 
     #[test]

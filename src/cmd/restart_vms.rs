@@ -275,6 +275,11 @@ fn apply_vm(
         "  {} read again after the restart: {}\n",
         t.host, plan.summary
     ));
+    // What the first read of the VM found (it was unreachable before): the
+    // plan's lines for it, applied next.
+    for h in &plan.hosts {
+        text.push_str(&crate::plan::show::host(h, false, false));
+    }
     let in_sync: Vec<String> = plan
         .hosts
         .iter()
@@ -300,6 +305,13 @@ fn apply_vm(
         &ssh_options(&cx.args.ssh),
         cx.provider.clone(),
     );
+    // A VM whose own apply after the restart converged is settled too (its
+    // network waited for the restart; what else it found is applied now).
+    for o in report.hosts.iter().filter(|o| o.ok()) {
+        if !in_sync_after.contains(&o.host) {
+            in_sync_after.push(o.host.clone());
+        }
+    }
     Some(report)
 }
 

@@ -572,36 +572,16 @@ fn observe_extra(d: &Desired, s: &Section) -> Observed {
 }
 
 fn compare_extra(d: &Desired, actual: &Value) -> Verdict {
-    let extra = actual["extra"].as_array().cloned().unwrap_or_default();
-    if extra.is_empty() {
-        return Verdict::InSync;
-    }
-    let reasons: Vec<String> = extra
-        .iter()
-        .map(|e| {
-            format!(
-                "container {}: {}",
-                e["name"].as_str().unwrap_or("?"),
-                e["why"].as_str().unwrap_or("?")
-            )
-        })
-        .collect();
-    let have: String = extra
-        .iter()
-        .map(|e| format!("{}\n", e["name"].as_str().unwrap_or("?")))
-        .collect();
-    Verdict::Drift {
-        action: Action::Remove,
-        reason: reasons.join("; "),
-        diff: text_diff(
-            &format!(
-                "extra containers beside compose project {}",
-                d.get("project")
-            ),
-            &have,
-            "",
+    super::removal(
+        &actual["extra"],
+        "name",
+        "container ",
+        &format!(
+            "extra containers beside compose project {}",
+            d.get("project")
         ),
-    }
+        "",
+    )
 }
 
 /// Remove the extra containers seen at apply time, each one's configuration

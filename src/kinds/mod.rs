@@ -319,6 +319,33 @@ pub fn drift(
     }
 }
 
+/// A removal of the things in `extra` (each `{KEY: name, why}`): the reason
+/// names each (`PREFIX NAME: WHY`, then `note`), the diff lists them going
+/// from `what`; in sync when there is nothing to remove.
+pub fn removal(
+    extra: &serde_json::Value,
+    key: &str,
+    prefix: &str,
+    what: &str,
+    note: &str,
+) -> Verdict {
+    let extra = extra.as_array().cloned().unwrap_or_default();
+    if extra.is_empty() {
+        return Verdict::InSync;
+    }
+    let name = |e: &serde_json::Value| e[key].as_str().unwrap_or("?").to_string();
+    let reasons: Vec<String> = extra
+        .iter()
+        .map(|e| format!("{prefix}{}: {}", name(e), e["why"].as_str().unwrap_or("?")))
+        .collect();
+    let have: String = extra.iter().map(|e| format!("{}\n", name(e))).collect();
+    Verdict::Drift {
+        action: Action::Remove,
+        reason: format!("{}{note}", reasons.join("; ")),
+        diff: text_diff(what, &have, ""),
+    }
+}
+
 /// A unified diff of two texts, or `None` when equal. Every value the
 /// secret-key rule flags is masked on each line ([`crate::secrets::mask_line`]):
 /// a changed line with a secret still shows, its value never does.

@@ -217,6 +217,26 @@ pub fn ssh_config(dir: &Path, aliases: &[Alias], hosts: &[&TestHost]) -> PathBuf
     path
 }
 
+/// Make `alias` in the ssh config a path into `host` that does not depend on
+/// its LAN address, as a tailnet name does: sshd on the host's stdin through
+/// the harness (the tailnet stand-in has no network), the alias's HostName
+/// dropped.
+pub fn over_the_tailnet(cfg: &Path, alias: &str, host: &TestHost) {
+    let head = format!("Host {alias}\n    HostKeyAlias {}\n", host.name);
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let start = text.find(&head).expect("the alias is in the ssh config");
+    let rest = &text[start + head.len()..];
+    let rest = rest
+        .strip_prefix(&format!("    HostName {}\n", host.addr()))
+        .unwrap_or(rest);
+    let proxy = format!(
+        "    ProxyCommand {} exec {} -- /usr/sbin/sshd -i -f /etc/ssh/sshd_config\n",
+        testhost().display(),
+        host.name
+    );
+    std::fs::write(cfg, format!("{}{head}{proxy}{rest}", &text[..start])).unwrap();
+}
+
 /// The shipped registry, moved to test addresses: the new LAN `new` (e.g.
 /// "10.203.1") and a MAC for the interface. No real address survives.
 pub fn test_registry(dir: &Path, new: &str, mac: &str, version: &str) -> PathBuf {

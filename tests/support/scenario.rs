@@ -1,5 +1,6 @@
 //! The "VM 203 as found" scenario (GAP-OP-094) on test hosts: the Proxmox
-//! host and the VM, with the old subnet's address in cloud-init and netplan,
+//! host and the VM, with the old subnet's address in cloud-init and netplan
+//! (and in the installer's netplan file beside cloud-init's),
 //! the backup job under the removed legacy root, the stack one version behind
 //! without its ML container and with Immich v1's `immich_microservices`
 //! beside it, and Tailscale under its old name.
@@ -58,6 +59,13 @@ pub fn deploy_script(immich: &TestHost) {
     );
 }
 
+/// The file Ubuntu's installer (subiquity) writes beside cloud-init's.
+pub fn installer_config(address: &str, gateway: &str, dns: &str) -> String {
+    format!(
+        "# This is the network config written by 'subiquity'\nnetwork:\n  ethernets:\n    eth0:\n      addresses:\n      - {address}\n      nameservers:\n        addresses:\n        - {dns}\n        search: []\n      routes:\n      - to: default\n        via: {gateway}\n  version: 2\n"
+    )
+}
+
 pub struct Vm203 {
     pub pve: TestHost,
     pub immich: TestHost,
@@ -100,6 +108,14 @@ pub fn vm203_as_found(dir: &Path) -> Vm203 {
     immich.write(
         "/etc/netplan/50-cloud-init.yaml",
         &netplan,
+        "root:root",
+        "600",
+    );
+    // Ubuntu's installer left its own file beside cloud-init's, with the old
+    // address: netplan merges both.
+    immich.write(
+        "/etc/netplan/00-installer-config.yaml",
+        &installer_config("10.203.12.230/24", "10.203.12.1", "10.203.1.204"),
         "root:root",
         "600",
     );
