@@ -220,9 +220,12 @@ impl Peers {
     pub fn pyinfra(&self, n: usize) -> Result<Duration, String> {
         let ids = &self.ids[..n];
         let mut c = Command::new(venv().join("bin/pyinfra"));
-        c.current_dir(&self.dir)
-            .args(["--dry", "--limit", &ids.join(",")])
-            .arg(peers_dir().join("pyinfra/inventory.py"))
+        c.current_dir(&self.dir).arg("--dry");
+        // pyinfra takes one `--limit` per host (a comma list matches none).
+        for id in ids {
+            c.args(["--limit", id]);
+        }
+        c.arg(peers_dir().join("pyinfra/inventory.py"))
             .arg(peers_dir().join("pyinfra/deploy.py"))
             .env("SPINE_BENCH_FLEET", self.dir.join("fleet.json"))
             .env("HOME", &self.dir);
@@ -308,9 +311,17 @@ fn check_pyinfra(out: &Output, ids: &[String]) -> Result<(), String> {
             return fail(format!("pyinfra: {id} was not read to the end"));
         }
     }
+    // The rows of pyinfra's "Detected changes" table, header and notice left out.
     let changes: Vec<&str> = all
+        .split_once("--> Detected changes:")
+        .map(|(_, t)| {
+            t.split_once("Detected changes may not")
+                .map_or(t, |(a, _)| a)
+        })
+        .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("Would") || l.contains("would"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Operation "))
         .collect();
     if !changes.is_empty() {
         eprintln!(
