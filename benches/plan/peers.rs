@@ -311,7 +311,8 @@ fn check_pyinfra(out: &Output, ids: &[String]) -> Result<(), String> {
             return fail(format!("pyinfra: {id} was not read to the end"));
         }
     }
-    // The rows of pyinfra's "Detected changes" table, header and notice left out.
+    // The rows of pyinfra's "Detected changes" table that show a change (an
+    // operation without one reads `-  -`), header and notice left out.
     let changes: Vec<&str> = all
         .split_once("--> Detected changes:")
         .map(|(_, t)| {
@@ -321,7 +322,10 @@ fn check_pyinfra(out: &Output, ids: &[String]) -> Result<(), String> {
         .unwrap_or_default()
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("Operation "))
+        .filter(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            !w.is_empty() && w[0] != "Operation" && !w.ends_with(&["-", "-"])
+        })
         .collect();
     if !changes.is_empty() {
         eprintln!(
