@@ -14,8 +14,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::scenario::SECRET;
-use support::{Alias, TestHost, spine, text, unique};
+use support::scenario::apply_network;
+use support::{Alias, TestHost, text, unique};
 
 /// The two hosts, wired: `immich` at `old`/24 behind `pve` at `pve_addr`/24.
 /// `pve` holds `GATEWAY.1/24` on the link for each gateway prefix given.
@@ -123,25 +123,6 @@ fn config(dir: &Path, w: &Wired, pve_addr: &str, new: &str, old: &str) -> PathBu
     )
 }
 
-fn apply(reg: &Path, cfg: &Path, confirm: &str) -> std::process::Output {
-    spine(
-        &[
-            "apply",
-            "immich",
-            "--yes",
-            "--registry",
-            reg.to_str().unwrap(),
-            "--ssh-config",
-            cfg.to_str().unwrap(),
-            "--confirm-timeout",
-            confirm,
-            "--connect-timeout",
-            "10",
-        ],
-        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
-    )
-}
-
 /// `ssh -F cfg DEST true`, optionally through `jump`: did it get in?
 fn reaches(cfg: &Path, dest: &str, jump: Option<&str>) -> bool {
     let mut c = std::process::Command::new("ssh");
@@ -177,7 +158,7 @@ fn a_network_change_is_confirmed_through_the_jump_host_the_operator_came_by() {
     assert!(!reaches(&cfg, &format!("ronny@{old}"), None));
     assert!(reaches(&cfg, "ronny@immich-old.lan", Some("root@pve")));
 
-    let o = apply(&reg, &cfg, "40");
+    let o = apply_network(&reg, &cfg, "40", "10");
     let t = text(&o);
     assert!(
         t.contains(&format!(
@@ -222,7 +203,7 @@ fn a_network_change_that_breaks_the_jump_path_rolls_back() {
     let before = w.immich.ok("cat /etc/netplan/50-cloud-init.yaml");
 
     let started = std::time::Instant::now();
-    let o = apply(&reg, &cfg, "15");
+    let o = apply_network(&reg, &cfg, "15", "10");
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
