@@ -1,4 +1,4 @@
-//! `spine plan` against its floor (issue 3, "Speed").
+//! `spine plan` against its floor and its peers (issues 3 and 15, "Speed").
 //!
 //! Brings up N converged Immich test hosts (default 20), then, in one run and
 //! interleaved, times for 1 and N hosts:
@@ -6,20 +6,36 @@
 //!   gather over ssh, compare, print, write the receipt);
 //! - floor: one plain `ssh HOST sh -s < script` per host, all in parallel,
 //!   where `script` is exactly the gather script spine sent that host (kept
-//!   with `SPINE_GATHER_DUMP`).
+//!   with `SPINE_GATHER_DUMP`);
+//! - the peers (`plan/peers.rs`): `ansible-playbook --check --diff` and
+//!   `pyinfra --dry` reading the same facts from the same hosts, with the
+//!   playbook and the deploy in `benches/peers/` (installed from PyPI into a
+//!   venv under `target/tmp/` when missing).
+//!
+//! Every tool must read every host, or its row is an error, not a number
+//! (and the bench exits 1 after the table).
 //!
 //! Needs root and the test-host prerequisites (`.ci/install-deps`); refuses
-//! clearly without them. Not run by `cargo test`: run it with
-//! `cargo bench --bench plan` (as root). `SPINE_BENCH_HOSTS` (default 20),
-//! `SPINE_BENCH_REPS` (default 9), `SPINE_BENCH_PLAN_ARGS` (extra `spine plan`
-//! options, e.g. `--parallel 20`), `SPINE_BENCH_HOLD=1` (keep the hosts up
-//! until Enter, for profiling).
+//! clearly without them. `cargo test --benches` runs this binary without
+//! `--bench`: it then says it is skipped and brings up nothing (a peer smoke
+//! would need PyPI installs and test hosts, neither of which CI's test mode
+//! may do). Run it with `cargo bench --bench plan` (as root).
+//! `SPINE_BENCH_HOSTS` (default 20, at most `fleet::MAX_HOSTS`),
+//! `SPINE_BENCH_REPS` (default 9: spine and the floor),
+//! `SPINE_BENCH_PEER_REPS` (default 3: Ansible and pyinfra, in the first
+//! repetitions), `SPINE_BENCH_PEERS=0` (no peers), `SPINE_BENCH_PLAN_ARGS`
+//! (extra `spine plan` options, e.g. `--parallel 20`), `SPINE_BENCH_HOLD=1`
+//! (keep the hosts up until Enter, for profiling), `SPINE_BENCH_PEERS_VENV`
+//! and `SPINE_BENCH_PYTHON` (where and with which python3 the peers go).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 #[path = "plan/fleet.rs"]
 mod fleet;
+
+#[path = "plan/peers.rs"]
+mod peers;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -195,6 +211,116 @@ struct Stats {
     max: f64,
 }
 
+/// What the bench times.
+#[derive(Clone, Copy)]
+enum Tool {
+    Spine,
+    Floor,
+    Ansible,
+    Pyinfra,
+}
+
+impl Tool {
+    fn is_peer(self) -> bool {
+        matches!(self, Tool::Ansible | Tool::Pyinfra)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Spine => "spine plan",
+            Tool::Floor => "floor",
+            Tool::Ansible => "ansible-playbook --check --diff",
+            Tool::Pyinfra => "pyinfra --dry",
+        }
+    }
+
+    fn header(self) -> &'static str {
+        match self {
+            Tool::Spine => "`spine plan`, median (min–max)",
+            Tool::Floor => "floor: one `ssh` per host, median (min–max)",
+            Tool::Ansible => "`ansible-playbook --check --diff`, median (min–max)",
+            Tool::Pyinfra => "`pyinfra --dry`, median (min–max)",
+        }
+    }
+}
+
+struct TableInfo<'a> {
+    sizes: &'a [usize],
+    tools: &'a [Tool],
+    times: &'a [Vec<Result<Vec<Duration>, String>>],
+    reps: usize,
+    peer_reps: usize,
+    load_before: String,
+    load_after: String,
+}
+
+/// The Markdown table of the run; returns how many cells are errors.
+fn print_table(t: &TableInfo) -> usize {
+    let peers = t.tools.iter().any(|x| x.is_peer());
+    println!(
+        "\nspine plan vs the ssh floor, {} repetitions each{}, interleaved",
+        t.reps,
+        if peers {
+            format!("; Ansible and pyinfra {} each", t.peer_reps.min(t.reps))
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "load average before {}, after {}; {} cores\n",
+        t.load_before,
+        t.load_after,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let mut head = String::from("| hosts ");
+    let mut rule = String::from("|---");
+    for (i, tool) in t.tools.iter().enumerate() {
+        head.push_str(&format!("| {} ", tool.header()));
+        rule.push_str("|---");
+        if i == 1 {
+            head.push_str("| spine / floor ");
+            rule.push_str("|---");
+        }
+    }
+    println!("{head}|\n{rule}|");
+    let mut errors = 0;
+    for (k, n) in t.sizes.iter().enumerate() {
+        let median = |i: usize| match &t.times[k][i] {
+            Ok(v) if !v.is_empty() => Some(stats(v).median),
+            _ => None,
+        };
+        let mut row = format!("| {n} ");
+        for (i, tool) in t.tools.iter().enumerate() {
+            let cell = match &t.times[k][i] {
+                Ok(v) if v.is_empty() => "not run".to_string(),
+                Ok(v) => {
+                    let s = stats(v);
+                    let mut c = format!("{:.2} s ({:.2}–{:.2})", s.median, s.min, s.max);
+                    if tool.is_peer()
+                        && let Some(sp) = median(0)
+                    {
+                        c.push_str(&format!(", {:.1}× spine", s.median / sp));
+                    }
+                    c
+                }
+                Err(e) => {
+                    errors += 1;
+                    format!("error: {}", e.lines().next().unwrap_or_default())
+                }
+            };
+            row.push_str(&format!("| {cell} "));
+            if i == 1 {
+                match (median(0), median(1)) {
+                    (Some(sp), Some(fl)) => row.push_str(&format!("| {:.2}× ", sp / fl)),
+                    _ => row.push_str("| – "),
+                }
+            }
+        }
+        println!("{row}|");
+    }
+    errors
+}
+
 fn stats(xs: &[Duration]) -> Stats {
     let mut v: Vec<f64> = xs.iter().map(Duration::as_secs_f64).collect();
     v.sort_by(f64::total_cmp);
@@ -250,11 +376,21 @@ fn main() {
     }
     let hosts = env_usize("SPINE_BENCH_HOSTS", 20);
     let reps = env_usize("SPINE_BENCH_REPS", 9).max(1);
+    let peer_reps = env_usize("SPINE_BENCH_PEER_REPS", 3).max(1);
+    let run_peers = env_usize("SPINE_BENCH_PEERS", 1) != 0;
     if !(1..=fleet::MAX_HOSTS).contains(&hosts) {
         refuse(&format!(
             "SPINE_BENCH_HOSTS must be 1 to {}",
             fleet::MAX_HOSTS
         ));
+    }
+    if run_peers {
+        match peers::ensure_installed() {
+            Ok(v) => eprintln!("plan bench: peers: {v}"),
+            Err(e) => refuse(&format!(
+                "the peers could not be installed (SPINE_BENCH_PEERS=0 runs without them): {e}"
+            )),
+        }
     }
     let tmp = tempfile::tempdir().expect("temp dir");
     eprintln!(
@@ -276,53 +412,70 @@ fn main() {
     };
     scripts_and_check(&mut b);
 
+    let peers = run_peers.then(|| peers::Peers::prepare(&b.dir, &b.fleet));
+
     let sizes: Vec<usize> = if hosts == 1 { vec![1] } else { vec![1, hosts] };
-    let mut spine_t = vec![Vec::new(); sizes.len()];
-    let mut floor_t = vec![Vec::new(); sizes.len()];
+    let tools: &[Tool] = if peers.is_some() {
+        &[Tool::Spine, Tool::Floor, Tool::Ansible, Tool::Pyinfra]
+    } else {
+        &[Tool::Spine, Tool::Floor]
+    };
+    // times[size][tool]: the runs so far, or the error that ended them.
+    let mut times: Vec<Vec<Result<Vec<Duration>, String>>> =
+        vec![vec![Ok(Vec::new()); tools.len()]; sizes.len()];
     let load_before = load();
+    let started = Instant::now();
     for rep in 0..reps {
         for (k, &n) in sizes.iter().enumerate() {
-            // Alternate who goes first, so neither always runs on a warmer machine.
-            if rep % 2 == 0 {
-                spine_t[k].push(b.spine(n, None));
-                floor_t[k].push(b.floor(n).0);
-            } else {
-                floor_t[k].push(b.floor(n).0);
-                spine_t[k].push(b.spine(n, None));
+            // Rotate who goes first, so no tool always runs on a warmer machine.
+            for j in 0..tools.len() {
+                let t = (j + rep) % tools.len();
+                let tool = tools[t];
+                if tool.is_peer() && rep >= peer_reps {
+                    continue;
+                }
+                let Ok(runs) = &mut times[k][t] else {
+                    continue;
+                };
+                let took = match tool {
+                    Tool::Spine => Ok(b.spine(n, None)),
+                    Tool::Floor => Ok(b.floor(n).0),
+                    Tool::Ansible => peers.as_ref().unwrap().ansible(n),
+                    Tool::Pyinfra => peers.as_ref().unwrap().pyinfra(n),
+                };
+                match took {
+                    Ok(d) => runs.push(d),
+                    Err(e) => {
+                        eprintln!("plan bench: {} on {n} hosts: ERROR: {e}", tool.name());
+                        times[k][t] = Err(e);
+                    }
+                }
             }
         }
         eprintln!(
-            "plan bench: repetition {}/{reps} done (load {})",
+            "plan bench: repetition {}/{reps} done (load {}, {:.0?} so far)",
             rep + 1,
-            load()
+            load(),
+            started.elapsed()
         );
     }
     let load_after = load();
-    println!("\nspine plan vs the ssh floor, {reps} repetitions each, interleaved");
-    println!(
-        "load average before {load_before}, after {load_after}; {} cores\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!(
-        "| hosts | `spine plan` median (min–max) | floor: one `ssh` per host, median (min–max) | ratio |"
-    );
-    println!("|---|---|---|---|");
-    for (k, n) in sizes.iter().enumerate() {
-        let (s, f) = (stats(&spine_t[k]), stats(&floor_t[k]));
-        println!(
-            "| {n} | {:.2} s ({:.2}–{:.2}) | {:.2} s ({:.2}–{:.2}) | {:.2}× |",
-            s.median,
-            s.min,
-            s.max,
-            f.median,
-            f.min,
-            f.max,
-            s.median / f.median
-        );
-    }
+    let errors = print_table(&TableInfo {
+        sizes: &sizes,
+        tools,
+        times: &times,
+        reps,
+        peer_reps,
+        load_before,
+        load_after,
+    });
     if std::env::var_os("SPINE_BENCH_HOLD").is_some() {
         hold(&b);
     }
     eprintln!("plan bench: removing the test hosts");
     b.fleet.down();
+    if errors > 0 {
+        eprintln!("plan bench: {errors} row(s) are errors, not times (see above)");
+        std::process::exit(1);
+    }
 }

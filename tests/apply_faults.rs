@@ -7,8 +7,8 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::scenario::{One, SECRET, converged_host};
-use support::{spine, text};
+use support::scenario::{One, SECRET, apply_network, converged_host};
+use support::text;
 
 const HOME: &str = "/home/ronny/immich";
 
@@ -294,31 +294,6 @@ fn a_full_disk_fails_the_write_and_leaves_the_old_file_whole() {
         "no temp file left"
     );
     assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
-}
-
-/// `spine apply immich --yes` with a confirmation and connect timeout.
-fn apply_network(
-    reg: &std::path::Path,
-    cfg: &std::path::Path,
-    confirm: &str,
-    connect: &str,
-) -> std::process::Output {
-    spine(
-        &[
-            "apply",
-            "immich",
-            "--yes",
-            "--registry",
-            reg.to_str().unwrap(),
-            "--ssh-config",
-            cfg.to_str().unwrap(),
-            "--confirm-timeout",
-            confirm,
-            "--connect-timeout",
-            connect,
-        ],
-        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
-    )
 }
 
 /// The test registry with its netplan file owned by spine (`owner:

@@ -291,3 +291,24 @@ impl One {
         spawn_on(&self.reg, &self.cfg, args, receipts)
     }
 }
+
+/// `spine apply immich --yes` with a confirmation and connect timeout (the
+/// network-confirmation tests).
+pub fn apply_network(reg: &Path, cfg: &Path, confirm: &str, connect: &str) -> std::process::Output {
+    spine(
+        &[
+            "apply",
+            "immich",
+            "--yes",
+            "--registry",
+            reg.to_str().unwrap(),
+            "--ssh-config",
+            cfg.to_str().unwrap(),
+            "--confirm-timeout",
+            confirm,
+            "--connect-timeout",
+            connect,
+        ],
+        &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)],
+    )
+}
