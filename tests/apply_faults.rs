@@ -531,7 +531,7 @@ fn an_interrupted_apply_finishes_the_action_in_flight_and_unlocks() {
     let deadline = Instant::now() + Duration::from_secs(30);
     while one
         .immich
-        .sh("pgrep --ns $$ --nslist net -f '[c]ompose -p immich up'")
+        .sh("pgrep --ns $$ --nslist net -f '[c]ompose -f docker-compose.yml -p immich up'")
         .status
         .code()
         != Some(0)
