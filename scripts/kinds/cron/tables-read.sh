@@ -25,7 +25,9 @@ for f in /etc/cron.d/*; do
   [ -f "$f" ] && sp_table "$f" ''
 done
 sp_kv count "$i"
-printf '%s' "$files" | while IFS= read -r f; do sp_sudo cat -- "$f"; done | grep -v '^[[:space:]]*#' | tr -s " \t;|&<>()\"'=" '\n' | grep '^/' | sort -u | while IFS= read -r p; do
-  if sp_sudo test -x "$p" && sp_sudo test -f "$p"; then s=x; elif sp_sudo test -e "$p"; then s=f; else s=-; fi
-  printf '%s|%s\n' "$p" "$s"
-done | sp_b64 paths
+# The state of every path, checked as root in one sudo call: x (an executable
+# file), f (there, but not an executable file), - (missing).
+# shellcheck disable=SC2016
+printf '%s' "$files" | while IFS= read -r f; do sp_sudo cat -- "$f"; done | grep -v '^[[:space:]]*#' | tr -s " \t;|&<>()\"'=" '\n' | grep '^/' | sort -u \
+  | sp_sudo sh -c 'while IFS= read -r p; do if [ -x "$p" ] && [ -f "$p" ]; then s=x; elif [ -e "$p" ]; then s=f; else s=-; fi; printf "%s|%s\n" "$p" "$s"; done' \
+  | sp_b64 paths
