@@ -241,7 +241,10 @@ fn lock_info(opts: &Options, host: &str) -> LockInfo {
 async fn lock<K: Connect>(job: &HostJob<K>, conn: &K::Conn) -> Result<LockInfo, String> {
     let host = &job.planned.host;
     let info = lock_info(&job.opts, host);
-    match remote::lock(conn, &job.user, &info).await? {
+    match remote::lock(conn, &job.user, &info)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Lock::Taken => Ok(info),
         Lock::Held(Some(Holder::Info(h))) => Err(format!(
             "host is locked by {} (run {}, since {}, pid {}, expires {}); if that run is gone and the lock has expired: spine unlock {host} {}",
@@ -529,7 +532,7 @@ async fn act_one<K: Connect>(
                 remote::backup_dir(&job.opts.run_id)
             ));
         }
-        Err(e) => out.failed(kind_name, id, started, e),
+        Err(e) => out.failed(kind_name, id, started, e.to_string()),
     }
 }
 

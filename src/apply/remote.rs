@@ -35,6 +35,30 @@ pub fn root_script(run: RootRun, body: &Script) -> Result<Script, ScriptError> {
     )
 }
 
+/// Why a root script could not run on a host (its own non-zero exit is an
+/// answer, not this error: [`run_root`] returns it with the output).
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The script did not render (a bug in spine, named).
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// The connection failed while the script ran.
+    #[error("{0}")]
+    Transport(String),
+    /// The login user cannot become root without a password.
+    #[error("apply needs root: {user} has no passwordless sudo on this host ({said})")]
+    NoSudo { user: String, said: String },
+    /// The script ran and said no.
+    #[error("{what} (exit {code}): {said}")]
+    Refused {
+        what: &'static str,
+        code: i32,
+        said: String,
+    },
+}
+
+impl crate::error::StageError for RemoteError {}
+
 /// Run `body` as root on the host, inside `scripts/apply/root.sh`.
 /// Returns the script's combined output and exit status.
 pub async fn run_root<C: Conn>(
@@ -42,15 +66,18 @@ pub async fn run_root<C: Conn>(
     login_user: &str,
     run: RootRun<'_>,
     body: &Script,
-) -> Result<(String, i32), String> {
+) -> Result<(String, i32), RemoteError> {
     let script = root_script(run, body)?;
-    let ran = conn.run(script.as_str(), login_user != "root").await?;
+    let ran = conn
+        .run(script.as_str(), login_user != "root")
+        .await
+        .map_err(RemoteError::Transport)?;
     let text = format!("{}{}", ran.stdout, ran.stderr);
     if ran.code == 1 && text.contains("sudo:") && text.contains("password") {
-        return Err(format!(
-            "apply needs root: {login_user} has no passwordless sudo on this host ({})",
-            text.trim()
-        ));
+        return Err(RemoteError::NoSudo {
+            user: login_user.to_string(),
+            said: text.trim().to_string(),
+        });
     }
     Ok((text, ran.code))
 }
@@ -69,11 +96,15 @@ pub async fn prune_backups<C: Conn>(
     user: &str,
     run_id: &str,
     keep: u32,
-) -> Result<(), String> {
+) -> Result<(), RemoteError> {
     let (out, code) =
         run_root(conn, user, RootRun::default(), &prune_script(run_id, keep)?).await?;
     if code != 0 {
-        return Err(format!("exit {code}: {}", out.trim()));
+        return Err(RemoteError::Refused {
+            what: "pruning the backups failed",
+            code,
+            said: out.trim().to_string(),
+        });
     }
     Ok(())
 }
@@ -114,6 +145,14 @@ pub fn lock_script(info_json: &str) -> Result<Script, ScriptError> {
     )
 }
 
+/// The lock's info as the lock file holds it (one JSON line).
+fn info_json(script: &str, info: &LockInfo) -> Result<String, ScriptError> {
+    serde_json::to_string(info).map_err(|e| ScriptError {
+        name: script.into(),
+        message: e.to_string(),
+    })
+}
+
 fn needle(lock_id: &str) -> String {
     format!("\"lock_id\":\"{lock_id}\"")
 }
@@ -128,10 +167,7 @@ pub fn unlock_script(lock_id: Option<&str>) -> Result<Script, ScriptError> {
 
 /// Replace the lock's info with `info` if `info.lock_id` still holds it.
 pub fn renew_script(info: &LockInfo) -> Result<Script, ScriptError> {
-    let json = serde_json::to_string(info).map_err(|e| ScriptError {
-        name: "apply/renew-lock.sh".into(),
-        message: e.to_string(),
-    })?;
+    let json = info_json("apply/renew-lock.sh", info)?;
     shell::render(
         "apply/renew-lock.sh",
         minijinja::context! { state => STATE, lock => LOCK, needle => needle(&info.lock_id), info => json },
@@ -159,12 +195,15 @@ pub fn parse_holder(out: &str) -> Option<Holder> {
 }
 
 /// Take the host lock (an atomic `ln`); if it is held, who holds it.
-pub async fn lock<C: Conn>(conn: &C, user: &str, info: &LockInfo) -> Result<Lock, String> {
-    let json = serde_json::to_string(info).map_err(|e| e.to_string())?;
-    let body = lock_script(&json)?;
+pub async fn lock<C: Conn>(conn: &C, user: &str, info: &LockInfo) -> Result<Lock, RemoteError> {
+    let body = lock_script(&info_json("apply/lock.sh", info)?)?;
     let (out, code) = run_root(conn, user, RootRun::default(), &body).await?;
     if code != 0 || !out.contains("SPINE-LOCK-") {
-        return Err(format!("could not take the lock: {}", out.trim()));
+        return Err(RemoteError::Refused {
+            what: "could not take the lock",
+            code,
+            said: out.trim().to_string(),
+        });
     }
     if out.contains("SPINE-LOCK-TAKEN") {
         return Ok(Lock::Taken);
@@ -173,7 +212,11 @@ pub async fn lock<C: Conn>(conn: &C, user: &str, info: &LockInfo) -> Result<Lock
 }
 
 /// Release the lock if it is still `lock_id`'s (`None`: if it has no info).
-pub async fn unlock<C: Conn>(conn: &C, user: &str, lock_id: Option<&str>) -> Result<bool, String> {
+pub async fn unlock<C: Conn>(
+    conn: &C,
+    user: &str,
+    lock_id: Option<&str>,
+) -> Result<bool, RemoteError> {
     let body = unlock_script(lock_id)?;
     let (out, _) = run_root(conn, user, RootRun::default(), &body).await?;
     Ok(out.contains("SPINE-UNLOCKED"))
@@ -181,14 +224,14 @@ pub async fn unlock<C: Conn>(conn: &C, user: &str, lock_id: Option<&str>) -> Res
 
 /// Push the lock's expiry on while this run holds it; false if it is no
 /// longer ours.
-pub async fn renew<C: Conn>(conn: &C, user: &str, info: &LockInfo) -> Result<bool, String> {
+pub async fn renew<C: Conn>(conn: &C, user: &str, info: &LockInfo) -> Result<bool, RemoteError> {
     let body = renew_script(info)?;
     let (out, _) = run_root(conn, user, RootRun::default(), &body).await?;
     Ok(out.contains("SPINE-LOCK-RENEWED"))
 }
 
 /// Read the current lock, if any.
-pub async fn read_lock<C: Conn>(conn: &C, user: &str) -> Result<Option<Holder>, String> {
+pub async fn read_lock<C: Conn>(conn: &C, user: &str) -> Result<Option<Holder>, RemoteError> {
     let body = read_lock_script()?;
     let (out, _) = run_root(conn, user, RootRun::default(), &body).await?;
     Ok(parse_holder(&out))

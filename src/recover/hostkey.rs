@@ -34,7 +34,7 @@ pub async fn learn(
             "the guest agent could not read the key (exit {code}): {}",
             out.trim()
         )),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     };
     let key = key.map_err(|why| refuse(vmid, route, opts, &why))?;
     let (file, alias) =

@@ -52,6 +52,7 @@ async fn on_pve(
         &s?,
     )
     .await
+    .map_err(|e| e.to_string())
 }
 
 /// A VM whose cloud-init network must be handed to it by a restart.
