@@ -96,7 +96,7 @@ fn confirmed(prompt: &str, yes: bool, engine: &Engine) -> Result<bool, String> {
 pub fn run(args: &ApplyArgs, g: Global) -> Result<u8, Error> {
     record::ids(&args.receipt)?;
     let mut body = ReceiptBody::new(receipt::Command::Apply, std::env::args().collect());
-    let engine = Engine::new().map_err(|e| Error::msg(format!("cannot start: {e}")))?;
+    let engine = Engine::new()?;
     // Ctrl-C is caught from the start: while planning nothing is held, so it
     // ends the run before applying.
     engine.catch_interrupt();

@@ -17,12 +17,12 @@ pub fn completion_script(shell: clap_complete::Shell) -> String {
 }
 
 pub fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {
-    emit(&completion_script(shell)).map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    emit(&completion_script(shell))?;
     Ok(exit::OK)
 }
 
 /// The roff man page of spine, or of one of its commands (`spine-plan(1)`).
-pub fn man_page(command: Option<&str>) -> Result<String, String> {
+pub fn man_page(command: Option<&str>) -> Result<String, Error> {
     let mut cmd = Cli::command();
     cmd.build();
     let page = match command {
@@ -34,7 +34,12 @@ pub fn man_page(command: Option<&str>) -> Result<String, String> {
                 .collect();
             let sub = cmd
                 .find_subcommand(name)
-                .ok_or_else(|| format!("no command `{name}` (commands: {})", names.join(", ")))?
+                .ok_or_else(|| {
+                    Error::msg(format!(
+                        "no command `{name}` (commands: {})",
+                        names.join(", ")
+                    ))
+                })?
                 .clone();
             let full = format!("spine-{}", sub.get_name());
             sub.name(full.clone())
@@ -45,13 +50,13 @@ pub fn man_page(command: Option<&str>) -> Result<String, String> {
     let mut buf = Vec::new();
     clap_mangen::Man::new(page)
         .render(&mut buf)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::msg(format!("cannot write the man page: {e}")))?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// Write spine.1 and spine-COMMAND.1 into `dir`; the files written.
-pub fn write_pages(dir: &Path) -> Result<Vec<String>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+pub fn write_pages(dir: &Path) -> Result<Vec<String>, Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::msg(format!("{}: {e}", dir.display())))?;
     let mut pages = vec![(String::from("spine.1"), man_page(None)?)];
     for sub in Cli::command().get_subcommands() {
         let name = sub.get_name().to_string();
@@ -60,7 +65,7 @@ pub fn write_pages(dir: &Path) -> Result<Vec<String>, String> {
     let mut written = Vec::new();
     for (file, text) in pages {
         let path = dir.join(&file);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, text).map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
         written.push(path.display().to_string());
     }
     Ok(written)
@@ -68,13 +73,13 @@ pub fn write_pages(dir: &Path) -> Result<Vec<String>, String> {
 
 pub fn man(args: &ManArgs, quiet: bool) -> Result<u8, Error> {
     if let Some(dir) = &args.out {
-        let files = write_pages(dir).map_err(Error::msg)?;
+        let files = write_pages(dir)?;
         if !quiet {
             eprintln!("spine: wrote {}", files.join(", "));
         }
         return Ok(exit::OK);
     }
-    let page = man_page(args.command.as_deref()).map_err(Error::msg)?;
-    emit(&page).map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    let page = man_page(args.command.as_deref())?;
+    emit(&page)?;
     Ok(exit::OK)
 }

@@ -120,7 +120,7 @@ pub fn run(args: &HealthArgs, g: Global) -> Result<u8, Error> {
     let code = match emit(&text) {
         Ok(()) => code,
         Err(e) => {
-            error = error.or(Some(Error::msg(format!("cannot write output: {e}"))));
+            error = error.or(Some(e));
             exit::COULD_NOT_RUN
         }
     };

@@ -6,6 +6,7 @@
 use super::{Error, Global, emit, registry};
 use crate::cli::ImportArgs;
 use crate::diag::FileKind;
+use crate::engine::Engine;
 use crate::import::{self, propose};
 use crate::load::{self, Origin};
 use crate::model::Registry;
@@ -31,22 +32,14 @@ pub fn run(args: &ImportArgs, g: Global) -> Result<u8, Error> {
     let reg = Registry::from_loaded(&loaded, &FileKind::ALL)
         .map_err(|e| Error::msg(format!("{e}; nothing was written")))?;
     let services = reg.services.clone().unwrap_or_default();
-    if !services.hosts.contains_key(&args.host) {
-        let known: Vec<&str> = services.hosts.keys().map(String::as_str).collect();
-        return Err(Error::msg(format!(
-            "no host `{}` in SERVICE_REGISTRY.yaml (hosts: {}); add it there (`ssh:` naming its ssh_config entry) and run import again",
-            crate::safe::shown(&args.host),
-            known.join(", ")
-        )));
-    }
+    registry::known_host(
+        &services,
+        &args.host,
+        "; add it there (`ssh:` naming its ssh_config entry) and run import again",
+    )?;
     let opts = super::ssh_options(&args.ssh);
     g.progress(&format!("spine: reading {} (read-only)", args.host));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}")))?;
-    let reading = runtime
+    let reading = Engine::new()?
         .block_on(import::read_host(&reg, &args.host, &opts))
         .map_err(Error::msg)?;
     let binding_project = loaded
@@ -74,7 +67,7 @@ pub fn run(args: &ImportArgs, g: Global) -> Result<u8, Error> {
             changes.len()
         ));
     }
-    emit(&out).map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    emit(&out)?;
     if !args.dry_run {
         import::write(&changes).map_err(Error::msg)?;
         let names: Vec<&str> = changes.iter().map(|c| c.shown.as_str()).collect();
@@ -83,8 +76,7 @@ pub fn run(args: &ImportArgs, g: Global) -> Result<u8, Error> {
             changes.len(),
             names.join(", "),
             args.host
-        ))
-        .map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+        ))?;
     }
     Ok(super::exit::OK)
 }

@@ -42,11 +42,12 @@ pub fn use_color(choice: Color) -> bool {
 }
 
 /// Write to stdout; a closed pipe (`spine verify | head`) is not an error.
-pub fn emit(text: &str) -> std::io::Result<()> {
+pub fn emit(text: &str) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
+        Err(e) => Err(Error::msg(format!("cannot write output: {e}"))),
+        Ok(()) => Ok(()),
     }
 }
 

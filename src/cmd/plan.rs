@@ -28,7 +28,7 @@ fn make(args: &PlanArgs, g: Global) -> Result<u8, Error> {
     let (loaded, reg) = registry::checked(&args.registry, g.color)?;
     let templates = Templates::new(args.templates.templates.as_deref())?;
     let provider = registry::provider(&args.secrets, &reg)?;
-    let engine = Engine::new().map_err(|e| Error::msg(format!("cannot start: {e}")))?;
+    let engine = Engine::new()?;
     let input = PlanInput {
         loaded: &loaded,
         reg: &reg,
@@ -45,7 +45,7 @@ fn make(args: &PlanArgs, g: Global) -> Result<u8, Error> {
         PlanFormat::Text => plan::show::text(&plan, g.color, g.verbose),
         PlanFormat::Json => plan::show::json(&plan),
     };
-    emit(&text).map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    emit(&text)?;
     if let Some(path) = &args.out {
         let signed = plan::trust::save(&plan, path, args.receipt.signing_key.as_deref())?;
         if !g.quiet {

@@ -125,7 +125,7 @@ fn verify(
     code(emit(&text), result)
 }
 
-fn code(r: std::io::Result<()>, c: u8) -> Result<u8, Error> {
-    r.map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+fn code(r: Result<(), Error>, c: u8) -> Result<u8, Error> {
+    r?;
     Ok(c)
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::Error;
 use crate::cli::{RegistryArg, SecretsArgs};
 use crate::load::{self, Loaded, Origin};
-use crate::model::Registry;
+use crate::model::{Registry, ServiceRegistry};
 use crate::secrets::{self, Provider};
 use crate::verify::{self, Status, output};
 
@@ -51,6 +51,20 @@ pub fn checked(arg: &RegistryArg, color: bool) -> Result<(Loaded, Registry), Err
     let valid = crate::diag::FileKind::ALL;
     let reg = Registry::from_loaded(&loaded, &valid)?;
     Ok((loaded, reg))
+}
+
+/// `host` is a host of SERVICE_REGISTRY.yaml, or the error names the hosts
+/// there are and then `fix`.
+pub fn known_host(services: &ServiceRegistry, host: &str, fix: &str) -> Result<(), Error> {
+    if services.hosts.contains_key(host) {
+        return Ok(());
+    }
+    let known: Vec<&str> = services.hosts.keys().map(String::as_str).collect();
+    Err(Error::msg(format!(
+        "no host `{}` in SERVICE_REGISTRY.yaml (hosts: {}){fix}",
+        crate::safe::shown(host),
+        known.join(", ")
+    )))
 }
 
 /// The secrets provider chosen on the command line, for this registry's

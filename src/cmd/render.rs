@@ -45,6 +45,6 @@ pub fn run(args: &RenderArgs, g: Global) -> Result<u8, Error> {
             }
         }
     }
-    emit(&text).map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+    emit(&text)?;
     Ok(exit::OK)
 }

@@ -3,6 +3,7 @@
 use super::{Error, Global, exit, registry};
 use crate::apply::remote::{self, Holder};
 use crate::cli::UnlockArgs;
+use crate::engine::Engine;
 use crate::gather::ssh;
 
 pub fn run(args: &UnlockArgs, g: Global) -> Result<u8, Error> {
@@ -17,11 +18,7 @@ pub fn run(args: &UnlockArgs, g: Global) -> Result<u8, Error> {
     }
     let user = routes[0].user.clone();
     let opts = super::ssh_options(&args.ssh);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
+    Engine::new()?.block_on(async {
         let (session, _) = match ssh::connect(&routes, &opts).await {
             Ok(x) => x,
             Err(f) => {
@@ -33,7 +30,7 @@ pub fn run(args: &UnlockArgs, g: Global) -> Result<u8, Error> {
             }
         };
         let code = match remote::read_lock(&session, &user).await {
-            Err(e) => Err(Error::msg(e)),
+            Err(e) => Err(e.into()),
             Ok(holder) => match decide(args, holder) {
                 Err((code, msg)) => {
                     eprintln!("{msg}");
@@ -48,7 +45,7 @@ pub fn run(args: &UnlockArgs, g: Global) -> Result<u8, Error> {
                         eprintln!("spine: the lock changed while unlocking; nothing broken");
                         Ok(exit::FAILED)
                     }
-                    Err(e) => Err(Error::msg(e)),
+                    Err(e) => Err(e.into()),
                 },
             },
         };

@@ -111,7 +111,7 @@ pub fn run(args: &VerifyArgs, g: Global) -> Result<u8, Error> {
     finish(emitted, code)
 }
 
-fn finish(r: std::io::Result<()>, code: u8) -> Result<u8, Error> {
-    r.map_err(|e| Error::msg(format!("cannot write output: {e}")))?;
+fn finish(r: Result<(), Error>, code: u8) -> Result<u8, Error> {
+    r?;
     Ok(code)
 }

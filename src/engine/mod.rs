@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::apply::report::ApplyReport;
 use crate::apply::{self, HostJob, HostOutcome, Options};
+use crate::error::Error;
 use crate::gather::transport::Ssh;
 use crate::gather::{self, ssh, ssh::SshOptions};
 use crate::health;
@@ -41,11 +42,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new() -> std::io::Result<Engine> {
+    /// The engine of one command (every command that reaches hosts makes
+    /// one, and only one, runtime: here).
+    pub fn new() -> Result<Engine, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::msg(format!("cannot start the async runtime: {e}")))?;
         Ok(Engine {
-            runtime: tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?,
+            runtime,
             interrupted: Arc::new(AtomicBool::new(false)),
         })
     }
