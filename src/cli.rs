@@ -91,14 +91,14 @@ rolled back or interrupted, 2 could not run (bad plan file, registry, refused wi
 The lock id is printed by the apply that was refused."
     )]
     Unlock(UnlockArgs),
-    /// List, show and verify the signed, hash-chained run receipts
+    /// List, show and check the signed, hash-chained run receipts
     #[command(
         subcommand,
         after_help = "Examples:\n  \
 spine receipts list\n  \
 spine receipts show 42              # by sequence number, run id (prefix) or file name\n  \
-spine receipts verify               # signatures, schema, chain; exit 1 on any problem\n  \
-spine receipts verify --require-signed --format json\n\n\
+spine receipts check                # signatures, schema, chain; exit 1 on any problem\n  \
+spine receipts check --require-signed --format json\n\n\
 An auditor needs only OpenSSH: see docs/receipts.md."
     )]
     Receipts(ReceiptsCommand),
@@ -328,13 +328,15 @@ pub enum ReceiptsCommand {
         dir: ReceiptsDir,
     },
     /// Check every signature, the schema and the chain; report the first broken link
+    /// (`verify` is kept as another name for it)
     #[command(
-        after_help = "Examples:\n  spine receipts verify\n  spine receipts verify --require-signed --format json\n  \
-spine receipts verify --allowed-signers ~/audit/allowed_signers --expect-head HASH  # the auditor's check\n\n\
+        visible_alias = "verify",
+        after_help = "Examples:\n  spine receipts check\n  spine receipts check --require-signed --format json\n  \
+spine receipts check --allowed-signers ~/audit/allowed_signers --expect-head HASH  # the auditor's check\n\n\
 Exit codes: 0 the chain is intact, 1 a problem was found, 2 could not run.\n\
 Without spine: see docs/receipts.md for the `ssh-keygen -Y verify` one-liner."
     )]
-    Verify {
+    Check {
         #[command(flatten)]
         dir: ReceiptsDir,
         /// An unsigned receipt is an error, not a warning
@@ -344,7 +346,7 @@ Without spine: see docs/receipts.md for the `ssh-keygen -Y verify` one-liner."
         /// reviewed copy) [default: the folder's own allowed_signers, with a warning]
         #[arg(long, value_name = "FILE", env = "SPINE_ALLOWED_SIGNERS")]
         allowed_signers: Option<PathBuf>,
-        /// SHA-256 of the head receipt pinned earlier (printed by verify as `head N sha256
+        /// SHA-256 of the head receipt pinned earlier (printed by check as `head N sha256
         /// HASH`): it must still be in the chain, so receipts removed from the end are caught
         #[arg(long, value_name = "HASH", value_parser = sha256_hex)]
         expect_head: Option<String>,
@@ -360,7 +362,7 @@ fn sha256_hex(s: &str) -> Result<String, String> {
     if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(hex)
     } else {
-        Err("expected the head's SHA-256: 64 hex digits, as `spine receipts verify` prints after `sha256`".into())
+        Err("expected the head's SHA-256: 64 hex digits, as `spine receipts check` prints after `sha256`".into())
     }
 }
 

@@ -263,7 +263,7 @@ fn json_shape_and_receipt() {
     let o = spine(
         &[
             "receipts",
-            "verify",
+            "check",
             "--receipts",
             receipts.to_str().unwrap(),
         ],

@@ -7,9 +7,9 @@ use std::process::{Child, Command as Proc, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use spine::receipt::{
-    Action, ActionResult, ApplySummary, Command, FORMAT_VERSION, GapId, HostRecord, LoopId,
-    ProblemKind, ReceiptBody, RegistryInfo, SCHEMA, Severity, Signer, Status, Store, VerifyOptions,
-    VerifyReport, allowed_signers_line, sha256_hex,
+    Action, ActionResult, ApplySummary, CheckOptions, CheckReport, Command, FORMAT_VERSION, GapId,
+    HostRecord, LoopId, ProblemKind, ReceiptBody, RegistryInfo, SCHEMA, Severity, Signer, Status,
+    Store, allowed_signers_line, sha256_hex,
 };
 use ssh_key::{HashAlg, PublicKey};
 use tempfile::TempDir;
@@ -57,8 +57,8 @@ impl Fx {
             .collect()
     }
 
-    fn verify(&self) -> VerifyReport {
-        anchor_inside_noted(self.store.verify(&VerifyOptions::default()).unwrap())
+    fn verify(&self) -> CheckReport {
+        anchor_inside_noted(self.store.check(&CheckOptions::default()).unwrap())
     }
 
     /// `receipts/NNNNNN-….json`, relative to the root, as an auditor types it.
@@ -165,7 +165,7 @@ fn sig_of(p: &Path) -> PathBuf {
 }
 
 /// The problems of `kind`, as displayed; fails listing everything if none.
-fn of_kind(r: &VerifyReport, kind: ProblemKind) -> Vec<String> {
+fn of_kind(r: &CheckReport, kind: ProblemKind) -> Vec<String> {
     let found: Vec<String> = r
         .problems
         .iter()
@@ -184,7 +184,7 @@ fn of_kind(r: &VerifyReport, kind: ProblemKind) -> Vec<String> {
 /// warns about that trust anchor every time (checked here, once per report);
 /// the tests then look at the other problems. `tests/receipts_cli.rs` checks
 /// the anchor from outside.
-fn anchor_inside_noted(mut r: VerifyReport) -> VerifyReport {
+fn anchor_inside_noted(mut r: CheckReport) -> CheckReport {
     if r.allowed_signers.is_some() {
         let warned: Vec<_> = r
             .problems
@@ -198,7 +198,7 @@ fn anchor_inside_noted(mut r: VerifyReport) -> VerifyReport {
     r
 }
 
-fn only_kinds(r: &VerifyReport, kinds: &[ProblemKind]) {
+fn only_kinds(r: &CheckReport, kinds: &[ProblemKind]) {
     for p in &r.problems {
         assert!(kinds.contains(&p.kind), "unexpected problem {p}");
     }
@@ -447,9 +447,9 @@ fn unsigned_receipt_warns_and_fails_when_signatures_required() {
 
     let strict = fx
         .store
-        .verify(&VerifyOptions {
+        .check(&CheckOptions {
             require_signed: true,
-            ..VerifyOptions::default()
+            ..CheckOptions::default()
         })
         .map(anchor_inside_noted)
         .unwrap();
@@ -951,7 +951,7 @@ fn list_and_show() {
 
     let missing = Store::open(fx.root.join("nowhere")).unwrap();
     assert!(missing.list().unwrap().is_empty());
-    assert!(missing.verify(&VerifyOptions::default()).unwrap().is_ok());
+    assert!(missing.check(&CheckOptions::default()).unwrap().is_ok());
 
     let file = fx.root.join("afile");
     fs::write(&file, "").unwrap();

@@ -1,4 +1,4 @@
-//! Receipts written by real runs, checked by `spine receipts verify` and by
+//! Receipts written by real runs, checked by `spine receipts check` and by
 //! the auditor's one-line `ssh-keygen -Y verify`.
 
 mod support;
@@ -79,7 +79,7 @@ fn verify_and_plan_runs_write_a_signed_chain_an_auditor_can_check() {
     let o = spine(
         &[
             "receipts",
-            "verify",
+            "check",
             "--receipts",
             receipts.to_str().unwrap(),
             "--require-signed",
@@ -130,7 +130,7 @@ fn verify_and_plan_runs_write_a_signed_chain_an_auditor_can_check() {
     let o = spine(
         &[
             "receipts",
-            "verify",
+            "check",
             "--receipts",
             receipts.to_str().unwrap(),
         ],
@@ -160,7 +160,7 @@ fn a_run_without_a_key_writes_an_unsigned_receipt_reported_as_such() {
     let o = spine(
         &[
             "receipts",
-            "verify",
+            "check",
             "--receipts",
             receipts.to_str().unwrap(),
         ],
@@ -175,7 +175,7 @@ fn a_run_without_a_key_writes_an_unsigned_receipt_reported_as_such() {
     let o = spine(
         &[
             "receipts",
-            "verify",
+            "check",
             "--receipts",
             receipts.to_str().unwrap(),
             "--require-signed",
@@ -183,6 +183,19 @@ fn a_run_without_a_key_writes_an_unsigned_receipt_reported_as_such() {
         &[],
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // The command's old name is kept for the auditors' scripts: same answer.
+    let old_name = spine(
+        &[
+            "receipts",
+            "verify",
+            "--receipts",
+            receipts.to_str().unwrap(),
+            "--require-signed",
+        ],
+        &[],
+    );
+    assert_eq!(old_name.status.code(), Some(1), "{}", text(&old_name));
+    assert_eq!(text(&old_name), text(&o));
     let o = spine(
         &["receipts", "list", "--receipts", receipts.to_str().unwrap()],
         &[],
@@ -209,15 +222,15 @@ fn a_bad_loop_id_is_refused_before_the_run() {
     assert!(!receipts.exists(), "nothing written for a refused run");
 }
 
-/// `spine receipts verify` with these extra arguments.
-fn receipts_verify(
+/// `spine receipts check` with these extra arguments.
+fn receipts_check(
     receipts: &std::path::Path,
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> std::process::Output {
     let mut args = vec![
         "receipts",
-        "verify",
+        "check",
         "--receipts",
         receipts.to_str().unwrap(),
     ];
@@ -225,7 +238,7 @@ fn receipts_verify(
     spine(&args, env)
 }
 
-/// The head's SHA-256 from verify's summary line (`head N sha256 HASH`).
+/// The head's SHA-256 from check's summary line (`head N sha256 HASH`).
 fn head_of(o: &std::process::Output) -> String {
     let t = text(o);
     let at = t
@@ -280,7 +293,7 @@ fn a_resigned_chain_fails_against_the_outside_anchor_and_truncation_fails_the_pi
     ];
 
     // With the folder's own anchor: valid, but verify says where the anchor is.
-    let o = receipts_verify(&receipts, &["--require-signed"], &[]);
+    let o = receipts_check(&receipts, &["--require-signed"], &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("warning: ")
@@ -291,7 +304,7 @@ fn a_resigned_chain_fails_against_the_outside_anchor_and_truncation_fails_the_pi
         text(&o)
     );
     // With the outside anchor: valid and no such warning.
-    let o = receipts_verify(&receipts, &anchor_arg, &[]);
+    let o = receipts_check(&receipts, &anchor_arg, &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         !text(&o).contains("trust anchor sits inside"),
@@ -309,7 +322,7 @@ fn a_resigned_chain_fails_against_the_outside_anchor_and_truncation_fails_the_pi
     signed_run(&key);
     let mut expect = anchor_arg.to_vec();
     expect.extend(["--expect-head", &pinned]);
-    let o = receipts_verify(&receipts, &expect, &[]);
+    let o = receipts_check(&receipts, &expect, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let newest = head_of(&o);
 
@@ -318,10 +331,10 @@ fn a_resigned_chain_fails_against_the_outside_anchor_and_truncation_fails_the_pi
     assert_eq!(files.len(), 3);
     std::fs::remove_file(&files[2]).unwrap();
     std::fs::remove_file(files[2].with_extension("json.sig")).unwrap();
-    let o = receipts_verify(&receipts, &anchor_arg, &[]);
+    let o = receipts_check(&receipts, &anchor_arg, &[]);
     assert!(o.status.success(), "{}", text(&o));
     // ... the pinned head can.
-    let o = receipts_verify(&receipts, &["--expect-head", &newest], &[]);
+    let o = receipts_check(&receipts, &["--expect-head", &newest], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains(&format!("the expected head (sha256 {newest}) is not in the chain (the head is now receipt 000002 with sha256 {pinned}): receipts were removed from the end, or the chain was rewritten")),
@@ -373,7 +386,7 @@ fn a_resigned_chain_fails_against_the_outside_anchor_and_truncation_fails_the_pi
     .unwrap();
 
     // Against the folder's own anchor the forgery passes: that is the warning.
-    let o = receipts_verify(&receipts, &["--require-signed"], &[]);
+    let o = receipts_check(&receipts, &["--require-signed"], &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("trust anchor sits inside"),
@@ -382,8 +395,8 @@ fn a_resigned_chain_fails_against_the_outside_anchor_and_truncation_fails_the_pi
     );
     // Against the outside anchor, by flag or by environment, it fails.
     for o in [
-        receipts_verify(&receipts, &anchor_arg, &[]),
-        receipts_verify(
+        receipts_check(&receipts, &anchor_arg, &[]),
+        receipts_check(
             &receipts,
             &["--require-signed"],
             &[("SPINE_ALLOWED_SIGNERS", anchor.to_str().unwrap())],
@@ -406,12 +419,12 @@ fn a_resigned_chain_fails_against_the_outside_anchor_and_truncation_fails_the_pi
         assert!(!t.contains("trust anchor sits inside"), "{t}");
     }
     // And the pinned head is gone too: receipt 2's bytes changed.
-    let o = receipts_verify(&receipts, &["--expect-head", &pinned], &[]);
+    let o = receipts_check(&receipts, &["--expect-head", &pinned], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("is not in the chain"), "{}", text(&o));
 
     // A named anchor that does not exist is an error, not a silent fallback.
-    let o = receipts_verify(
+    let o = receipts_check(
         &receipts,
         &["--allowed-signers", "/nonexistent/allowed_signers"],
         &[],
@@ -423,7 +436,7 @@ fn a_resigned_chain_fails_against_the_outside_anchor_and_truncation_fails_the_pi
         text(&o)
     );
     // A malformed pin is a usage error.
-    let o = receipts_verify(&receipts, &["--expect-head", "abc"], &[]);
+    let o = receipts_check(&receipts, &["--expect-head", "abc"], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 

@@ -1,26 +1,26 @@
-//! `spine receipts list | show | verify`: the auditor's side of stage 6.
+//! `spine receipts list | show | check`: the auditor's side of stage 6.
 
 use super::{Error, Global, emit, exit};
 use crate::cli::{PlanFormat, ReceiptsCommand};
-use crate::receipt::{Store, VerifyOptions};
+use crate::receipt::{CheckOptions, Store};
 
 pub fn run(cmd: &ReceiptsCommand, g: Global) -> Result<u8, Error> {
     match cmd {
         ReceiptsCommand::List(dir) => list(&dir.receipts),
         ReceiptsCommand::Show { id, dir } => show(&dir.receipts, id),
-        ReceiptsCommand::Verify {
+        ReceiptsCommand::Check {
             dir,
             require_signed,
             allowed_signers,
             expect_head,
             format,
         } => {
-            let opts = VerifyOptions {
+            let opts = CheckOptions {
                 require_signed: *require_signed,
                 allowed_signers: allowed_signers.clone(),
                 expect_head: expect_head.clone(),
             };
-            verify(&dir.receipts, &opts, *format, g)
+            check(&dir.receipts, &opts, *format, g)
         }
     }
 }
@@ -75,14 +75,14 @@ fn show(dir: &std::path::Path, id: &str) -> Result<u8, Error> {
     code(emit(&String::from_utf8_lossy(&r.bytes)), exit::OK)
 }
 
-fn verify(
+fn check(
     dir: &std::path::Path,
-    opts: &VerifyOptions,
+    opts: &CheckOptions,
     format: PlanFormat,
     g: Global,
 ) -> Result<u8, Error> {
     let store = open(dir)?;
-    let report = store.verify(opts)?;
+    let report = store.check(opts)?;
     let result = if report.is_ok() {
         exit::OK
     } else {

@@ -1,10 +1,10 @@
-//! Chain checks of `Store::verify`: sequence continuity and `previous` links.
+//! Chain checks of `Store::check`: sequence continuity and `previous` links.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::audit::{Head, Item, ProblemKind, Sink};
 use super::store::ReceiptName;
-use super::verify::{Head, Item, ProblemKind, Sink};
 
 /// Chain checks: no gap, no fork, each `previous` is the hash of the one before.
 pub(super) fn check_chain(items: &[Item], sink: &mut Sink<'_>) {

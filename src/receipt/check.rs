@@ -1,4 +1,4 @@
-//! Per-file checks of `Store::verify`: readable, JSON, format version,
+//! Per-file checks of `Store::check`: readable, JSON, format version,
 //! canonical form, schema, file name, signature and allowed_signers.
 
 use std::path::{Path, PathBuf};
@@ -8,12 +8,10 @@ use serde_json::Value;
 use ssh_key::{PublicKey, SshSig};
 
 use super::allowed::{AllowedSigners, Untrusted};
+use super::audit::{CheckOptions, CheckReport, Item, ProblemKind, Severity, Sink, schema_errors};
 use super::canonical::{self, sha256_hex};
 use super::model::Receipt;
 use super::sign::fingerprint;
-use super::verify::{
-    Item, ProblemKind, Severity, Sink, VerifyOptions, VerifyReport, schema_errors,
-};
 use super::{NAMESPACE, READ_VERSIONS};
 
 /// What the checks of one file need to know.
@@ -24,15 +22,11 @@ pub(super) struct FileCtx<'a> {
     pub(super) sig_path: Option<PathBuf>,
     pub(super) allowed: Option<&'a AllowedSigners>,
     pub(super) allowed_path: &'a PathBuf,
-    pub(super) opts: &'a VerifyOptions,
+    pub(super) opts: &'a CheckOptions,
 }
 
 /// Per-file checks: readable, JSON, version, canonical, schema, name, signature.
-pub(super) fn check_file(
-    ctx: &FileCtx<'_>,
-    sink: &mut Sink<'_>,
-    report: &mut VerifyReport,
-) -> Item {
+pub(super) fn check_file(ctx: &FileCtx<'_>, sink: &mut Sink<'_>, report: &mut CheckReport) -> Item {
     use ProblemKind as K;
     let path = ctx.path;
     let mut item = Item {
@@ -191,7 +185,7 @@ fn check_signature(
     claims: &Claims,
     bytes: &[u8],
     sink: &mut Sink<'_>,
-    report: &mut VerifyReport,
+    report: &mut CheckReport,
 ) {
     use ProblemKind as K;
     let (path, seq) = (ctx.path, Some(claims.seq));

@@ -1,6 +1,6 @@
 //! Errors of the receipts stage. Each message names the file involved and says
-//! what to do about it. (Problems found by [`Store::verify`](super::Store::verify)
-//! are not errors: they are collected in a [`VerifyReport`](super::VerifyReport).)
+//! what to do about it. (Problems found by [`Store::check`](super::Store::check)
+//! are not errors: they are collected in a [`CheckReport`](super::CheckReport).)
 
 use std::path::PathBuf;
 
@@ -26,7 +26,7 @@ pub enum ReceiptError {
     LockTimeout { path: PathBuf, secs: u64 },
 
     #[error(
-        "receipts {} and {} both claim sequence {seq}: the chain is forked; run `spine receipts verify` and move the receipt that should not exist out of the directory",
+        "receipts {} and {} both claim sequence {seq}: the chain is forked; run `spine receipts check` and move the receipt that should not exist out of the directory",
         first.display(), second.display()
     )]
     Forked {

@@ -29,11 +29,12 @@
 //!
 //! An auditor needs only OpenSSH to check a receipt:
 //! `ssh-keygen -Y verify -f receipts/allowed_signers -I IDENTITY -n spine-receipt@spine -s FILE.json.sig < FILE.json`.
-//! [`Store::verify`] checks that and the whole chain. `docs/receipts.md` is the
+//! [`Store::check`] checks that and the whole chain. `docs/receipts.md` is the
 //! auditor's guide; `schemas/receipt.schema.json` is the format.
 
 mod agent;
 mod allowed;
+mod audit;
 pub mod canonical;
 mod chain;
 mod check;
@@ -41,9 +42,9 @@ mod error;
 mod model;
 mod sign;
 mod store;
-mod verify;
 
 pub use allowed::allowed_signers_line;
+pub use audit::{CheckOptions, CheckReport, Head, Problem, ProblemKind, Severity};
 pub use canonical::sha256_hex;
 pub use error::ReceiptError;
 pub use model::{
@@ -52,7 +53,6 @@ pub use model::{
 };
 pub use sign::{ENV_OPERATOR, ENV_SIGNING_KEY, Signer, default_identity};
 pub use store::{ListEntry, ShownReceipt, Store, Written};
-pub use verify::{Head, Problem, ProblemKind, Severity, VerifyOptions, VerifyReport};
 
 /// The SSHSIG namespace every receipt signature is made under.
 ///
@@ -73,7 +73,7 @@ pub const NAMESPACE: &str = "spine-receipt@spine";
 pub const FORMAT_VERSION: u64 = 2;
 
 /// Every format this code reads: the one it writes and the older ones whose
-/// receipts still sit in a chain. [`Store::verify`] refuses any other
+/// receipts still sit in a chain. [`Store::check`] refuses any other
 /// version rather than guessing at it.
 pub const READ_VERSIONS: &[u64] = &[1, FORMAT_VERSION];
 

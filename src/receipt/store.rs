@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use super::FORMAT_VERSION;
+use super::audit::schema_errors;
 use super::canonical::{self, sha256_hex};
 use super::error::ReceiptError;
 use super::model::{Operator, Receipt, ReceiptBody, Tool};
 use super::sign::Signer;
-use super::verify::schema_errors;
 
 /// Name of the lock file held while appending.
 const LOCK_FILE: &str = ".lock";
@@ -47,7 +47,7 @@ pub struct ListEntry {
     /// Run id from the file name.
     pub run_id: String,
     pub path: PathBuf,
-    /// The `.sig` file, if present (not checked: see [`Store::verify`]).
+    /// The `.sig` file, if present (not checked: see [`Store::check`]).
     pub signature: Option<PathBuf>,
     /// The parsed receipt, or why it could not be parsed.
     pub receipt: Result<Receipt, String>,
@@ -123,7 +123,7 @@ impl Store {
                     return Err(ReceiptError::BadReceipt {
                         path: self.dir.clone(),
                         message: format!(
-                            "the last receipt claims sequence {seq}, which cannot be followed: run `spine receipts verify`"
+                            "the last receipt claims sequence {seq}, which cannot be followed: run `spine receipts check`"
                         ),
                     });
                 }
@@ -257,7 +257,7 @@ impl Store {
         let bytes = fs::read(&path).map_err(|e| ReceiptError::io("read receipt", &path, e))?;
         let receipt = serde_json::from_slice(&bytes).map_err(|e| ReceiptError::BadReceipt {
             path: path.clone(),
-            message: format!("not a valid receipt ({e}); `spine receipts verify` says more"),
+            message: format!("not a valid receipt ({e}); `spine receipts check` says more"),
         })?;
         Ok(ShownReceipt {
             signature: self.signature_of(&scan.signatures, &r.name),

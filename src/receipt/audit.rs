@@ -1,4 +1,4 @@
-//! `Store::verify`: check every receipt file, every signature and the chain,
+//! `Store::check`: check every receipt file, every signature and the chain,
 //! and report every problem found (not just the first).
 
 //!
@@ -18,9 +18,9 @@ use super::error::ReceiptError;
 use super::store::{Store, TMP_PREFIX};
 use super::{ALLOWED_SIGNERS, SCHEMA};
 
-/// What [`Store::verify`] should insist on.
+/// What [`Store::check`] should insist on.
 #[derive(Debug, Clone, Default)]
-pub struct VerifyOptions {
+pub struct CheckOptions {
     /// Treat unsigned receipts as errors rather than warnings.
     pub require_signed: bool,
     /// The trust anchor: an `allowed_signers` file kept outside the receipts
@@ -33,7 +33,7 @@ pub struct VerifyOptions {
     pub expect_head: Option<String>,
 }
 
-/// How bad a [`Problem`] is. Only errors make [`VerifyReport::is_ok`] false.
+/// How bad a [`Problem`] is. Only errors make [`CheckReport::is_ok`] false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -96,7 +96,7 @@ pub enum ProblemKind {
     StrayFile,
 }
 
-/// One finding of [`Store::verify`].
+/// One finding of [`Store::check`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     pub severity: Severity,
@@ -128,9 +128,9 @@ pub struct Head {
     pub sha256: String,
 }
 
-/// The result of [`Store::verify`]; serialisable for a `--json` output.
+/// The result of [`Store::check`]; serialisable for a `--json` output.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct VerifyReport {
+pub struct CheckReport {
     /// Receipt files examined.
     pub receipts: usize,
     /// Receipts with a signature file.
@@ -148,7 +148,7 @@ pub struct VerifyReport {
     pub allowed_signers: Option<PathBuf>,
 }
 
-impl VerifyReport {
+impl CheckReport {
     /// No errors (warnings allowed).
     pub fn is_ok(&self) -> bool {
         self.errors().next().is_none()
@@ -168,7 +168,7 @@ impl VerifyReport {
             .filter(|p| p.severity == Severity::Warning)
     }
 
-    /// The first error at [`VerifyReport::first_broken`].
+    /// The first error at [`CheckReport::first_broken`].
     pub fn first_broken_problem(&self) -> Option<&Problem> {
         let seq = self.first_broken?;
         self.errors().find(|p| p.sequence == Some(seq))
@@ -237,13 +237,13 @@ impl Store {
     /// Check the whole directory and report every problem (see
     /// `docs/receipts.md`, "What verify checks"). `Err` only if the directory
     /// cannot be listed; a missing directory is an empty, valid chain.
-    pub fn verify(&self, opts: &VerifyOptions) -> Result<VerifyReport, ReceiptError> {
+    pub fn check(&self, opts: &CheckOptions) -> Result<CheckReport, ReceiptError> {
         use ProblemKind as K;
         let _lock = self.read_lock();
         let scan = self.scan()?;
-        let mut report = VerifyReport {
+        let mut report = CheckReport {
             receipts: scan.receipts.len(),
-            ..VerifyReport::default()
+            ..CheckReport::default()
         };
         let mut problems = Vec::new();
         let mut sink = Sink {
