@@ -165,6 +165,8 @@ pub struct ImportArgs {
     /// Print what would be written (a diff per file) and write nothing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub receipt: ReceiptArgs,
 }
 
 #[derive(Debug, Args)]

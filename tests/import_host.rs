@@ -126,6 +126,25 @@ fn files(dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
+/// The operator's files under `dir`: all but spine's own `receipts/`.
+fn operator_files(dir: &Path) -> Vec<(PathBuf, String)> {
+    let receipts = dir.join("receipts");
+    files(dir)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(&receipts))
+        .collect()
+}
+
+/// The import receipts in `r/receipts`, oldest first.
+fn import_receipts(r: &Path) -> Vec<serde_json::Value> {
+    files(&r.join("receipts"))
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "json"))
+        .map(|(_, t)| serde_json::from_str::<serde_json::Value>(&t).unwrap())
+        .filter(|v| v["command"] == "import")
+        .collect()
+}
+
 #[test]
 fn import_then_plan_is_in_sync_and_a_change_is_planned_and_applied() {
     let tmp = tempfile::tempdir().unwrap();
@@ -174,7 +193,7 @@ fn import_then_plan_is_in_sync_and_a_change_is_planned_and_applied() {
         &[&host, &pve],
     );
     let r = repo(tmp.path());
-    let before = files(&r);
+    let before = operator_files(&r);
 
     // --dry-run: the diffs, and nothing written.
     let out = run(&r, &cfg, &["import", "notes", "--dry-run"]);
@@ -192,10 +211,32 @@ fn import_then_plan_is_in_sync_and_a_change_is_planned_and_applied() {
         shown.contains("dry run: 3 file(s) would be written; nothing written"),
         "{shown}"
     );
-    assert_eq!(files(&r), before, "--dry-run wrote something");
+    assert_eq!(operator_files(&r), before, "--dry-run wrote something");
+    // Its receipt: the three files it would write, none written.
+    let rec = import_receipts(&r);
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    assert_eq!(rec[0]["status"], "changes", "{}", rec[0]);
+    assert_eq!(rec[0]["hosts"][0]["host"], "notes", "{}", rec[0]);
+    let acts = rec[0]["actions"].as_array().unwrap();
+    assert_eq!(acts.len(), 3, "{}", rec[0]);
+    assert!(
+        acts.iter()
+            .all(|a| a["result"] == "skipped" && a["kind"] == "write-file")
+    );
 
     let out = run(&r, &cfg, &["import", "notes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Its receipt: each file written, with the SHA-256 of what is there now.
+    let rec = import_receipts(&r);
+    assert_eq!(rec.len(), 2, "{rec:?}");
+    assert_eq!(rec[1]["status"], "ok", "{}", rec[1]);
+    let acts = rec[1]["actions"].as_array().unwrap();
+    assert_eq!(acts.len(), 3, "{}", rec[1]);
+    for a in acts {
+        assert_eq!(a["result"], "changed", "{a}");
+        let now = std::fs::read(r.join(a["resource"].as_str().unwrap())).unwrap();
+        assert_eq!(a["output_sha256"], spine::receipt::sha256_hex(&now), "{a}");
+    }
     let said = text(&out);
     for want in [
         "import: stack `notes`: compose project `notes` in /opt/stacks/notes imported as a new entry of STACK_REGISTRY",

@@ -824,7 +824,9 @@ impl AgentProc {
             .spawn()
             .unwrap();
         let start = Instant::now();
-        while !sock.exists() {
+        // The socket file appears at bind(), before the agent listens: wait
+        // until it accepts a connection (under load the gap is seen).
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "ssh-agent did not start"

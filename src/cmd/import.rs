@@ -3,16 +3,19 @@
 //! `--dry-run`). The registry need not pass every gate: importing is how an
 //! operator's files get their first `desired:` sections.
 
-use super::{Error, Global, emit, registry};
+use super::{Error, Global, emit, record, registry};
 use crate::cli::ImportArgs;
 use crate::diag::FileKind;
 use crate::engine::Engine;
 use crate::import::{self, propose};
 use crate::load::{self, Origin};
 use crate::model::Registry;
+use crate::receipt::{self, Action, ActionResult, DriftSummary, HostRecord, ReceiptBody};
 use crate::verify::output;
 
 pub fn run(args: &ImportArgs, g: Global) -> Result<u8, Error> {
+    record::ids(&args.receipt)?;
+    let body = ReceiptBody::new(receipt::Command::Import, std::env::args().collect());
     let origin = registry::origin(&args.registry)?;
     let Origin::Files(files) = &origin else {
         return Err(Error::msg(
@@ -78,5 +81,52 @@ pub fn run(args: &ImportArgs, g: Global) -> Result<u8, Error> {
             args.host
         ))?;
     }
+    let receipts = record::receipts_dir(&args.receipt, &origin);
+    let mut body = receipt_body(body, args, &reading, &changes);
+    body.registry = record::registry_info(&loaded, &origin);
+    record::write(&args.receipt, &receipts, body, g.quiet)?;
     Ok(super::exit::OK)
+}
+
+/// What an import records: the host and how it was read, and one
+/// `write-file` action per file (skipped with `--dry-run`), whose
+/// `output_sha256` is the SHA-256 of the text written (or that would be).
+fn receipt_body(
+    mut body: ReceiptBody,
+    args: &ImportArgs,
+    reading: &import::read::Reading,
+    changes: &[import::Change],
+) -> ReceiptBody {
+    body.hosts = vec![HostRecord {
+        host: args.host.clone(),
+        access: reading
+            .route
+            .as_ref()
+            .map_or_else(|| "unreachable".to_string(), |r| r.describe()),
+        facts_before: None,
+        facts_after: None,
+    }];
+    let result = if args.dry_run {
+        ActionResult::Skipped
+    } else {
+        ActionResult::Changed
+    };
+    body.actions = changes
+        .iter()
+        .map(|c| {
+            let written = c.new.as_bytes();
+            Action::new(&args.host, "write-file", &c.shown, result, None, 0, written)
+        })
+        .collect();
+    body.drift = DriftSummary {
+        in_sync: 0,
+        drifted: changes.len() as u64,
+        unknown: 0,
+    };
+    body.status = if args.dry_run && !changes.is_empty() {
+        receipt::Status::Changes
+    } else {
+        receipt::Status::Ok
+    };
+    body
 }

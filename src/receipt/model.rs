@@ -21,6 +21,8 @@ pub enum Command {
     Plan,
     Apply,
     Health,
+    /// `spine import`: the files it wrote into the operator's repository.
+    Import,
 }
 
 impl Command {
@@ -31,6 +33,7 @@ impl Command {
             Command::Plan => "plan",
             Command::Apply => "apply",
             Command::Health => "health",
+            Command::Import => "import",
         }
     }
 }
