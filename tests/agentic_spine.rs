@@ -470,7 +470,8 @@ fn the_operators_gate_script_prints_their_format() {
 /// `spine import` into the operator's files (a copy), from a recorded answer
 /// of infra-core (VM 204; never connected to): every original line stays,
 /// in order (the diff only adds lines), and `spine verify` says exactly what
-/// it said before, each diagnostic still on the same line of text.
+/// it said before, each diagnostic still on the same line of text, plus one
+/// warning: the imported pihole file's moving tag (no new error).
 #[test]
 fn import_adds_desired_sections_without_damage_and_every_gate_stays_as_it_was() {
     use spine::import::{self, propose, read};
@@ -491,6 +492,11 @@ fn import_adds_desired_sections_without_damage_and_every_gate_stays_as_it_was() 
     .collect();
     let pihole =
         std::fs::read_to_string(repo.join("ops/staged/pihole/docker-compose.yml")).unwrap();
+    let pihole_digest = format!("pihole/pihole@sha256:{}", "5e".repeat(32));
+    let pihole_image = format!(
+        "pihole\tpihole/pihole:latest\tsha256:{}\t{pihole_digest}\n",
+        "c4".repeat(32)
+    );
     let netplan = "network:\n    version: 2\n    ethernets:\n        eth0:\n            addresses:\n            - 192.168.1.204/24\n            nameservers:\n                addresses:\n                - 1.1.1.1\n            routes:\n            -   to: default\n                via: 192.168.1.1\n";
     let kv: Vec<(&str, &str, &str)> = vec![
         ("compose", "count", "2"),
@@ -519,6 +525,8 @@ fn import_adds_desired_sections_without_damage_and_every_gate_stays_as_it_was() 
             "p.1.env.keys",
             "P TZ=America/New_York\nS PIHOLE_PASSWORD\n",
         ),
+        // The image pihole runs (a recorded answer: the id and digest are made up).
+        ("compose", "p.1.images", &pihole_image),
         ("compose", "p.2.name", "whoami"),
         ("compose", "p.2.dir", "/opt/stacks/whoami"),
         ("compose", "p.2.files", "1"),
@@ -585,9 +593,14 @@ fn import_adds_desired_sections_without_damage_and_every_gate_stays_as_it_was() 
         "stack `whoami`: compose project `whoami` in /opt/stacks/whoami imported as a new entry",
         "1 secret key(s) (PIHOLE_PASSWORD) imported as references to Infisical project `infrastructure`",
         "network: 192.168.1.204/24 192.168.1.1 on eth0 imported",
+        // The moving tag it copies, and what runs now to pin it to.
+        &format!(
+            "compose project `pihole` on infra-core: service `pihole`: image `pihole/pihole:latest` uses the moving tag `latest` (spine verify warns, V17); the container runs image sha256:c4c4c4c4c4c4, pulled as `{pihole_digest}`: to pin what runs now, write `{pihole_digest}` (or its version tag) as the image in ops/staged/pihole/docker-compose.yml"
+        ),
     ] {
         assert!(notes.contains(want), "missing `{want}` in:\n{notes}");
     }
+    assert!(!notes.contains("service `whoami`"), "{notes}");
     let changes = import::changes(&loaded, &reg, &repo, "infra-core", &p).unwrap();
     let shown: Vec<&str> = changes.iter().map(|c| c.shown.as_str()).collect();
     // The operator's staged pihole file is the host's: not rewritten.
@@ -651,9 +664,30 @@ fn import_adds_desired_sections_without_damage_and_every_gate_stays_as_it_was() 
         .iter()
         .map(|d| key(&new_text, d))
         .collect();
+    assert_eq!(was.len(), EXPECTED.len());
+    // Importing the pihole stack adds exactly one diagnostic, a warning: its
+    // compose file, as it runs on infra-core, uses `pihole/pihole:latest`
+    // (V17, at the image in the operator's file). No new error: the
+    // operator's gate stays as it was (a warning passes without --strict).
+    let pin = diagnostics(&after_json)
+        .into_iter()
+        .filter(|d| d.0 == "V17")
+        .collect::<Vec<_>>();
+    assert_eq!(
+        pin,
+        [(
+            "V17".to_string(),
+            "warning".to_string(),
+            "ops/staged/pihole/docker-compose.yml".to_string(),
+            8,
+            12,
+            "compose service `pihole`: image `pihole/pihole:latest` uses the moving tag `latest`"
+                .to_string()
+        )]
+    );
+    was.push(key(&new_text, &pin[0]));
     was.sort();
     now.sort();
-    assert_eq!(was.len(), EXPECTED.len());
     assert_eq!(now, was);
     assert_eq!(
         after.status.code(),

@@ -34,7 +34,7 @@ services:
     restart: unless-stopped
 
   cache:
-    image: docker.io/valkey/valkey:8-bookworm
+    image: docker.io/valkey/valkey:latest
     healthcheck:
       test: redis-cli ping || exit 1
       interval: 2s
@@ -174,6 +174,13 @@ fn import_then_plan_is_in_sync_and_a_change_is_planned_and_applied() {
         "755",
     );
     host.ok("chown ronny:ronny /opt/stacks/notes");
+    // `cache` runs a moving tag, as hosts often do: the stand-in tagged
+    // `latest` (loaded, not pulled: it has no registry digest).
+    host.ok("docker tag docker.io/valkey/valkey:8-bookworm docker.io/valkey/valkey:latest");
+    let cache_id = host
+        .ok("docker image inspect --format '{{.Id}}' docker.io/valkey/valkey:latest")
+        .trim()
+        .to_string();
     host.ok("cd /opt/stacks/notes && docker compose up -d --quiet-pull --wait 2>&1");
     host.ok("printf '*/5 * * * * /opt/stacks/notes/check.sh\\n' | crontab -u ronny -");
     let cfg = ssh_config(
@@ -244,10 +251,16 @@ fn import_then_plan_is_in_sync_and_a_change_is_planned_and_applied() {
         "import: cron: `*/5 * * * * /opt/stacks/notes/check.sh` (ronny) proposed commented out under `cron:`",
         "import: network: 10.203.155.20/24 10.203.155.1 on eth0 imported (/etc/netplan/50-cloud-init.yaml)",
         "import: tailscale: hostname `",
+        // The moving tag, and the image running now (which has no digest).
+        &format!(
+            "import: compose project `notes` on notes: service `cache`: image `docker.io/valkey/valkey:latest` uses the moving tag `latest` (spine verify warns, V17); the container runs image {}, which has no registry digest (built or loaded on the host): pin a version tag in ops/staged/notes/docker-compose.yml; import copied the file as it runs",
+            &cache_id[..19]
+        ),
         "wrote 3 file(s)",
     ] {
         assert!(said.contains(want), "missing `{want}` in:\n{said}");
     }
+    assert!(!said.contains("service `web`"), "web is pinned: {said}");
     assert!(!said.contains(SECRET), "the secret in the output:\n{said}");
     for (p, t) in files(&r) {
         assert!(!t.contains(SECRET), "the secret value in {}", p.display());
@@ -276,8 +289,18 @@ fn import_then_plan_is_in_sync_and_a_change_is_planned_and_applied() {
         services.contains("      network:\n        owner: cloud-init\n"),
         "ipconfig0 was read: {said}\n{services}"
     );
+    // The imported file's moving tag is a warning (V17, at its line in the
+    // staged file), not an error: verify still passes, --strict does not.
     let verify = spine(&["verify", "--repo", r.to_str().unwrap()], &[]);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    let warned = text(&verify);
+    assert!(
+        warned.contains(&format!("V17 warn  {}/ops/staged/notes/docker-compose.yml:20:12 compose service `cache`: image `docker.io/valkey/valkey:latest` uses the moving tag `latest`", r.display()))
+            && warned.matches("V17 warn").count() == 1,
+        "{warned}"
+    );
+    let strict = spine(&["verify", "--repo", r.to_str().unwrap(), "--strict"], &[]);
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
 
     // In sync right after the import.
     let plan = run(

@@ -68,3 +68,22 @@ fn unreadable_registry_is_exit_2() {
     insta::assert_snapshot!("v00_text", verify(case, &["--quiet"], true));
     insta::assert_snapshot!("v00_json", verify(case, &["--format", "json"], false));
 }
+
+/// The images of an operator's compose file (V17) only warn: exit 0, a
+/// `::warning` annotation at the compose file's line; `--strict` makes the
+/// same warnings fail (exit 1, `::error`).
+#[test]
+fn unpinned_images_of_an_operators_compose_file_warn_and_strict_fails() {
+    let case = "v17-compose-file-images";
+    let github = verify(case, &["--format", "github"], false);
+    assert!(github.starts_with("exit: Some(0)\n"), "{github}");
+    insta::assert_snapshot!("v17_images_github", github);
+    let strict = verify(case, &["--format", "github", "--strict"], false);
+    assert!(strict.starts_with("exit: Some(1)\n"), "{strict}");
+    assert!(
+        strict.contains(
+            "::error file=ops/staged/web/docker-compose.yml,line=4,col=12,title=spine V17::"
+        ),
+        "{strict}"
+    );
+}

@@ -2,7 +2,8 @@
 # ls` names them; the compose labels of their containers give each project's
 # folder and files (one tab-separated line per project). Each file is sent as
 # text; the .env as key names, with the value only for a key the secret-key
-# rule does not call secret (a secret value never leaves the host).
+# rule does not call secret (a secret value never leaves the host); the
+# image each container runs, with its registry digests.
 #% include "lib/secret-rule.sh"
 sp_missing docker || exit 0
 ls=$(sp_sudo docker compose ls --all --format json 2>&1)
@@ -43,6 +44,18 @@ printf '%s\n' "$list" | {
       done | sp_b64 "p.$i.env.keys"
     else
       sp_kv "p.$i.env.exists" 0
+    fi
+    # The image each container runs: its service, the image as compose
+    # wrote it, the image id, and the registry digests of that image (what
+    # the operator could pin a moving tag to).
+    ids=$(sp_sudo docker ps -aq --filter "label=com.docker.compose.project=$name")
+    if [ -n "$ids" ]; then
+      # shellcheck disable=SC2086 # one word per container id
+      sp_sudo docker inspect --format '{{index .Config.Labels "com.docker.compose.service"}}{{"\t"}}{{.Config.Image}}{{"\t"}}{{.Image}}' $ids |
+        while IFS="$t" read -r svc img id; do
+          dg=$(sp_sudo docker image inspect --format '{{join .RepoDigests " "}}' "$id" 2>/dev/null)
+          printf '%s\t%s\t%s\t%s\n' "$svc" "$img" "$id" "$dg"
+        done | sp_b64 "p.$i.images"
     fi
   done
   sp_kv count "$i"

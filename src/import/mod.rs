@@ -3,10 +3,12 @@
 //! that describe it, and write them into the operator's files as added lines
 //! (plus the compose files under `ops/staged/`), never re-serialising what is
 //! there. Stages: [`read`] (scripts and their answers), [`propose`] (the
-//! sections as text), [`edit`] (where they go in the files), then
+//! sections as text; [`pins`]: what a moving tag could be pinned to),
+//! [`edit`] (where they go in the files), then
 //! [`changes`], [`diff`] and [`write`] here.
 
 pub mod edit;
+pub mod pins;
 pub mod propose;
 pub mod read;
 pub mod yamltext;

@@ -376,6 +376,7 @@ fn stack_section(
         )));
     }
     let staged = format!("ops/staged/{stack_id}/docker-compose.yml");
+    notes.extend(super::pins::notes(p, &text, &staged).into_iter().map(at));
     let mut compose = vec![
         pair("project", &p.name)?,
         pair("directory", p.dir.trim_end_matches('/'))?,

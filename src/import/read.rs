@@ -82,6 +82,23 @@ pub struct Project {
     pub env_owner: String,
     /// Its status as `docker compose ls` says it (`running(2)`), when listed.
     pub status: Option<String>,
+    /// The image each of its containers runs; `None`: not read.
+    pub running: Option<Vec<Running>>,
+}
+
+/// The image one container of a project runs, as the host's docker says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    /// The compose service (`com.docker.compose.service` label).
+    pub service: String,
+    /// The image as compose gave it to the container (variables filled in).
+    pub image: String,
+    /// The local image id (`sha256:` and 64 hex digits; empty when the host
+    /// sent something else).
+    pub id: String,
+    /// The image's registry digests (`NAME@sha256:...`, what a moving tag can
+    /// be pinned to); empty for an image built or loaded on the host.
+    pub digests: Vec<String>,
 }
 
 /// One cron table: a user's crontab (`user` set) or a file of /etc/cron.d.
@@ -132,6 +149,52 @@ fn file(s: &Section, key: &str, path: &str) -> HostFile {
         mode,
         owner,
     }
+}
+
+/// `sha256:` and 64 lowercase hex digits.
+fn sha256(s: &str) -> bool {
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')))
+}
+
+/// The host's lines `SERVICE<tab>IMAGE<tab>ID<tab>DIGESTS`; a value that is
+/// not what docker sends (a control character, a malformed id or digest) is
+/// dropped, never shown.
+fn running(text: &str) -> Vec<Running> {
+    let plain = |v: &str| {
+        !v.is_empty()
+            && !v.chars().any(char::is_whitespace)
+            && crate::safe::control_char(v, false).is_none()
+    };
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let (service, image, id) = (f.next()?, f.next()?, f.next()?);
+            if !crate::safe::name(service) || !plain(image) {
+                return None;
+            }
+            let digests = f
+                .next()
+                .unwrap_or_default()
+                .split(' ')
+                .filter(|d| {
+                    d.split_once('@')
+                        .is_some_and(|(n, h)| plain(n) && sha256(h))
+                })
+                .map(String::from)
+                .collect();
+            Some(Running {
+                service: service.to_string(),
+                image: image.to_string(),
+                id: if sha256(id) {
+                    id.to_string()
+                } else {
+                    String::new()
+                },
+                digests,
+            })
+        })
+        .collect()
 }
 
 fn count(s: &Section, key: &str) -> usize {
@@ -202,6 +265,7 @@ fn projects(s: &Section, problems: &mut Vec<String>) -> Vec<Project> {
                 env_mode: val(s, &format!("{p}.env.mode")),
                 env_owner: val(s, &format!("{p}.env.owner")),
                 status,
+                running: s.get(&format!("{p}.images")).map(running),
                 name,
             }
         })

@@ -394,3 +394,47 @@ fn a_section_that_would_change_the_operators_values_is_refused() {
         "{e}"
     );
 }
+
+/// A moving tag found live is said with the digest running now; the file is
+/// staged as it runs (import never rewrites it). A line the host sent that
+/// is not what docker sends is dropped, never shown.
+#[test]
+fn a_moving_tag_is_said_with_the_digest_running_now() {
+    let (_, reg) = registry();
+    let id = format!("sha256:{}", "0f".repeat(32));
+    let digest = format!("nginx@sha256:{}", "a1".repeat(32));
+    let mirror = format!("mirror.example/nginx@sha256:{}", "b2".repeat(32));
+    let images = format!(
+        "app\tdocker.io/library/nginx\t{id}\t{mirror} {digest} bad@digest\nevil\u{1b}]0;x\tnginx\t{id}\t\n"
+    );
+    let mut rep = box_answer("");
+    rep.sections
+        .get_mut("compose")
+        .unwrap()
+        .values
+        .insert("p.1.images".into(), images);
+    let r = read::parse(&rep);
+    let run = r.projects[0].running.as_deref().unwrap();
+    assert_eq!(run.len(), 1, "{run:?}");
+    assert_eq!(run[0].digests, [mirror.clone(), digest.clone()]);
+    assert_eq!(r.projects[1].running, None);
+    let p = propose(&facts(&reg), &r).unwrap();
+    let notes = p.notes.join("\n");
+    for want in [
+        format!(
+            "compose project `web` on box: service `app`: image `docker.io/library/nginx` has no tag, so it means `latest` (spine verify warns, V17); the container runs image sha256:0f0f0f0f0f0f, pulled as `{digest}`: to pin what runs now, write `{digest}` (or its version tag) as the image in ops/staged/web/docker-compose.yml; import copied the file as it runs"
+        ),
+        "compose project `cache` on box: service `redis`: image `redis` has no tag, so it means `latest` (spine verify warns, V17); its containers could not be read, so no digest can be named: pin a version tag or digest in ops/staged/cache/docker-compose.yml".to_string(),
+    ] {
+        assert!(notes.contains(&want), "missing `{want}` in:\n{notes}");
+    }
+    assert!(
+        !notes.contains("evil") && !notes.contains("bad@digest"),
+        "{notes}"
+    );
+    // The staged file is the host's text, unchanged.
+    assert_eq!(
+        p.stacks[0].staged.1,
+        "services:\n  app:\n    image: nginx\n"
+    );
+}

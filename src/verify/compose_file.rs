@@ -1,8 +1,9 @@
 //! V17: the operator's own compose files (`desired.compose.file`). Each is a
 //! normalised path inside the repository to a readable YAML file with a
 //! `services:` mapping of plain names and no control characters; when the
-//! registry also lists `services:`, both say the same. Problems inside a
-//! compose file are said at its own line and column.
+//! registry also lists `services:`, both say the same; its images are
+//! pinned by V11's rule, a warning ([`super::compose_images`]). Problems
+//! inside a compose file are said at its own line and column.
 
 use super::{GateResult, result, skip};
 use crate::diag::{Diag, FileKind, Finding, Place, pointer};
@@ -13,7 +14,7 @@ use crate::source::{SourceFile, Span};
 
 pub const ID: &str = "V17";
 pub const NAME: &str = "compose files load and agree with the registry";
-pub const HELP: &str = "Every `desired.compose.file` is a normalised path inside the repository (no `..`, not absolute, no control characters, symbolic links not leading out) to a UTF-8 YAML file of at most 1 MiB with a non-empty `services:` mapping; service and container names are plain names, no control characters anywhere in the file; a `services:` section beside `file` names exactly the file's services, with the same container names and images.";
+pub const HELP: &str = "Every `desired.compose.file` is a normalised path inside the repository (no `..`, not absolute, no control characters, symbolic links not leading out) to a UTF-8 YAML file of at most 1 MiB with a non-empty `services:` mapping; service and container names are plain names, no control characters anywhere in the file; a `services:` section beside `file` names exactly the file's services, with the same container names and images. Images are pinned by V11's rule (no bare name, no moving tag; a digest is fine; `${VAR}` filled in from the stack's compose.env): a warning, not an error, since the file is the operator's as it runs (`--strict` fails on it).";
 
 /// Run V17 over the typed stacks (`None`: STACK_REGISTRY failed its schema).
 pub fn gate(loaded: &Loaded, stacks: Option<&StackRegistry>) -> GateResult {
@@ -45,13 +46,17 @@ pub fn gate(loaded: &Loaded, stacks: Option<&StackRegistry>) -> GateResult {
         match loaded.compose.get(file) {
             Some(ComposeRead::Loaded { source, tree }) => {
                 let problems = check_file(source, tree);
-                let agree = if problems.is_empty() {
-                    agreement(loaded, i, c, source, tree)
+                let (agree, pins) = if problems.is_empty() {
+                    (
+                        agreement(loaded, i, c, source, tree),
+                        super::compose_images::warnings(ID, c, source, tree),
+                    )
                 } else {
-                    Vec::new()
+                    (Vec::new(), Vec::new())
                 };
                 diags.extend(problems.into_iter().map(|d| d.with_related(named())));
                 diags.extend(agree);
+                diags.extend(pins);
             }
             Some(ComposeRead::NotYaml { source, problem }) => diags.push(
                 file_diag(

@@ -4,6 +4,7 @@
 //! is SKIP (with the reason), never PASS.
 
 pub mod compose_file;
+mod compose_images;
 pub mod gates;
 pub mod output;
 pub mod provided;

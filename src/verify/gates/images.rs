@@ -24,6 +24,22 @@ pub fn tag_of(image: &str) -> (Option<&str>, Option<&str>) {
     (last.split_once(':').map(|(_, t)| t), digest)
 }
 
+/// What is wrong with an image's pinning (V11's rule): no tag (so `latest`),
+/// or a moving tag; `None` when it names a version tag or a digest.
+pub fn unpinned(image: &str) -> Option<String> {
+    match tag_of(image) {
+        (_, Some(_)) => None,
+        (None, None) => Some(format!("image `{image}` has no tag, so it means `latest`")),
+        (Some(t @ ("latest" | "release" | "main" | "stable" | "nightly")), None) => {
+            Some(format!("image `{image}` uses the moving tag `{t}`"))
+        }
+        (Some(_), None) => None,
+    }
+}
+
+/// How to pin an image (the help of V11, and of V17 for a compose file's images).
+pub const PIN_HELP: &str = "pin a version tag (e.g. `:v2.4.1`) or a digest (`@sha256:...`) so that plan and apply are repeatable";
+
 fn pinned(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
     let mut out = Vec::new();
     for (i, st) in ctx.stacks.stacks.iter().enumerate() {
@@ -33,22 +49,11 @@ fn pinned(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
         for (name, cs) in &c.services {
             *n += 1;
             let place = stack(i, &["desired", "compose", "services", name, "image"]);
-            let problem = match tag_of(&cs.image) {
-                (_, Some(_)) => None,
-                (None, None) => Some(format!(
-                    "image `{}` has no tag, so it means `latest`",
-                    cs.image
-                )),
-                (Some(t @ ("latest" | "release" | "main" | "stable" | "nightly")), None) => {
-                    Some(format!("image `{}` uses the moving tag `{t}`", cs.image))
-                }
-                (Some(_), None) => None,
-            };
-            if let Some(message) = problem {
+            if let Some(message) = unpinned(&cs.image) {
                 out.push(
                     Finding::error("V11", place, message)
                         .label("not pinned")
-                        .help("pin a version tag (e.g. `:v2.4.1`) or a digest (`@sha256:...`) so that plan and apply are repeatable"),
+                        .help(PIN_HELP),
                 );
             }
         }
@@ -58,7 +63,7 @@ fn pinned(ctx: &Ctx, n: &mut usize) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use super::tag_of;
+    use super::{tag_of, unpinned};
 
     #[test]
     fn tags() {
@@ -69,5 +74,19 @@ mod tests {
         assert_eq!(tag_of("localhost:5000/x"), (None, None));
         assert_eq!(tag_of("redis"), (None, None));
         assert_eq!(tag_of("redis@sha256:ab"), (None, Some("sha256:ab")));
+    }
+
+    #[test]
+    fn pinning() {
+        assert_eq!(unpinned("nginx:1.27"), None);
+        assert_eq!(unpinned("pihole/pihole:latest@sha256:ab"), None);
+        assert_eq!(
+            unpinned("pihole/pihole:latest").as_deref(),
+            Some("image `pihole/pihole:latest` uses the moving tag `latest`")
+        );
+        assert_eq!(
+            unpinned("localhost:5000/x").as_deref(),
+            Some("image `localhost:5000/x` has no tag, so it means `latest`")
+        );
     }
 }

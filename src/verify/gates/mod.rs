@@ -10,6 +10,8 @@ pub mod secrets;
 mod uniqueness;
 mod values;
 
+pub use images::{PIN_HELP, tag_of, unpinned};
+
 use super::{Ctx, Gate};
 use crate::diag::{FileKind, Place, pointer};
 use crate::model::is_active;
