@@ -395,6 +395,22 @@ fn without_proxmox(reg: &Path, compose_dir: &str) {
     .unwrap();
 }
 
+/// The test registry with its netplan file owned by spine (`owner:
+/// netplan`): spine edits that file itself, with rollback, only when it owns
+/// it; with `owner: cloud-init` the fix is a restart from the Proxmox host.
+pub fn netplan_owned_registry(dir: &Path, prefix: &str, mac: &str) -> PathBuf {
+    let reg = test_registry(dir, prefix, mac, "v2.4.1");
+    let services = reg.join("SERVICE_REGISTRY.yaml");
+    let text_of = std::fs::read_to_string(&services).unwrap();
+    assert!(text_of.contains("owner: cloud-init"));
+    std::fs::write(
+        &services,
+        text_of.replace("owner: cloud-init", "owner: netplan"),
+    )
+    .unwrap();
+    reg
+}
+
 /// `args[0]` with `--registry REG --ssh-config CFG` and the rest of `args`.
 fn with_registry<'a>(reg: &'a Path, cfg: &'a Path, args: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec![
