@@ -177,17 +177,17 @@ impl Drop for TestHost {
 }
 
 /// One alias in the ssh config spine uses in a test.
-pub struct Alias<'a> {
+struct Alias<'a> {
     /// What the registry says (a name or an address).
-    pub name: &'a str,
+    name: &'a str,
     /// Where it really is (None: leave the address as it is).
-    pub hostname: Option<&'a str>,
-    pub host: &'a TestHost,
+    hostname: Option<&'a str>,
+    host: &'a TestHost,
 }
 
 /// An ssh_config + known_hosts for spine: every alias checks the host key of
 /// the test host it stands for (strictly).
-pub fn ssh_config(dir: &Path, aliases: &[Alias], hosts: &[&TestHost]) -> PathBuf {
+fn ssh_config(dir: &Path, aliases: &[Alias], hosts: &[&TestHost]) -> PathBuf {
     let kh = dir.join("known_hosts");
     let known: String = hosts
         .iter()
@@ -217,7 +217,7 @@ pub fn ssh_config(dir: &Path, aliases: &[Alias], hosts: &[&TestHost]) -> PathBuf
     path
 }
 
-/// An ssh config for spine built alias by alias (written by [`ssh_config`]):
+/// An ssh config for spine built alias by alias (written by `ssh_config`):
 /// each alias checks the key of the test host it names; the hosts it knows
 /// are those the aliases name, in order.
 #[derive(Default)]
@@ -282,7 +282,7 @@ pub fn closed_port(cfg: &Path, alias: &str) {
     .unwrap();
 }
 
-/// Add `alias` to the ssh config (made by [`ssh_config`], `known_hosts`
+/// Add `alias` to the ssh config (written by [`SshConfig`], `known_hosts`
 /// beside it), leading to `host`'s address but expecting a fresh key that is
 /// not the host's (known as `wrongkey`), with `options` (whole lines) in its
 /// block: the host key check there must fail.

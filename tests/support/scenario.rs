@@ -355,20 +355,6 @@ impl Converged {
     }
 }
 
-/// [`converged`] with every setting given (until the suites use the builder).
-pub fn converged_host(
-    dir: &Path,
-    subnet: &str,
-    mac: &str,
-    compose_dir: &str,
-    before_deploy: &str,
-) -> One {
-    converged(dir, subnet, mac)
-        .compose_dir(compose_dir)
-        .before_deploy(before_deploy)
-        .up()
-}
-
 /// The registry `reg` without a Proxmox host (no VM id, the stack reached
 /// over the LAN), its compose stack in `compose_dir`.
 fn without_proxmox(reg: &Path, compose_dir: &str) {
