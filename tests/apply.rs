@@ -164,13 +164,7 @@ fn vm203_is_fixed_by_one_apply_and_a_second_apply_changes_nothing() {
 #[test]
 fn an_unreachable_host_leaves_apply_not_converged() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = support::scenario::converged_host(
-        tmp.path(),
-        "10.203.101",
-        "52:54:00:65:02:03",
-        "/home/ronny/immich",
-        "",
-    );
+    let one = support::scenario::converged(tmp.path(), "10.203.101", "52:54:00:65:02:03").up();
     // Only this host's sshd: the ones in its network namespace.
     one.immich
         .ok("pkill -KILL --ns $$ --nslist net -x sshd || true");

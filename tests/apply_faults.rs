@@ -7,10 +7,10 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::scenario::{One, SECRET, apply_network, converged_host};
-use support::text;
-
-const HOME: &str = "/home/ronny/immich";
+use support::scenario::{
+    HOME, One, SECRET, apply_network, converged, immich_vm, netplan_owned_registry, proxmox,
+};
+use support::{SshConfig, over_the_tailnet, text};
 
 fn backups(one: &One) -> String {
     one.immich
@@ -20,7 +20,7 @@ fn backups(one: &One) -> String {
 #[test]
 fn a_stale_plan_is_refused_and_nothing_changes() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(tmp.path(), "10.203.40", "52:54:00:40:02:03", HOME, "");
+    let one = converged(tmp.path(), "10.203.40", "52:54:00:40:02:03").up();
     one.immich.ok("tailscale set --hostname=wrong-name");
     let plan = tmp.path().join("p.plan");
     let o = one.spine(&["plan", "-o", plan.to_str().unwrap()]);
@@ -48,7 +48,7 @@ fn a_stale_plan_is_refused_and_nothing_changes() {
 #[test]
 fn tampered_truncated_and_foreign_plans_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(tmp.path(), "10.203.41", "52:54:00:41:02:03", HOME, "");
+    let one = converged(tmp.path(), "10.203.41", "52:54:00:41:02:03").up();
     one.immich.ok("tailscale set --hostname=wrong-name");
     let plan = tmp.path().join("p.plan");
     let o = one.spine(&["plan", "-o", plan.to_str().unwrap()]);
@@ -105,7 +105,7 @@ fn tampered_truncated_and_foreign_plans_are_refused() {
 #[test]
 fn a_held_lock_refuses_apply_and_unlock_respects_expiry() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(tmp.path(), "10.203.42", "52:54:00:42:02:03", HOME, "");
+    let one = converged(tmp.path(), "10.203.42", "52:54:00:42:02:03").up();
     one.immich.ok("tailscale set --hostname=wrong-name");
     let info = r#"{"lock_id":"L1","run_id":"R1","operator":"alice@laptop","started":"2026-11-23T10:00:00Z","expires":"2999-01-01T00:00:00Z","pid":4242}"#;
     one.immich.ok(&format!(
@@ -179,7 +179,7 @@ fn a_held_lock_refuses_apply_and_unlock_respects_expiry() {
 #[test]
 fn a_lock_without_info_refuses_apply_and_unlock_clears_it_once_expired() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(tmp.path(), "10.203.122", "52:54:00:7a:02:03", HOME, "");
+    let one = converged(tmp.path(), "10.203.122", "52:54:00:7a:02:03").up();
     one.immich.ok("tailscale set --hostname=wrong-name");
     // An older spine died between `mkdir lock` and writing its info.
     one.immich.ok("mkdir -p /var/lib/spine/lock");
@@ -229,7 +229,7 @@ fn a_lock_without_info_refuses_apply_and_unlock_clears_it_once_expired() {
 #[test]
 fn a_compose_service_that_never_becomes_healthy_times_out_and_keeps_the_old_files() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(tmp.path(), "10.203.43", "52:54:00:43:02:03", HOME, "");
+    let one = converged(tmp.path(), "10.203.43", "52:54:00:43:02:03").up();
     // v2.9.9: a server image whose healthcheck never passes.
     one.immich.ok(
         "printf 'FROM ghcr.io/immich-app/immich-server:v2.4.1\\nHEALTHCHECK --interval=1s --retries=1 CMD [\"/bin/busybox\",\"false\"]\\n' \
@@ -264,13 +264,10 @@ fn a_compose_service_that_never_becomes_healthy_times_out_and_keeps_the_old_file
 #[test]
 fn a_full_disk_fails_the_write_and_leaves_the_old_file_whole() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(
-        tmp.path(),
-        "10.203.44",
-        "52:54:00:44:02:03",
-        "/opt/immich",
-        "mount -t tmpfs -o size=512k tmpfs /opt",
-    );
+    let one = converged(tmp.path(), "10.203.44", "52:54:00:44:02:03")
+        .compose_dir("/opt/immich")
+        .before_deploy("mount -t tmpfs -o size=512k tmpfs /opt")
+        .up();
     // A drifted .env, then fill /opt.
     one.immich.ok("sed -i 's|^TZ=.*|TZ=UTC|' /opt/immich/.env");
     let before = one.immich.ok("cat /opt/immich/.env");
@@ -296,62 +293,20 @@ fn a_full_disk_fails_the_write_and_leaves_the_old_file_whole() {
     assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
 }
 
-/// The test registry with its netplan file owned by spine (`owner:
-/// netplan`): spine edits that file itself, with rollback, only when it owns
-/// it; with `owner: cloud-init` the fix is a restart from the Proxmox host.
-fn netplan_owned_registry(dir: &std::path::Path, prefix: &str, mac: &str) -> std::path::PathBuf {
-    let reg = support::test_registry(dir, prefix, mac, "v2.4.1");
-    let services = reg.join("SERVICE_REGISTRY.yaml");
-    let text_of = std::fs::read_to_string(&services).unwrap();
-    assert!(text_of.contains("owner: cloud-init"));
-    std::fs::write(
-        &services,
-        text_of.replace("owner: cloud-init", "owner: netplan"),
-    )
-    .unwrap();
-    reg
-}
-
 #[test]
 fn a_netplan_change_that_cuts_ssh_rolls_back_by_itself() {
     let tmp = tempfile::tempdir().unwrap();
     // The host is at 10.203.45.50; the registry moves it into 10.203.46.0/24,
     // a subnet this machine cannot reach: the confirmation never comes.
-    let immich = support::TestHost::up(
-        &support::unique("im"),
-        "10.203.45.50/24",
-        &[
-            "--mac",
-            "52:54:00:45:00:50",
-            "--no-docker",
-            "--ts-ip",
-            "10.203.100.50",
-            "--ts-hostname",
-            "immich-1",
-        ],
-    );
+    let immich = immich_vm("10.203.45.50/24", "52:54:00:45:00:50")
+        .no_docker()
+        .up();
     let reg = netplan_owned_registry(tmp.path(), "10.203.46", "52:54:00:45:00:50");
-    let cfg = support::ssh_config(
-        tmp.path(),
-        &[
-            support::Alias {
-                name: "immich-1",
-                hostname: Some(immich.addr()),
-                host: &immich,
-            },
-            support::Alias {
-                name: "10.203.46.203",
-                hostname: None,
-                host: &immich,
-            },
-            support::Alias {
-                name: "pve",
-                hostname: Some("10.203.47.10"),
-                host: &immich,
-            },
-        ],
-        &[&immich],
-    );
+    let cfg = SshConfig::new()
+        .alias("immich-1", &immich)
+        .direct("10.203.46.203", &immich)
+        .alias_at("pve", "10.203.47.10", &immich)
+        .write(tmp.path());
     let before = immich.ok("cat /etc/netplan/50-cloud-init.yaml");
     let started = Instant::now();
     let o = apply_network(&reg, &cfg, "12", "2");
@@ -389,49 +344,17 @@ fn a_network_change_is_confirmed_over_the_tailnet_path_the_operator_came_by() {
     // network). The registry moves the VM from 10.203.123.50 to
     // 10.203.124.203, which this machine cannot reach directly: before,
     // confirmation dialled that address and the host rolled back every time.
-    let immich = support::TestHost::up(
-        &support::unique("im"),
-        "10.203.123.50/24",
-        &[
-            "--mac",
-            "52:54:00:7b:00:50",
-            "--no-docker",
-            "--ts-hostname",
-            "immich-1",
-        ],
-    );
+    let immich = immich_vm("10.203.123.50/24", "52:54:00:7b:00:50")
+        .no_docker()
+        .harness_ts_ip()
+        .up();
     let reg = netplan_owned_registry(tmp.path(), "10.203.124", "52:54:00:7b:00:50");
-    let cfg = support::ssh_config(
-        tmp.path(),
-        &[
-            support::Alias {
-                name: "immich-1",
-                hostname: None,
-                host: &immich,
-            },
-            support::Alias {
-                name: "10.203.124.203",
-                hostname: None,
-                host: &immich,
-            },
-            support::Alias {
-                name: "pve",
-                hostname: Some("10.203.125.10"),
-                host: &immich,
-            },
-        ],
-        &[&immich],
-    );
-    let c = std::fs::read_to_string(&cfg).unwrap().replacen(
-        "Host immich-1\n",
-        &format!(
-            "Host immich-1\n    ProxyCommand {} exec {} -- /usr/sbin/sshd -i -f /etc/ssh/sshd_config\n",
-            support::repo().join("tests/hosts/testhost").display(),
-            immich.name
-        ),
-        1,
-    );
-    std::fs::write(&cfg, c).unwrap();
+    let cfg = SshConfig::new()
+        .alias("immich-1", &immich)
+        .direct("10.203.124.203", &immich)
+        .alias_at("pve", "10.203.125.10", &immich)
+        .write(tmp.path());
+    over_the_tailnet(&cfg, "immich-1", &immich);
     let o = apply_network(&reg, &cfg, "30", "10");
     let t = text(&o);
     assert!(
@@ -470,7 +393,7 @@ fn a_network_change_is_confirmed_over_the_tailnet_path_the_operator_came_by() {
 #[test]
 fn sshd_killed_mid_apply_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(tmp.path(), "10.203.48", "52:54:00:48:02:03", HOME, "");
+    let one = converged(tmp.path(), "10.203.48", "52:54:00:48:02:03").up();
     one.immich
         .ok("cd /home/ronny/immich && docker compose rm -sf immich-machine-learning 2>&1");
     one.immich.ok("tailscale set --hostname=wrong-name");
@@ -523,7 +446,7 @@ fn sshd_killed_mid_apply_loses_nothing() {
 #[test]
 fn an_interrupted_apply_finishes_the_action_in_flight_and_unlocks() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(tmp.path(), "10.203.49", "52:54:00:49:02:03", HOME, "");
+    let one = converged(tmp.path(), "10.203.49", "52:54:00:49:02:03").up();
     one.immich
         .ok("cd /home/ronny/immich && docker compose rm -sf immich-machine-learning 2>&1");
     one.immich.ok("crontab -u ronny -r");
@@ -629,29 +552,21 @@ impl Vm {
 /// old subnet no longer routed from here (as in GAP-OP-094).
 fn vm_needing_restart(dir: &std::path::Path, new: &str, old: &str, guest_flags: &str) -> Vm {
     let mac = format!("52:54:00:{}:02:30", &new[new.len() - 2..]);
-    let pve = support::TestHost::up(
-        &support::unique("pv"),
+    let pve = proxmox(
+        "pv",
         &format!("{new}.10/24"),
-        &["--no-docker"],
+        &format!(
+            "--ipconfig0 ip={old}.230/24,gw={old}.1 --nameserver {new}.204 --net0 virtio={mac},bridge=vmbr0 --agent 1"
+        ),
     );
-    let vm = support::TestHost::up(
-        &support::unique("vm"),
-        &format!("{old}.230/24"),
-        &[
-            "--mac",
-            &mac,
-            "--extra-gw",
-            &format!("{new}.1/24"),
-            "--no-docker",
-            "--ts-ip",
-            "10.203.100.50",
-            "--ts-hostname",
-            "immich-1",
-        ],
-    );
+    let vm = immich_vm(&format!("{old}.230/24"), &mac)
+        .prefix("vm")
+        .no_docker()
+        .args(&["--extra-gw", &format!("{new}.1/24")])
+        .up();
     let reg = support::test_registry(dir, new, &mac, "v2.4.1");
     pve.ok(&format!(
-        "qm create 203 --name immich --ipconfig0 ip={old}.230/24,gw={old}.1 --nameserver {new}.204 --net0 virtio={mac},bridge=vmbr0 --agent 1 && qm standin-guest 203 --guest {} {guest_flags}",
+        "qm standin-guest 203 --guest {} {guest_flags}",
         vm.name
     ));
     let st = Command::new("ip")
@@ -660,27 +575,11 @@ fn vm_needing_restart(dir: &std::path::Path, new: &str, old: &str, guest_flags: 
         .unwrap();
     assert!(st.success(), "take the old subnet's route away");
     let new_addr = format!("{new}.203");
-    let cfg = support::ssh_config(
-        dir,
-        &[
-            support::Alias {
-                name: "immich-1",
-                hostname: Some(vm.addr()),
-                host: &vm,
-            },
-            support::Alias {
-                name: &new_addr,
-                hostname: None,
-                host: &vm,
-            },
-            support::Alias {
-                name: "pve",
-                hostname: Some(pve.addr()),
-                host: &pve,
-            },
-        ],
-        &[&vm, &pve],
-    );
+    let cfg = SshConfig::new()
+        .alias("immich-1", &vm)
+        .direct(&new_addr, &vm)
+        .alias("pve", &pve)
+        .write(dir);
     Vm {
         pve,
         vm,

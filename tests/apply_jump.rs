@@ -14,8 +14,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::scenario::apply_network;
-use support::{Alias, TestHost, text, unique};
+use support::scenario::{apply_network, immich_vm, netplan_owned_registry};
+use support::{SshConfig, TestHost, text, unique};
 
 /// The two hosts, wired: `immich` at `old`/24 behind `pve` at `pve_addr`/24.
 /// `pve` holds `GATEWAY.1/24` on the link for each gateway prefix given.
@@ -26,11 +26,11 @@ struct Wired {
 
 fn wired(pve_addr: &str, old: &str, mac: &str, gateways: &[&str]) -> Wired {
     let pve = TestHost::up(&unique("jp"), &format!("{pve_addr}/24"), &["--no-docker"]);
-    let immich = TestHost::up(
-        &unique("jv"),
-        &format!("{old}/24"),
-        &["--mac", mac, "--no-docker", "--ts-hostname", "immich-1"],
-    );
+    let immich = immich_vm(&format!("{old}/24"), mac)
+        .prefix("jv")
+        .no_docker()
+        .harness_ts_ip()
+        .up();
     let meta = std::fs::read_to_string(Path::new(immich.get("STATE_DIR")).join("meta")).unwrap();
     let veth = meta
         .lines()
@@ -67,20 +67,15 @@ fn wired(pve_addr: &str, old: &str, mac: &str, gateways: &[&str]) -> Wired {
 /// VM moves into `new`.0/24, and its jump path names the VM as the jump
 /// host knows it (`immich-old.lan`): before the change the only way in.
 fn jump_registry(dir: &Path, new: &str, mac: &str) -> PathBuf {
-    let reg = support::test_registry(dir, new, mac, "v2.4.1");
+    let reg = netplan_owned_registry(dir, new, mac);
     let services = reg.join("SERVICE_REGISTRY.yaml");
     let before = std::fs::read_to_string(&services).unwrap();
     let jump = format!("        - via: jump\n          address: {new}.203\n          jump: pve\n");
-    assert!(
-        before.contains("owner: cloud-init") && before.contains(&jump),
-        "{before}"
+    assert!(before.contains(&jump), "{before}");
+    let after = before.replace(
+        &jump,
+        "        - via: jump\n          address: immich-old.lan\n          jump: pve\n",
     );
-    let after = before
-        .replace("owner: cloud-init", "owner: netplan")
-        .replace(
-            &jump,
-            "        - via: jump\n          address: immich-old.lan\n          jump: pve\n",
-        );
     std::fs::write(&services, after).unwrap();
     reg
 }
@@ -90,37 +85,13 @@ fn jump_registry(dir: &Path, new: &str, mac: &str) -> PathBuf {
 /// nobody holds (that path fails at once).
 fn config(dir: &Path, w: &Wired, pve_addr: &str, new: &str, old: &str) -> PathBuf {
     let new_addr = format!("{new}.203");
-    support::ssh_config(
-        dir,
-        &[
-            Alias {
-                name: "pve",
-                hostname: Some(pve_addr),
-                host: &w.pve,
-            },
-            Alias {
-                name: "immich-1",
-                hostname: Some("10.203.169.250"),
-                host: &w.immich,
-            },
-            Alias {
-                name: "immich-old.lan",
-                hostname: None,
-                host: &w.immich,
-            },
-            Alias {
-                name: old,
-                hostname: None,
-                host: &w.immich,
-            },
-            Alias {
-                name: &new_addr,
-                hostname: None,
-                host: &w.immich,
-            },
-        ],
-        &[&w.pve, &w.immich],
-    )
+    SshConfig::new()
+        .alias_at("pve", pve_addr, &w.pve)
+        .alias_at("immich-1", "10.203.169.250", &w.immich)
+        .direct("immich-old.lan", &w.immich)
+        .direct(old, &w.immich)
+        .direct(&new_addr, &w.immich)
+        .write(dir)
 }
 
 /// `ssh -F cfg DEST true`, optionally through `jump`: did it get in?

@@ -12,7 +12,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{Alias, TestHost, spine, ssh_config, text, unique};
+use support::{SshConfig, TestHost, spine, text, unique};
 
 const TOKEN: &str = "Notes-T0ken-Value-77";
 const DIR: &str = "/opt/stacks/notes";
@@ -149,15 +149,7 @@ fn a_stack_from_the_operators_compose_file_converges() {
         text(&v)
     );
     let web = TestHost::up(&unique("cf"), "10.203.150.20/24", &[]);
-    let cfg = ssh_config(
-        tmp.path(),
-        &[Alias {
-            name: "web",
-            hostname: Some(web.addr()),
-            host: &web,
-        }],
-        &[&web],
-    );
+    let cfg = SshConfig::new().alias("web", &web).write(tmp.path());
     // 1. From nothing: the file, .env and both containers are to create.
     let (p, code, out) = plan(&reg, &cfg);
     assert_eq!(code, Some(2), "changes to make:\n{out}");

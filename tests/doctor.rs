@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use support::{Alias, TestHost, spine, ssh_config, test_registry, text, unique};
+use support::scenario::{immich_vm, proxmox};
+use support::{SshConfig, closed_port, spine, test_registry, text, wrong_host_key};
 
 const MAC: &str = "52:54:00:70:02:30";
 
@@ -68,45 +69,24 @@ fn vm203_as_found_one_path_works_and_the_hint_points_at_cloud_init() {
     let tmp = tempfile::tempdir().unwrap();
     // The Proxmox host on the new LAN; the VM still on the old one, under
     // its old Tailscale name.
-    let pve = TestHost::up(&unique("dp"), "10.203.70.10/24", &["--no-docker"]);
-    let immich = TestHost::up(
-        &unique("di"),
-        "10.203.71.230/24",
-        &[
-            "--no-docker",
-            "--mac",
-            MAC,
-            "--ts-ip",
-            "10.203.100.50",
-            "--ts-hostname",
-            "immich",
-        ],
+    let pve = proxmox(
+        "dp",
+        "10.203.70.10/24",
+        "--ipconfig0 ip=10.203.71.230/24,gw=10.203.71.1 --nameserver 10.203.70.204",
     );
-    pve.ok("qm create 203 --name immich --ipconfig0 ip=10.203.71.230/24,gw=10.203.71.1 --nameserver 10.203.70.204");
+    let immich = immich_vm("10.203.71.230/24", MAC)
+        .prefix("di")
+        .no_docker()
+        .ts_hostname("immich")
+        .up();
     let reg = test_registry(tmp.path(), "10.203.70", MAC, "v2.4.1");
     // Tailscale (MagicDNS) still reaches the VM; the registry's LAN address
     // 10.203.70.203 is held by nobody.
-    let cfg = ssh_config(
-        tmp.path(),
-        &[
-            Alias {
-                name: "immich-1",
-                hostname: Some(immich.addr()),
-                host: &immich,
-            },
-            Alias {
-                name: "10.203.70.203",
-                hostname: None,
-                host: &immich,
-            },
-            Alias {
-                name: "pve",
-                hostname: Some(pve.addr()),
-                host: &pve,
-            },
-        ],
-        &[&immich, &pve],
-    );
+    let cfg = SshConfig::new()
+        .alias("immich-1", &immich)
+        .direct("10.203.70.203", &immich)
+        .alias("pve", &pve)
+        .write(tmp.path());
 
     let out = doctor(&reg, &cfg, "json");
     let r = json(&out);
@@ -290,11 +270,12 @@ fn with_access(reg: &Path, access: &str) -> PathBuf {
 fn refused_wrong_key_unresolved_and_dead_paths_are_told_apart() {
     let tmp = tempfile::tempdir().unwrap();
     let mac = "52:54:00:72:00:50";
-    let immich = TestHost::up(
-        &unique("di"),
-        "10.203.72.50/24",
-        &["--no-docker", "--mac", mac],
-    );
+    let immich = immich_vm("10.203.72.50/24", mac)
+        .prefix("di")
+        .no_docker()
+        .harness_ts_ip()
+        .harness_ts_hostname()
+        .up();
     let reg = test_registry(tmp.path(), "10.203.72", mac, "v2.4.1");
     let reg = with_access(
         &reg,
@@ -304,52 +285,16 @@ fn refused_wrong_key_unresolved_and_dead_paths_are_told_apart() {
          \x20       - {via: ssh_config, address: 10.203.79.9}\n\
          \x20       - {via: ssh_config, address: im-ok}\n",
     );
-    let cfg = ssh_config(
-        tmp.path(),
-        &[
-            Alias {
-                name: "im-refused",
-                hostname: Some(immich.addr()),
-                host: &immich,
-            },
-            Alias {
-                name: "im-ok",
-                hostname: Some(immich.addr()),
-                host: &immich,
-            },
-            // The Proxmox host is at a dead address too (the harness's
-            // unreachable route for 10.203.0.0/16).
-            Alias {
-                name: "pve",
-                hostname: Some("10.203.79.10"),
-                host: &immich,
-            },
-        ],
-        &[&immich],
-    );
+    let cfg = SshConfig::new()
+        .alias("im-refused", &immich)
+        .alias("im-ok", &immich)
+        // The Proxmox host is at a dead address too (the harness's
+        // unreachable route for 10.203.0.0/16).
+        .alias_at("pve", "10.203.79.10", &immich)
+        .write(tmp.path());
+    closed_port(&cfg, "im-refused");
     // A key that is not the host's, known under the alias im-wrongkey uses.
-    let keygen = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(tmp.path().join("k"))
-        .status()
-        .unwrap();
-    assert!(keygen.success());
-    let key = std::fs::read_to_string(tmp.path().join("k.pub")).unwrap();
-    let key: Vec<&str> = key.split_whitespace().take(2).collect();
-    let kh = tmp.path().join("known_hosts");
-    let known = std::fs::read_to_string(&kh).unwrap();
-    std::fs::write(&kh, format!("{known}wrongkey {}\n", key.join(" "))).unwrap();
-    let mut c = std::fs::read_to_string(&cfg).unwrap();
-    c = c.replacen("Host im-refused\n", "Host im-refused\n    Port 2222\n", 1);
-    c = c.replacen(
-        "Host *\n",
-        &format!(
-            "Host im-wrongkey\n    HostName {}\n    HostKeyAlias wrongkey\nHost *\n",
-            immich.addr()
-        ),
-        1,
-    );
-    std::fs::write(&cfg, c).unwrap();
+    wrong_host_key(&cfg, "im-wrongkey", &immich, "");
 
     let args = [
         "doctor",
@@ -432,12 +377,7 @@ fn refused_wrong_key_unresolved_and_dead_paths_are_told_apart() {
     );
 
     // No path works: exit 1.
-    let c = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        c.replacen("Host im-ok\n", "Host im-ok\n    Port 2222\n", 1),
-    )
-    .unwrap();
+    closed_port(&cfg, "im-ok");
     let out = spine_without_dns(&args, tmp.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(json(&out)["summary"]["status"], "FAIL");

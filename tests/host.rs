@@ -15,8 +15,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::scenario::{One, SECRET, converged_host, installer_config, rendered};
-use support::{Alias, TestHost, spine, ssh_config, test_registry, text, unique};
+use support::scenario::{One, converged, immich_vm, installer_config, rendered, spine_on};
+use support::{SshConfig, test_registry, text};
 
 const IMAGE: &str = "ghcr.io/immich-app/immich-server:v2.4.1";
 
@@ -37,13 +37,7 @@ fn apply(one: &One) -> (Option<i32>, String) {
 #[test]
 fn extra_containers_are_planned_for_removal_and_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(
-        tmp.path(),
-        "10.203.170",
-        "52:54:00:17:02:03",
-        "/home/ronny/immich",
-        "",
-    );
+    let one = converged(tmp.path(), "10.203.170", "52:54:00:17:02:03").up();
     let (code, t) = plan(&one);
     assert_eq!(code, Some(0), "converged before: {t}");
 
@@ -112,13 +106,7 @@ fn extra_containers_are_planned_for_removal_and_removed() {
 #[test]
 fn every_cron_table_is_read() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(
-        tmp.path(),
-        "10.203.171",
-        "52:54:00:17:12:03",
-        "/home/ronny/immich",
-        "",
-    );
+    let one = converged(tmp.path(), "10.203.171", "52:54:00:17:12:03").up();
     let h = &one.immich;
     h.write(
         "/etc/cron.d/old-backup",
@@ -188,13 +176,7 @@ fn every_cron_table_is_read() {
 #[test]
 fn tailscale_is_alive() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(
-        tmp.path(),
-        "10.203.172",
-        "52:54:00:17:22:03",
-        "/home/ronny/immich",
-        "",
-    );
+    let one = converged(tmp.path(), "10.203.172", "52:54:00:17:22:03").up();
     let h = &one.immich;
     h.ok("tailscale down");
     let (code, t) = plan(&one);
@@ -248,13 +230,7 @@ fn receipts(dir: &std::path::Path) -> String {
 #[test]
 fn an_installer_file_beside_the_managed_one_is_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(
-        tmp.path(),
-        "10.203.190",
-        "52:54:00:19:00:03",
-        "/home/ronny/immich",
-        "",
-    );
+    let one = converged(tmp.path(), "10.203.190", "52:54:00:19:00:03").up();
     let (code, t) = plan(&one);
     assert_eq!(code, Some(0), "converged before: {t}");
     let h = &one.immich;
@@ -308,13 +284,7 @@ fn an_installer_file_beside_the_managed_one_is_removed() {
 #[test]
 fn a_configuration_right_on_disk_but_not_applied_is_activated() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(
-        tmp.path(),
-        "10.203.192",
-        "52:54:00:19:20:03",
-        "/home/ronny/immich",
-        "",
-    );
+    let one = converged(tmp.path(), "10.203.192", "52:54:00:19:20:03").up();
     support::over_the_tailnet(&one.cfg, "immich-1", &one.immich);
     let (code, t) = plan(&one);
     assert_eq!(code, Some(0), "converged before: {t}");
@@ -360,19 +330,7 @@ fn a_configuration_right_on_disk_but_not_applied_is_activated() {
 fn an_installer_file_removal_that_cuts_ssh_rolls_back() {
     let tmp = tempfile::tempdir().unwrap();
     let mac = "52:54:00:19:40:50";
-    let immich = TestHost::up(
-        &unique("im"),
-        "10.203.194.50/24",
-        &[
-            "--mac",
-            mac,
-            "--no-docker",
-            "--ts-ip",
-            "10.203.100.50",
-            "--ts-hostname",
-            "immich-1",
-        ],
-    );
+    let immich = immich_vm("10.203.194.50/24", mac).no_docker().up();
     let reg = test_registry(tmp.path(), "10.203.195", mac, "v2.4.1");
     // cloud-init's file as the registry wants it (10.203.195.203, a subnet
     // this machine has no route to), the installer's with the address the
@@ -401,50 +359,25 @@ fn an_installer_file_removal_that_cuts_ssh_rolls_back() {
         before.contains("10.203.194.50/24") && before.contains("10.203.195.203/24"),
         "{before}"
     );
-    let cfg = ssh_config(
-        tmp.path(),
-        &[
-            Alias {
-                name: "immich-1",
-                hostname: Some(immich.addr()),
-                host: &immich,
-            },
-            Alias {
-                name: "10.203.195.203",
-                hostname: None,
-                host: &immich,
-            },
-            Alias {
-                name: "pve",
-                hostname: Some("10.203.196.10"),
-                host: &immich,
-            },
-        ],
-        &[&immich],
-    );
-    let args = |cmd: &'static str, extra: &[&'static str]| -> Vec<String> {
-        let mut a: Vec<String> = [
+    let cfg = SshConfig::new()
+        .alias("immich-1", &immich)
+        .direct("10.203.195.203", &immich)
+        .alias_at("pve", "10.203.196.10", &immich)
+        .write(tmp.path());
+    let receipts_dir = tmp.path().join("receipts");
+    let run = |cmd: &str, extra: &[&str]| {
+        let mut a = vec![
             cmd,
             "immich",
-            "--registry",
-            reg.to_str().unwrap(),
-            "--ssh-config",
-            cfg.to_str().unwrap(),
             "--receipts",
-            tmp.path().join("receipts").to_str().unwrap(),
+            receipts_dir.to_str().unwrap(),
             "--connect-timeout",
             "2",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
+        ];
+        a.extend_from_slice(extra);
+        spine_on(&reg, &cfg, &a)
     };
-    let run = |a: Vec<String>| {
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        spine(&a, &[("SPINE_SECRET_IMMICH_DB_PASSWORD", SECRET)])
-    };
-    let o = run(args("plan", &[]));
+    let o = run("plan", &[]);
     let t = text(&o);
     for want in [
         "- netplan netplan:eth0/other-files: remove: /etc/netplan/00-installer-config.yaml: configures eth0",
@@ -454,7 +387,7 @@ fn an_installer_file_removal_that_cuts_ssh_rolls_back() {
     }
 
     let started = Instant::now();
-    let o = run(args("apply", &["--yes", "--confirm-timeout", "12"]));
+    let o = run("apply", &["--yes", "--confirm-timeout", "12"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(

@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{Alias, TestHost, spine, ssh_config, text, unique};
+use support::{SshConfig, TestHost, spine, text, unique};
 
 const OPERATOR_LINES: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.203.110.77\tbuildbox # the operator's own\n";
 
@@ -67,15 +67,7 @@ fn hosts_entries_are_planned_applied_and_converge() {
     let tmp = tempfile::tempdir().unwrap();
     let web = TestHost::up(&unique("hk"), "10.203.110.20/24", &["--no-docker"]);
     web.write("/etc/hosts", OPERATOR_LINES, "root:root", "644");
-    let cfg = ssh_config(
-        tmp.path(),
-        &[Alias {
-            name: "web",
-            hostname: Some(web.addr()),
-            host: &web,
-        }],
-        &[&web],
-    );
+    let cfg = SshConfig::new().alias("web", &web).write(tmp.path());
     let reg = registry(tmp.path(), "10.203.110.53");
 
     // 1. The plan shows the missing block as a change, with the lines to add.

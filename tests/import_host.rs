@@ -11,7 +11,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{Alias, TestHost, spine, ssh_config, text, unique};
+use support::{SshConfig, TestHost, spine, text, unique};
 
 const SECRET: &str = "n0tes-s3cret-Value";
 
@@ -183,22 +183,10 @@ fn import_then_plan_is_in_sync_and_a_change_is_planned_and_applied() {
         .to_string();
     host.ok("cd /opt/stacks/notes && docker compose up -d --quiet-pull --wait 2>&1");
     host.ok("printf '*/5 * * * * /opt/stacks/notes/check.sh\\n' | crontab -u ronny -");
-    let cfg = ssh_config(
-        tmp.path(),
-        &[
-            Alias {
-                name: "notes",
-                hostname: Some(host.addr()),
-                host: &host,
-            },
-            Alias {
-                name: "pve",
-                hostname: Some(pve.addr()),
-                host: &pve,
-            },
-        ],
-        &[&host, &pve],
-    );
+    let cfg = SshConfig::new()
+        .alias("notes", &host)
+        .alias("pve", &pve)
+        .write(tmp.path());
     let r = repo(tmp.path());
     let before = operator_files(&r);
 

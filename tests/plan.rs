@@ -4,8 +4,8 @@
 mod support;
 
 use serde_json::Value;
-use support::scenario::{SECRET, Vm203, deploy_script, deploy_stack, rendered, vm203_as_found};
-use support::{Alias, TestHost, spine, ssh_config, test_registry, text, unique};
+use support::scenario::{SECRET, Vm203, converged, immich_vm, vm203_as_found};
+use support::{SshConfig, closed_port, spine, test_registry, text, wrong_host_key};
 
 fn plan_json(
     reg: &std::path::Path,
@@ -222,54 +222,12 @@ fn vm203_as_found_plans_exactly_its_drifts() {
 #[test]
 fn a_converged_host_plans_no_change() {
     let tmp = tempfile::tempdir().unwrap();
-    let mac = "52:54:00:21:02:03";
-    let pve = TestHost::up(&unique("pv"), "10.203.21.10/24", &["--no-docker"]);
-    let immich = TestHost::up(
-        &unique("im"),
-        "10.203.21.203/24",
-        &[
-            "--mac",
-            mac,
-            "--ts-ip",
-            "10.203.100.50",
-            "--ts-hostname",
-            "immich-1",
-        ],
-    );
-    let reg = test_registry(tmp.path(), "10.203.21", mac, "v2.4.1");
-    let r = tmp.path().join("r");
-
-    pve.ok("qm create 203 --name immich --ipconfig0 gw=10.203.21.1,ip=10.203.21.203/24 --nameserver 10.203.21.204");
-    immich.write(
-        "/etc/netplan/50-cloud-init.yaml",
-        &rendered(&reg, &r, "immich", "/etc/netplan/50-cloud-init.yaml"),
-        "root:root",
-        "600",
-    );
-    immich.ok("tailscale set --accept-dns=false");
-    deploy_script(&immich);
-    // A line of the operator's own outside the block is left alone.
-    let block = std::fs::read_to_string(r.join("immich/cron/ronny")).unwrap();
-    immich.sh_input("crontab -u ronny -", &format!("MAILTO=ronny\n{block}"));
-    deploy_stack(&immich, &reg, &r);
-
-    let cfg = ssh_config(
-        tmp.path(),
-        &[
-            Alias {
-                name: "immich-1",
-                hostname: Some(immich.addr()),
-                host: &immich,
-            },
-            Alias {
-                name: "pve",
-                hostname: Some(pve.addr()),
-                host: &pve,
-            },
-        ],
-        &[&immich, &pve],
-    );
-    let (plan, out) = plan_json(&reg, &cfg, &[]);
+    let one = converged(tmp.path(), "10.203.21", "52:54:00:21:02:03")
+        .with_proxmox()
+        // A line of the operator's own outside the block is left alone.
+        .crontab_head("MAILTO=ronny\n")
+        .up();
+    let (plan, out) = plan_json(&one.reg, &one.cfg, &[]);
     let v = verdicts(&plan);
     assert_eq!(
         out.status.code(),
@@ -285,39 +243,15 @@ fn a_converged_host_plans_no_change() {
 fn unreachable_refused_host_key_and_no_docker_are_classified() {
     let tmp = tempfile::tempdir().unwrap();
     let mac = "52:54:00:22:00:50";
-    let immich = TestHost::up(
-        &unique("im"),
-        "10.203.22.50/24",
-        &[
-            "--mac",
-            mac,
-            "--no-docker",
-            "--ts-ip",
-            "10.203.100.50",
-            "--ts-hostname",
-            "immich-1",
-        ],
-    );
+    let immich = immich_vm("10.203.22.50/24", mac).no_docker().up();
     let reg = test_registry(tmp.path(), "10.203.22", mac, "v2.4.1");
 
     // No docker on the host: containers are unknown, never in sync. The
     // Proxmox host is at an address nobody holds: unreachable.
-    let cfg = ssh_config(
-        tmp.path(),
-        &[
-            Alias {
-                name: "immich-1",
-                hostname: Some(immich.addr()),
-                host: &immich,
-            },
-            Alias {
-                name: "pve",
-                hostname: Some("10.203.23.10"),
-                host: &immich,
-            },
-        ],
-        &[&immich],
-    );
+    let cfg = SshConfig::new()
+        .alias("immich-1", &immich)
+        .alias_at("pve", "10.203.23.10", &immich)
+        .write(tmp.path());
     let (plan, out) = plan_json(&reg, &cfg, &["--connect-timeout", "3"]);
     let v = verdicts(&plan);
     let containers = find(&v, "compose:immich/containers");
@@ -351,24 +285,8 @@ fn unreachable_refused_host_key_and_no_docker_are_classified() {
 
     // sshd not listening on the port: refused. A host key that is not the
     // one known: host_key (never accepted).
-    let kh_dir = tmp.path().join("wrong");
-    std::fs::create_dir_all(&kh_dir).unwrap();
-    let keygen = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(kh_dir.join("k"))
-        .status()
-        .unwrap();
-    assert!(keygen.success());
-    let wrong_key = std::fs::read_to_string(kh_dir.join("k.pub")).unwrap();
-    let wrong_key: Vec<&str> = wrong_key.split_whitespace().take(2).collect();
-    let mut cfg_text = std::fs::read_to_string(&cfg).unwrap();
-    cfg_text = cfg_text.replacen("Host immich-1\n", "Host immich-1\n    Port 2222\n", 1);
-    cfg_text = cfg_text.replacen("Host *\n", &format!("Host 10.203.22.203\n    HostName {}\n    HostKeyAlias wrongkey\n    ConnectTimeout 3\nHost *\n", immich.addr()), 1);
-    std::fs::write(&cfg, cfg_text).unwrap();
-    let kh = tmp.path().join("known_hosts");
-    let mut known = std::fs::read_to_string(&kh).unwrap();
-    known.push_str(&format!("wrongkey {}\n", wrong_key.join(" ")));
-    std::fs::write(&kh, known).unwrap();
+    closed_port(&cfg, "immich-1");
+    wrong_host_key(&cfg, "10.203.22.203", &immich, "    ConnectTimeout 3\n");
 
     let (plan, _) = plan_json(&reg, &cfg, &["immich", "--connect-timeout", "3"]);
     let host = plan["hosts"]

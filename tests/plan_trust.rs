@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use spine::plan::Plan;
-use support::scenario::{One, SECRET, converged_host};
+use support::scenario::{One, SECRET, converged};
 use support::text;
 
 /// spine against the test host's registry, with no signing key from the
@@ -33,8 +33,6 @@ fn run(one: &One, args: &[&str]) -> std::process::Output {
         ],
     )
 }
-
-const HOME: &str = "/home/ronny/immich";
 
 fn keygen(dir: &Path, name: &str) -> PathBuf {
     let key = dir.join(name);
@@ -99,7 +97,7 @@ fn refused(one: &One, plan: &Path, extra: &[&str], why: &str) {
 #[test]
 fn forged_plans_are_refused_and_the_genuine_signed_plan_applies() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(tmp.path(), "10.203.121", "52:54:00:79:02:03", HOME, "");
+    let one = converged(tmp.path(), "10.203.121", "52:54:00:79:02:03").up();
     one.immich.ok("tailscale set --hostname=wrong-name");
     let key = keygen(tmp.path(), "operator");
     let other = keygen(tmp.path(), "someone-else");

@@ -14,7 +14,7 @@ use spine::kinds::{HostState, render_host, write_out};
 use spine::model::Registry;
 use spine::render::{self, Templates};
 use support::corpus::corpus;
-use support::scenario::{SECRET, converged_host};
+use support::scenario::{SECRET, converged};
 use support::{spine, text};
 
 /// The base corpus registry with a case's files in place, loaded and typed
@@ -254,13 +254,7 @@ fn readable(p: &Path) -> String {
 #[test]
 fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
     let tmp = tempfile::tempdir().unwrap();
-    let one = converged_host(
-        tmp.path(),
-        "10.203.130",
-        "52:54:00:13:01:30",
-        "/home/ronny/immich",
-        "",
-    );
+    let one = converged(tmp.path(), "10.203.130", "52:54:00:13:01:30").up();
     let leaks = [
         SECRET,
         "LeakOldDbPassw0rd",

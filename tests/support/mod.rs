@@ -177,17 +177,17 @@ impl Drop for TestHost {
 }
 
 /// One alias in the ssh config spine uses in a test.
-pub struct Alias<'a> {
+struct Alias<'a> {
     /// What the registry says (a name or an address).
-    pub name: &'a str,
+    name: &'a str,
     /// Where it really is (None: leave the address as it is).
-    pub hostname: Option<&'a str>,
-    pub host: &'a TestHost,
+    hostname: Option<&'a str>,
+    host: &'a TestHost,
 }
 
 /// An ssh_config + known_hosts for spine: every alias checks the host key of
 /// the test host it stands for (strictly).
-pub fn ssh_config(dir: &Path, aliases: &[Alias], hosts: &[&TestHost]) -> PathBuf {
+fn ssh_config(dir: &Path, aliases: &[Alias], hosts: &[&TestHost]) -> PathBuf {
     let kh = dir.join("known_hosts");
     let known: String = hosts
         .iter()
@@ -215,6 +215,97 @@ pub fn ssh_config(dir: &Path, aliases: &[Alias], hosts: &[&TestHost]) -> PathBuf
     let path = dir.join("ssh_config");
     std::fs::write(&path, cfg).unwrap();
     path
+}
+
+/// An ssh config for spine built alias by alias (written by `ssh_config`):
+/// each alias checks the key of the test host it names; the hosts it knows
+/// are those the aliases name, in order.
+#[derive(Default)]
+pub struct SshConfig<'a> {
+    aliases: Vec<Alias<'a>>,
+}
+
+impl<'a> SshConfig<'a> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `name` leads to `host`'s address.
+    pub fn alias(self, name: &'a str, host: &'a TestHost) -> Self {
+        self.alias_at(name, host.addr(), host)
+    }
+
+    /// `name` leads to `hostname` (e.g. an address nobody holds), where the
+    /// key of `host` is expected.
+    pub fn alias_at(mut self, name: &'a str, hostname: &'a str, host: &'a TestHost) -> Self {
+        self.aliases.push(Alias {
+            name,
+            hostname: Some(hostname),
+            host,
+        });
+        self
+    }
+
+    /// `name` (an address, e.g. the registry's LAN address) is dialled as it
+    /// is, and must be `host`.
+    pub fn direct(mut self, name: &'a str, host: &'a TestHost) -> Self {
+        self.aliases.push(Alias {
+            name,
+            hostname: None,
+            host,
+        });
+        self
+    }
+
+    /// `ssh_config` and `known_hosts` in `dir`; the config's path.
+    pub fn write(self, dir: &Path) -> PathBuf {
+        let mut hosts: Vec<&TestHost> = Vec::new();
+        for a in &self.aliases {
+            if !hosts.iter().any(|h| h.name == a.host.name) {
+                hosts.push(a.host);
+            }
+        }
+        ssh_config(dir, &self.aliases, &hosts)
+    }
+}
+
+/// Make `alias` in the ssh config dial port 2222, where no sshd listens
+/// (the connection is refused).
+pub fn closed_port(cfg: &Path, alias: &str) {
+    let head = format!("Host {alias}\n");
+    let text = std::fs::read_to_string(cfg).unwrap();
+    assert!(text.contains(&head), "{alias} is in the ssh config");
+    std::fs::write(
+        cfg,
+        text.replacen(&head, &format!("{head}    Port 2222\n"), 1),
+    )
+    .unwrap();
+}
+
+/// Add `alias` to the ssh config (written by [`SshConfig`], `known_hosts`
+/// beside it), leading to `host`'s address but expecting a fresh key that is
+/// not the host's (known as `wrongkey`), with `options` (whole lines) in its
+/// block: the host key check there must fail.
+pub fn wrong_host_key(cfg: &Path, alias: &str, host: &TestHost, options: &str) {
+    let dir = cfg.parent().unwrap();
+    let k = dir.join("wrongkey");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&k)
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let key = std::fs::read_to_string(k.with_extension("pub")).unwrap();
+    let key: Vec<&str> = key.split_whitespace().take(2).collect();
+    let kh = dir.join("known_hosts");
+    let known = std::fs::read_to_string(&kh).unwrap();
+    std::fs::write(&kh, format!("{known}wrongkey {}\n", key.join(" "))).unwrap();
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let block = format!(
+        "Host {alias}\n    HostName {}\n    HostKeyAlias wrongkey\n{options}Host *\n",
+        host.addr()
+    );
+    std::fs::write(cfg, text.replacen("Host *\n", &block, 1)).unwrap();
 }
 
 /// Make `alias` in the ssh config a path into `host` that does not depend on

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Alias, TestHost, spine, ssh_config, test_registry, text, unique};
+use super::{SshConfig, TestHost, spine, test_registry, text, unique};
 
 pub const SECRET: &str = "Sup3rSecretDbPassw0rd";
 pub const MAC: &str = "52:54:00:12:02:30";
@@ -66,6 +66,102 @@ pub fn installer_config(address: &str, gateway: &str, dns: &str) -> String {
     )
 }
 
+/// The Tailscale address the test registry gives the Immich host.
+pub const TS_IP: &str = "10.203.100.50";
+
+/// The compose folder of the shipped registry.
+pub const HOME: &str = "/home/ronny/immich";
+
+/// A test host playing the test registry's Immich VM, to bring up with
+/// [`ImmichVm::up`]: its MAC, Tailscale as the registry wants it (`--ts-ip`
+/// [`TS_IP`], `--ts-hostname immich-1`), its own dockerd, a name starting
+/// with `im`. The methods say what differs.
+pub struct ImmichVm {
+    prefix: String,
+    cidr: String,
+    mac: String,
+    docker: bool,
+    ts_ip: Option<String>,
+    ts_hostname: Option<String>,
+    args: Vec<String>,
+}
+
+/// The Immich VM at `cidr` (e.g. "10.203.22.50/24") with MAC `mac`.
+pub fn immich_vm(cidr: &str, mac: &str) -> ImmichVm {
+    ImmichVm {
+        prefix: "im".into(),
+        cidr: cidr.into(),
+        mac: mac.into(),
+        docker: true,
+        ts_ip: Some(TS_IP.into()),
+        ts_hostname: Some("immich-1".into()),
+        args: Vec::new(),
+    }
+}
+
+impl ImmichVm {
+    /// The test host's name starts with `prefix`.
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// No docker on the host (`--no-docker`).
+    pub fn no_docker(mut self) -> Self {
+        self.docker = false;
+        self
+    }
+
+    /// Tailscale calls the node `name` (e.g. its old name `immich`).
+    pub fn ts_hostname(mut self, name: &str) -> Self {
+        self.ts_hostname = Some(name.into());
+        self
+    }
+
+    /// Tailscale's address as the harness gives it (100.64.X.Y), not the
+    /// registry's.
+    pub fn harness_ts_ip(mut self) -> Self {
+        self.ts_ip = None;
+        self
+    }
+
+    /// Tailscale's name as the harness gives it (the host name), not the
+    /// registry's.
+    pub fn harness_ts_hostname(mut self) -> Self {
+        self.ts_hostname = None;
+        self
+    }
+
+    /// More `testhost up` arguments (`--extra-gw CIDR`, `--dns ADDR`).
+    pub fn args(mut self, more: &[&str]) -> Self {
+        self.args.extend(more.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn up(self) -> TestHost {
+        let mut args: Vec<&str> = vec!["--mac", &self.mac];
+        if !self.docker {
+            args.push("--no-docker");
+        }
+        if let Some(ip) = &self.ts_ip {
+            args.extend(["--ts-ip", ip]);
+        }
+        if let Some(name) = &self.ts_hostname {
+            args.extend(["--ts-hostname", name]);
+        }
+        args.extend(self.args.iter().map(String::as_str));
+        TestHost::up(&unique(&self.prefix), &self.cidr, &args)
+    }
+}
+
+/// A Proxmox test host (no docker; the `qm` stand-in) at `cidr`, holding VM
+/// 203: `qm create 203 --name immich VM203` (e.g. "--ipconfig0 ... --nameserver ...").
+pub fn proxmox(prefix: &str, cidr: &str, vm203: &str) -> TestHost {
+    let pve = TestHost::up(&unique(prefix), cidr, &["--no-docker"]);
+    pve.ok(&format!("qm create 203 --name immich {vm203}"));
+    pve
+}
+
 pub struct Vm203 {
     pub pve: TestHost,
     pub immich: TestHost,
@@ -76,27 +172,18 @@ pub struct Vm203 {
 /// Old LAN 10.203.12.0/24 (where the VM is), new LAN 10.203.1.0/24 (where the
 /// registry wants it; the Proxmox host is there).
 pub fn vm203_as_found(dir: &Path) -> Vm203 {
-    let pve = TestHost::up(&unique("pv"), "10.203.1.10/24", &["--no-docker"]);
-    let immich = TestHost::up(
-        &unique("im"),
-        "10.203.12.230/24",
-        &[
-            "--mac",
-            MAC,
-            "--extra-gw",
-            "10.203.1.1/24",
-            "--ts-ip",
-            "10.203.100.50",
-            "--ts-hostname",
-            "immich",
-            "--dns",
-            "10.203.1.204",
-        ],
+    // As found (GAP-OP-094): cloud-init and netplan on the old subnet.
+    let pve = proxmox(
+        "pv",
+        "10.203.1.10/24",
+        "--ipconfig0 ip=10.203.12.230/24,gw=10.203.12.1 --nameserver 10.203.1.204",
     );
+    let immich = immich_vm("10.203.12.230/24", MAC)
+        .ts_hostname("immich")
+        .args(&["--extra-gw", "10.203.1.1/24", "--dns", "10.203.1.204"])
+        .up();
     let reg = test_registry(dir, "10.203.1", MAC, "v2.4.1");
 
-    // As found (GAP-OP-094): cloud-init and netplan on the old subnet.
-    pve.ok("qm create 203 --name immich --ipconfig0 ip=10.203.12.230/24,gw=10.203.12.1 --nameserver 10.203.1.204");
     let netplan = rendered(
         &reg,
         &dir.join("r"),
@@ -138,27 +225,11 @@ pub fn vm203_as_found(dir: &Path) -> Vm203 {
     // Immich v1's microservices container still runs beside the v2 stack.
     immich.ok("docker run -d --name immich_microservices ghcr.io/immich-app/immich-server:v2.3.0 >/dev/null");
 
-    let cfg = ssh_config(
-        dir,
-        &[
-            Alias {
-                name: "immich-1",
-                hostname: Some(immich.addr()),
-                host: &immich,
-            },
-            Alias {
-                name: "10.203.1.203",
-                hostname: None,
-                host: &immich,
-            },
-            Alias {
-                name: "pve",
-                hostname: Some(pve.addr()),
-                host: &pve,
-            },
-        ],
-        &[&immich, &pve],
-    );
+    let cfg = SshConfig::new()
+        .alias("immich-1", &immich)
+        .direct("10.203.1.203", &immich)
+        .alias("pve", &pve)
+        .write(dir);
     Vm203 {
         pve,
         immich,
@@ -167,36 +238,126 @@ pub fn vm203_as_found(dir: &Path) -> Vm203 {
     }
 }
 
-/// One host, no Proxmox host, everything as the registry wants it.
+/// A converged host, as the registry wants everything on it.
 pub struct One {
     pub immich: TestHost,
+    /// The Proxmox host, when the registry has one ([`Converged::with_proxmox`]).
+    pub pve: Option<TestHost>,
     pub reg: PathBuf,
     pub cfg: PathBuf,
 }
 
-/// A converged `immich` host at `{subnet}.203` (compose stack in
-/// `compose_dir`), its registry without a Proxmox host, and an ssh config.
-/// `before_deploy` runs on the host first (e.g. to mount a small tmpfs).
-pub fn converged_host(
-    dir: &Path,
-    subnet: &str,
-    mac: &str,
-    compose_dir: &str,
-    before_deploy: &str,
-) -> One {
-    let immich = TestHost::up(
-        &unique("im"),
-        &format!("{subnet}.203/24"),
-        &[
-            "--mac",
-            mac,
-            "--ts-ip",
-            "10.203.100.50",
-            "--ts-hostname",
-            "immich-1",
-        ],
-    );
-    let reg = test_registry(dir, subnet, mac, "v2.4.1");
+/// A converged Immich host to bring up with [`Converged::up`] (see
+/// [`converged`]); the methods say what differs.
+pub struct Converged {
+    dir: PathBuf,
+    subnet: String,
+    mac: String,
+    compose_dir: String,
+    before_deploy: String,
+    crontab_head: String,
+    proxmox: bool,
+}
+
+/// A converged `immich` host at `{subnet}.203` with MAC `mac`: netplan,
+/// Tailscale, the pg-dump script, the managed crontab block and the compose
+/// stack (in [`HOME`]) as the registry wants them; its registry without a
+/// Proxmox host (no VM id, reached over the LAN), and an ssh config
+/// (`immich-1` at the host), all in `dir`.
+pub fn converged(dir: &Path, subnet: &str, mac: &str) -> Converged {
+    Converged {
+        dir: dir.to_path_buf(),
+        subnet: subnet.into(),
+        mac: mac.into(),
+        compose_dir: HOME.into(),
+        before_deploy: String::new(),
+        crontab_head: String::new(),
+        proxmox: false,
+    }
+}
+
+impl Converged {
+    /// The compose stack in `dir` instead (the registry says so too).
+    pub fn compose_dir(mut self, dir: &str) -> Self {
+        self.compose_dir = dir.into();
+        self
+    }
+
+    /// Run `script` on the host before anything is put there (e.g. to mount
+    /// a small tmpfs).
+    pub fn before_deploy(mut self, script: &str) -> Self {
+        self.before_deploy = script.into();
+        self
+    }
+
+    /// Lines of the operator's own in ronny's crontab, before the managed block.
+    pub fn crontab_head(mut self, lines: &str) -> Self {
+        self.crontab_head = lines.into();
+        self
+    }
+
+    /// The shipped registry's Proxmox host too, at `{subnet}.10`, holding VM
+    /// 203 as the registry wants it (`pve` in the ssh config); the registry
+    /// keeps its VM id and Proxmox path.
+    pub fn with_proxmox(mut self) -> Self {
+        self.proxmox = true;
+        self
+    }
+
+    pub fn up(self) -> One {
+        let (dir, subnet) = (&self.dir, &self.subnet);
+        let pve = self.proxmox.then(|| {
+            proxmox(
+                "pv",
+                &format!("{subnet}.10/24"),
+                &format!("--ipconfig0 gw={subnet}.1,ip={subnet}.203/24 --nameserver {subnet}.204"),
+            )
+        });
+        let immich = immich_vm(&format!("{subnet}.203/24"), &self.mac).up();
+        let reg = test_registry(dir, subnet, &self.mac, "v2.4.1");
+        if !self.proxmox {
+            without_proxmox(&reg, &self.compose_dir);
+        } else {
+            assert_eq!(
+                self.compose_dir, HOME,
+                "with a Proxmox host the registry keeps the shipped compose folder"
+            );
+        }
+        if !self.before_deploy.is_empty() {
+            immich.ok(&self.before_deploy);
+        }
+        let r = dir.join("r");
+        immich.write(
+            "/etc/netplan/50-cloud-init.yaml",
+            &rendered(&reg, &r, "immich", "/etc/netplan/50-cloud-init.yaml"),
+            "root:root",
+            "600",
+        );
+        immich.ok("tailscale set --accept-dns=false");
+        deploy_script(&immich);
+        let block = std::fs::read_to_string(r.join("immich/cron/ronny")).unwrap();
+        immich.sh_input(
+            "crontab -u ronny -",
+            &format!("{}{block}", self.crontab_head),
+        );
+        deploy_stack_in(&immich, &reg, &r, &self.compose_dir);
+        let mut cfg = SshConfig::new().alias("immich-1", &immich);
+        if let Some(pve) = &pve {
+            cfg = cfg.alias("pve", pve);
+        }
+        let cfg = cfg.write(dir);
+        One {
+            immich,
+            pve,
+            reg,
+            cfg,
+        }
+    }
+}
+
+/// The registry `reg` without a Proxmox host (no VM id, the stack reached
+/// over the LAN), its compose stack in `compose_dir`.
+fn without_proxmox(reg: &Path, compose_dir: &str) {
     for f in ["SERVICE_REGISTRY.yaml", "STACK_REGISTRY.yaml"] {
         let p = reg.join(f);
         let t = std::fs::read_to_string(&p)
@@ -218,31 +379,22 @@ pub fn converged_host(
         ),
     )
     .unwrap();
-    if !before_deploy.is_empty() {
-        immich.ok(before_deploy);
-    }
-    let r = dir.join("r");
-    immich.write(
-        "/etc/netplan/50-cloud-init.yaml",
-        &rendered(&reg, &r, "immich", "/etc/netplan/50-cloud-init.yaml"),
-        "root:root",
-        "600",
-    );
-    immich.ok("tailscale set --accept-dns=false");
-    deploy_script(&immich);
-    let block = std::fs::read_to_string(r.join("immich/cron/ronny")).unwrap();
-    immich.sh_input("crontab -u ronny -", &block);
-    deploy_stack_in(&immich, &reg, &r, compose_dir);
-    let cfg = ssh_config(
-        dir,
-        &[Alias {
-            name: "immich-1",
-            hostname: Some(immich.addr()),
-            host: &immich,
-        }],
-        &[&immich],
-    );
-    One { immich, reg, cfg }
+}
+
+/// The test registry with its netplan file owned by spine (`owner:
+/// netplan`): spine edits that file itself, with rollback, only when it owns
+/// it; with `owner: cloud-init` the fix is a restart from the Proxmox host.
+pub fn netplan_owned_registry(dir: &Path, prefix: &str, mac: &str) -> PathBuf {
+    let reg = test_registry(dir, prefix, mac, "v2.4.1");
+    let services = reg.join("SERVICE_REGISTRY.yaml");
+    let text_of = std::fs::read_to_string(&services).unwrap();
+    assert!(text_of.contains("owner: cloud-init"));
+    std::fs::write(
+        &services,
+        text_of.replace("owner: cloud-init", "owner: netplan"),
+    )
+    .unwrap();
+    reg
 }
 
 /// `args[0]` with `--registry REG --ssh-config CFG` and the rest of `args`.
