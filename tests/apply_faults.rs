@@ -28,7 +28,7 @@ fn a_stale_plan_is_refused_and_nothing_changes() {
     // Someone edits the crontab after the plan was made.
     one.immich
         .ok("(crontab -u ronny -l; echo '0 5 * * * /bin/true') | crontab -u ronny -");
-    let o = one.spine(&["apply", plan.to_str().unwrap(), "--yes"]);
+    let o = one.apply(&[plan.to_str().unwrap(), "--yes"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("stale plan") && t.contains("cron:ronny"), "{t}");
@@ -61,7 +61,7 @@ fn tampered_truncated_and_foreign_plans_are_refused() {
     );
 
     std::fs::write(&plan, good.replacen("wrong-name", "wrong-nama", 1)).unwrap();
-    let o = one.spine(&["apply", plan.to_str().unwrap(), "--yes"]);
+    let o = one.apply(&[plan.to_str().unwrap(), "--yes"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         text(&o).contains("modified after it was written"),
@@ -70,7 +70,7 @@ fn tampered_truncated_and_foreign_plans_are_refused() {
     );
 
     std::fs::write(&plan, &good[..good.len() / 2]).unwrap();
-    let o = one.spine(&["apply", plan.to_str().unwrap(), "--yes"]);
+    let o = one.apply(&[plan.to_str().unwrap(), "--yes"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o).contains("is not a spine plan (or is truncated)"),
@@ -82,7 +82,7 @@ fn tampered_truncated_and_foreign_plans_are_refused() {
     let health = one.reg.join("services.health.yaml");
     let h = std::fs::read_to_string(&health).unwrap();
     std::fs::write(&health, format!("{h}# edited\n")).unwrap();
-    let o = one.spine(&["apply", plan.to_str().unwrap(), "--yes"]);
+    let o = one.apply(&[plan.to_str().unwrap(), "--yes"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o).contains("made from another registry"),
@@ -92,7 +92,7 @@ fn tampered_truncated_and_foreign_plans_are_refused() {
     std::fs::write(&health, h).unwrap();
 
     // Without a terminal and without --yes, apply refuses.
-    let o = one.spine(&["apply", plan.to_str().unwrap()]);
+    let o = one.apply(&[plan.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("pass --yes"), "{}", text(&o));
     assert!(
@@ -111,7 +111,7 @@ fn a_held_lock_refuses_apply_and_unlock_respects_expiry() {
     one.immich.ok(&format!(
         "mkdir -p /var/lib/spine/lock && printf '%s\\n' '{info}' > /var/lib/spine/lock/info"
     ));
-    let o = one.spine(&["apply", "--yes"]);
+    let o = one.apply(&["--yes"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
@@ -160,6 +160,25 @@ fn a_held_lock_refuses_apply_and_unlock_respects_expiry() {
         text(&a),
         text(&b)
     );
+    // Each of the two runs left its receipt, with its own exit code (the
+    // two newest; the refused apply above left one before them).
+    let mut files: Vec<_> = std::fs::read_dir(&receipts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut recorded: Vec<i64> = files[files.len() - 2..]
+        .iter()
+        .map(|p| {
+            let r: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+            assert_eq!(r["command"], "apply", "{r}");
+            r["exit_code"].as_i64().unwrap()
+        })
+        .collect();
+    recorded.sort();
+    assert_eq!(recorded, [0, 1], "receipts in {}", receipts.display());
     let loser = if a.status.success() {
         text(&b)
     } else {
@@ -183,7 +202,7 @@ fn a_lock_without_info_refuses_apply_and_unlock_clears_it_once_expired() {
     one.immich.ok("tailscale set --hostname=wrong-name");
     // An older spine died between `mkdir lock` and writing its info.
     one.immich.ok("mkdir -p /var/lib/spine/lock");
-    let o = one.spine(&["apply", "--yes"]);
+    let o = one.apply(&["--yes"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
@@ -216,7 +235,7 @@ fn a_lock_without_info_refuses_apply_and_unlock_clears_it_once_expired() {
         text(&o)
     );
     // Apply takes a lock that is a file holding its info, and releases it.
-    let o = one.spine(&["apply", "--yes"]);
+    let o = one.apply(&["--yes"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(one.immich.sh("test -e /var/lib/spine/lock").status.code() != Some(0));
     assert!(
@@ -244,7 +263,7 @@ fn a_compose_service_that_never_becomes_healthy_times_out_and_keeps_the_old_file
     std::fs::write(&p, t).unwrap();
 
     let started = Instant::now();
-    let o = one.spine(&["apply", "--yes", "--wait-timeout", "8"]);
+    let o = one.apply(&["--yes", "--wait-timeout", "8"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("compose:immich/containers failed"), "{t}");
@@ -273,7 +292,7 @@ fn a_full_disk_fails_the_write_and_leaves_the_old_file_whole() {
     let before = one.immich.ok("cat /opt/immich/.env");
     one.immich
         .ok("dd if=/dev/zero of=/opt/filler bs=4k 2>/dev/null || true");
-    let o = one.spine(&["apply", "--yes"]);
+    let o = one.apply(&["--yes"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.to_lowercase().contains("no space left"), "{t}");
@@ -410,6 +429,7 @@ fn sshd_killed_mid_apply_loses_nothing() {
     one.immich
         .ok("pkill -KILL --ns $$ --nslist net -x sshd || true");
     let o = child.wait_with_output().unwrap();
+    support::assert_apply_agrees(&o, &tmp.path().join("receipts"));
     let t = text(&o);
     assert_ne!(o.status.code(), Some(0), "{t}");
     // Nothing half-written: the compose file is the old one or the new one, whole.
@@ -468,6 +488,7 @@ fn an_interrupted_apply_finishes_the_action_in_flight_and_unlocks() {
         .unwrap();
     assert!(st.success());
     let o = child.wait_with_output().unwrap();
+    support::assert_apply_agrees(&o, &tmp.path().join("receipts"));
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("INTERRUPTED"), "{t}");
@@ -511,10 +532,21 @@ impl Vm {
         support::scenario::spine_on(&self.reg, &self.cfg, &a)
     }
 
+    /// `spine apply ARGS`; its output, exit code and receipt agree.
+    fn apply(&self, args: &[&str]) -> std::process::Output {
+        let mut a = vec!["apply"];
+        a.extend_from_slice(args);
+        let before = support::receipt_count(&self.receipts);
+        let o = self.spine(&a);
+        let after = support::receipt_count(&self.receipts);
+        assert_eq!(after, before + 1, "one receipt per run: {}", text(&o));
+        support::assert_apply_agrees(&o, &self.receipts);
+        o
+    }
+
     /// `spine apply --yes --restart-vms --wait-timeout WAIT` and its text.
     fn restart_apply(&self, wait: &str) -> (std::process::Output, String) {
-        let o = self.spine(&[
-            "apply",
+        let o = self.apply(&[
             "--yes",
             "--restart-vms",
             "--wait-timeout",
@@ -594,7 +626,7 @@ fn without_restart_vms_nothing_restarts_and_apply_exits_1_naming_the_vm() {
     let tmp = tempfile::tempdir().unwrap();
     let vm = vm_needing_restart(tmp.path(), "10.203.140", "10.203.141", "");
     let (iid, key) = (vm.instance_id(), vm.host_key());
-    let o = vm.spine(&["apply", "--yes", "--connect-timeout", "3"]);
+    let o = vm.apply(&["--yes", "--connect-timeout", "3"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     for want in [
@@ -787,6 +819,7 @@ fn ctrl_c_while_waiting_for_the_vm_stops_and_says_so() {
     assert!(st.success());
     let started = Instant::now();
     let o = child.wait_with_output().unwrap();
+    support::assert_apply_agrees(&o, &vm.receipts);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(

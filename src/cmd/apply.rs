@@ -105,7 +105,12 @@ pub fn run(args: &ApplyArgs, g: Global) -> Result<u8, Error> {
     let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);
     let provider = registry::provider(&args.secrets, &reg)?;
-    let (plan, from_file) = load_or_make(args, g, &engine, &loaded, &reg, provider.as_ref())?;
+    let (plan, from_file) = match load_or_make(args, g, &engine, &loaded, &reg, provider.as_ref()) {
+        Ok(p) => p,
+        // A plan refused (forged, tampered, another registry's) or one that
+        // could not be made is recorded too: an auditor sees the attempt.
+        Err(e) => return Err(refused(args, &receipts, body, e, g)),
+    };
     body.plan_hash = Some(plan::hash_json(&plan));
     body.drift = plan_drift(&plan);
     let run_id = engine::run_id();
@@ -144,7 +149,7 @@ pub fn run(args: &ApplyArgs, g: Global) -> Result<u8, Error> {
                 };
                 return write(args, &receipts, body, exit::FAILED, g);
             }
-            Err(e) => return Err(Error::msg(e)),
+            Err(e) => return Err(refused(args, &receipts, body, Error::msg(e), g)),
         }
     }
     if engine.interrupted() {
@@ -181,6 +186,26 @@ pub fn run(args: &ApplyArgs, g: Global) -> Result<u8, Error> {
 
     let _ = emit(&format!("{}{}", stage.text, report.text()));
     finish(args, &receipts, body, &report, g)
+}
+
+/// The receipt of an apply that could not start (nothing applied): status
+/// failed, the error's exit code; then the error, for `main` to print.
+fn refused(
+    args: &ApplyArgs,
+    dir: &std::path::Path,
+    mut body: ReceiptBody,
+    e: Error,
+    g: Global,
+) -> Error {
+    body.status = receipt::Status::Failed;
+    body.apply = Some(receipt::ApplySummary::default());
+    if let Err(w) = write(args, dir, body, e.exit_code(), g) {
+        // A second problem met while handling the first: said here.
+        if let Some(shown) = w.shown() {
+            eprintln!("{shown}");
+        }
+    }
+    e
 }
 
 /// The plan's own counts: what was in sync, drifted or unknown before applying.

@@ -400,3 +400,92 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// How many receipts `dir` holds.
+pub fn receipt_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .count()
+    })
+}
+
+/// The newest receipt in `dir` (file names begin with the sequence number).
+pub fn newest_receipt(dir: &Path) -> Option<serde_json::Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let text = std::fs::read_to_string(files.last()?).ok()?;
+    Some(serde_json::from_str(&text).expect("a receipt is JSON"))
+}
+
+/// What an apply printed, its exit code and its receipt (the newest in
+/// `receipts`) say the same: the receipt's exit code is the process's;
+/// `apply OK` is printed, the exit is 0 and the status `ok` together or not
+/// at all; every action line printed (`  RESULT KIND RESOURCE: ...`) is a
+/// receipt action, and the receipt's `apply` counts are the printed lines'.
+pub fn assert_apply_agrees(o: &Output, receipts: &Path) {
+    let shown = text(o);
+    let r = newest_receipt(receipts)
+        .unwrap_or_else(|| panic!("no receipt in {}:\n{shown}", receipts.display()));
+    assert_eq!(r["command"], "apply", "{r}\n{shown}");
+    let code = o.status.code().expect("exited");
+    assert_eq!(r["exit_code"], code, "{r}\n{shown}");
+    let ok = shown.contains("apply OK");
+    assert_eq!(ok, code == 0 && r["status"] == "ok", "{r}\n{shown}");
+    if code == 2 {
+        assert_eq!(r["status"], "failed", "{r}\n{shown}");
+    }
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let printed: Vec<(String, String, String)> = stdout
+        .lines()
+        .filter_map(|l| {
+            let body = l.strip_prefix("  ")?;
+            let (word, rest) = body.split_once(' ')?;
+            let word = match word {
+                "rolledback" => "rolled_back",
+                w @ ("changed" | "removed" | "failed" | "skipped" | "unknown" | "ok") => w,
+                _ => return None,
+            };
+            let mut f = rest.trim_start().splitn(2, ' ');
+            let kind = f.next()?;
+            let resource = f.next()?.split(": ").next()?;
+            Some((word.to_string(), kind.to_string(), resource.to_string()))
+        })
+        .collect();
+    let recorded: Vec<(String, String, String)> = r["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+            (s("result"), s("kind"), s("resource"))
+        })
+        .collect();
+    for p in &printed {
+        assert!(
+            recorded.contains(p),
+            "printed {p:?}, not in the receipt {r}\n{shown}"
+        );
+    }
+    if !printed.is_empty() {
+        let n = |words: &[&str]| {
+            printed
+                .iter()
+                .filter(|p| words.contains(&p.0.as_str()))
+                .count()
+        };
+        let counts = &r["apply"];
+        assert_eq!(
+            counts["changed"],
+            n(&["changed", "removed"]),
+            "{r}\n{shown}"
+        );
+        assert_eq!(counts["failed"], n(&["failed"]), "{r}\n{shown}");
+        assert_eq!(counts["rolled_back"], n(&["rolled_back"]), "{r}\n{shown}");
+        assert_eq!(counts["skipped"], n(&["skipped"]), "{r}\n{shown}");
+    }
+}

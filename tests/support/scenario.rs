@@ -439,6 +439,32 @@ impl One {
         spine_on(&self.reg, &self.cfg, args)
     }
 
+    /// `spine apply ARGS`, asserting that what it printed, its exit code and
+    /// its receipt agree ([`super::assert_apply_agrees`]).
+    pub fn apply(&self, args: &[&str]) -> std::process::Output {
+        let mut a = vec!["apply"];
+        a.extend_from_slice(args);
+        let before = super::receipt_count(&self.receipts());
+        let o = self.spine(&a);
+        let after = super::receipt_count(&self.receipts());
+        assert_eq!(
+            after,
+            before + 1,
+            "one receipt per run: {}",
+            super::text(&o)
+        );
+        super::assert_apply_agrees(&o, &self.receipts());
+        o
+    }
+
+    /// Where this host's runs leave their receipts (beside the registry folder).
+    pub fn receipts(&self) -> PathBuf {
+        self.reg
+            .parent()
+            .expect("the registry's folder")
+            .join("receipts")
+    }
+
     pub fn spawn(&self, args: &[&str], receipts: &Path) -> std::process::Child {
         spawn_on(&self.reg, &self.cfg, args, receipts)
     }
