@@ -131,9 +131,9 @@ mod tests {
         }
     }
 
-    /// Run a gather script made of one section whose body is `body` (our
-    /// text), with `V` in the environment; parse what it printed.
-    fn run_body(body: &str, v: &str) -> Section {
+    /// Run a gather script made of one section `s` whose body is `body`
+    /// (our text), with `V` in the environment: what it printed.
+    fn run_raw(body: &str, v: &str) -> String {
         let sections = vec![minijinja::context! {
             id => "s",
             read => minijinja::Value::from_safe_string(body.to_string()),
@@ -149,7 +149,12 @@ mod tests {
             .env("V", v)
             .output()
             .unwrap();
-        let mut rep = parse(&String::from_utf8_lossy(&out.stdout), "B");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// [`run_raw`], parsed: the section.
+    fn run_body(body: &str, v: &str) -> Section {
+        let mut rep = parse(&run_raw(body, v), "B");
         rep.sections.remove("s").expect("the section")
     }
 
@@ -184,21 +189,7 @@ mod tests {
     /// Plain values cost no process: the script's `sp_kv` prints them itself.
     #[test]
     fn plain_values_are_printed_as_they_are() {
-        let sections = vec![minijinja::context! {
-            id => "s",
-            read => minijinja::Value::from_safe_string("sp_kv k 'a b'\nsp_kv e ''\nsp_kv q \"it's\"\n".into()),
-        }];
-        let script = shell::render(
-            "gather/host.sh",
-            minijinja::context! { boundary => "B", sections },
-        )
-        .unwrap();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script.as_str())
-            .output()
-            .unwrap();
-        let out = String::from_utf8_lossy(&out.stdout);
+        let out = run_raw("sp_kv k 'a b'\nsp_kv e ''\nsp_kv q \"it's\"\n", "");
         assert!(out.contains("\nk:a b\ne:\nq=aXQncw==\n"), "{out}");
     }
 
