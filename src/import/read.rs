@@ -17,10 +17,7 @@ pub fn host_reads() -> Result<Vec<(String, Script)>, ScriptError> {
             "compose".into(),
             shell::render("import/compose.sh", crate::secrets::rule_context())?,
         ),
-        (
-            "cron".into(),
-            shell::render("kinds/cron/tables-read.sh", minijinja::context! {})?,
-        ),
+        ("cron".into(), crate::kinds::cron::tables_read_script()?),
         (
             "netplan".into(),
             shell::render("import/netplan.sh", minijinja::context! {})?,

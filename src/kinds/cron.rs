@@ -184,9 +184,7 @@ impl TypedKind for Cron {
 
     fn read_script(&self, _: &Desired, spec: &Spec) -> Result<Script, ScriptError> {
         match spec {
-            Spec::Tables { .. } => {
-                shell::render("kinds/cron/tables-read.sh", minijinja::context! {})
-            }
+            Spec::Tables { .. } => tables_read_script(),
             Spec::User { user, scripts, .. } => {
                 shell::render("kinds/cron/read.sh", minijinja::context! { user, scripts })
             }
@@ -331,6 +329,15 @@ impl TypedKind for Cron {
         )?;
         Ok(super::Change::new(script))
     }
+}
+
+/// The read script of every cron table on the host (`cron:tables`, also
+/// read by `spine import`): `tables-read.sh`, which runs `tables-root.sh`
+/// as root in one sudo call (passed to `sh -c` quoted, as any value).
+pub fn tables_read_script() -> Result<Script, ScriptError> {
+    let root = shell::render("kinds/cron/tables-root.sh", minijinja::context! {})?;
+    let root = root.as_str();
+    shell::render("kinds/cron/tables-read.sh", minijinja::context! { root })
 }
 
 #[cfg(test)]

@@ -3,12 +3,13 @@
 # by the rule), `KEY=plain-sha256:HEX` for any other. Comments and lines
 # without `=` are not sent (they hold no setting).
 #% include "lib/secret-rule.sh"
-sp_hash() { printf '%s=%s:%s\n' "$k" "$1" "$(printf '%s' "${l#*=}" | sha256sum | cut -d' ' -f1)"; }
+sp_hash() { h=$(printf '%s' "${l#*=}" | sha256sum); printf '%s=%s:%s\n' "$k" "$1" "${h%% *}"; }
 f=@@path@@
 if [ ! -e "$f" ]; then sp_kv f.exists 0; exit 0; fi
 sp_kv f.exists 1
-sp_kv f.mode "$(stat -c %a -- "$f")"
-sp_kv f.owner "$(stat -c %U -- "$f")"
+m=$(stat -c '%a %U' -- "$f")
+sp_kv f.mode "${m%% *}"
+sp_kv f.owner "${m#* }"
 [ -r "$f" ] || { sp_kv f.error "permission denied reading $f"; exit 0; }
 while IFS= read -r l || [ -n "$l" ]; do
   k=${l%%=*}

@@ -1,6 +1,6 @@
 # The user's crontab, and whether each script its jobs run is executable.
 sp_missing crontab || exit 0
-if [ "$(id -un)" = @@user@@ ]; then out=$(crontab -l 2>&1); else out=$(sp_sudo crontab -l -u @@user@@ 2>&1); fi; rc=$?
+if [ "$SP_USER" = @@user@@ ]; then out=$(crontab -l 2>&1); else out=$(sp_sudo crontab -l -u @@user@@ 2>&1); fi; rc=$?
 sp_kv rc "$rc"
 printf '%s' "$out" | sp_b64 crontab
 #% for script in scripts
