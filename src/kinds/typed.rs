@@ -161,12 +161,16 @@ mod tests {
                         crate::kinds::cloudinit::spec_of(&d).is_some_and(|s| s.vmid > 0),
                         "{d:?}"
                     ),
-                    "netplan" | "compose" => {
+                    "compose" => assert!(
+                        spec(&crate::kinds::compose::ComposeKind, &d).is_ok(),
+                        "{d:?}"
+                    ),
+                    "netplan" => {
                         assert!(d.spec.is_null() && !d.args.is_empty(), "{d:?}")
                     }
                     other => panic!("a kind this test does not know: {other}"),
                 }
-                if !matches!(d.kind.as_str(), "netplan" | "compose") {
+                if d.kind != "netplan" {
                     assert!(d.args.is_empty(), "{d:?}");
                 }
             }
