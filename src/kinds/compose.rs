@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::typed::mismatch;
 use super::{Change, Desired, SecretHashes, TypedKind, Verdict};
 use crate::gather::script::Section;
 use crate::model::Compose;
@@ -94,13 +95,6 @@ impl<const THERE: bool> From<Exists<THERE>> for bool {
     fn from(_: Exists<THERE>) -> bool {
         THERE
     }
-}
-
-fn mismatch(d: &Desired) -> String {
-    format!(
-        "the observed state of {} does not match its part (make a new plan)",
-        d.id
-    )
 }
 
 impl TypedKind for ComposeKind {

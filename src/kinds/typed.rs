@@ -72,6 +72,15 @@ pub fn spec<K: TypedKind + ?Sized>(kind: &K, d: &Desired) -> Result<K::Spec, Str
     })
 }
 
+/// Why a resource's facts are not those of its spec's part (a plan that
+/// mixed them up): an unknown, never a guess.
+pub fn mismatch(d: &Desired) -> String {
+    format!(
+        "the observed state of {} does not match its part (make a new plan)",
+        d.id
+    )
+}
+
 /// The facts of `d` as kind `K` reads them back from their JSON.
 pub fn facts<K: TypedKind + ?Sized>(
     kind: &K,

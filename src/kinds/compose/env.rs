@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Absent, Exists};
 use crate::gather::script::Section;
-use crate::kinds::{self, Action, Desired, SecretHashes, Verdict, text_diff};
+use crate::kinds::{self, Desired, SecretHashes, Verdict};
 use crate::render::secret_placeholder;
 use crate::secrets::Reference;
 use crate::shell::{self, Script, ScriptError};
@@ -116,23 +116,16 @@ pub fn compare(d: &Desired, actual: Option<&Facts>) -> Verdict {
     let have = actual.map(|f| f.vars.as_slice()).unwrap_or_default();
     let want_text = names_only(&want, have, "(desired value)");
     let Some(actual) = actual else {
-        return Verdict::Drift {
-            action: Action::Create,
-            reason: format!("{name} does not exist"),
-            diff: text_diff(name, "", &want_text),
-        };
+        let reasons = [format!("{name} does not exist")];
+        return kinds::drift(true, &reasons, name, "", &want_text);
     };
-    let have_text = names_only(have, &want, "(value on host)");
     let mut reasons = differences(have, &want);
     kinds::attrs_differ(d, &actual.mode, &actual.owner, &mut reasons);
     if reasons.is_empty() {
         return Verdict::InSync;
     }
-    Verdict::Drift {
-        action: Action::Change,
-        reason: reasons.join("; "),
-        diff: text_diff(name, &have_text, &want_text),
-    }
+    let have_text = names_only(have, &want, "(value on host)");
+    kinds::drift(false, &reasons, name, &have_text, &want_text)
 }
 
 /// The desired pairs as the observed ones are kept: a secret as

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{Absent, Exists};
 use crate::gather::script::Section;
-use crate::kinds::{self, Action, Desired, Verdict, text_diff};
+use crate::kinds::{self, Desired, Verdict};
 use crate::shell::{self, Script};
 
 /// A docker-compose.yml that is there (`text` and `meaning` are kept in
@@ -45,11 +45,8 @@ pub fn compare(d: &Desired, actual: Option<&Facts>) -> Verdict {
     let name = d.path.as_deref().unwrap_or(&d.id);
     let desired_text = d.shown_content();
     let Some(actual) = actual else {
-        return Verdict::Drift {
-            action: Action::Create,
-            reason: format!("{name} does not exist"),
-            diff: text_diff(name, "", &desired_text),
-        };
+        let reasons = [format!("{name} does not exist")];
+        return kinds::drift(true, &reasons, name, "", &desired_text);
     };
     let mut reasons = Vec::new();
     match kinds::yaml_meaning(&d.content) {
@@ -65,11 +62,7 @@ pub fn compare(d: &Desired, actual: Option<&Facts>) -> Verdict {
     if reasons.is_empty() {
         return Verdict::InSync;
     }
-    Verdict::Drift {
-        action: Action::Change,
-        reason: reasons.join("; "),
-        diff: text_diff(name, &actual.text, &desired_text),
-    }
+    kinds::drift(false, &reasons, name, &actual.text, &desired_text)
 }
 
 /// Write the file into `directory`. The directory is created (and given to
