@@ -1,5 +1,7 @@
-//! compose: one stack's compose project, four resources per stack:
+//! compose: one stack's compose project, five resources per stack:
 //! - its docker-compose.yml, compared by meaning ([`file`]);
+//! - the compose files beside it that `docker compose` run by hand in the
+//!   folder would read instead ([`others`], planned for removal);
 //! - its .env, every value compared by hash, computed on the host so none
 //!   travels ([`env`]);
 //! - its containers, found by compose labels, so compose v1 and v2 both
@@ -11,6 +13,7 @@ mod containers;
 mod env;
 mod extra;
 mod file;
+mod others;
 
 use std::collections::BTreeMap;
 
@@ -43,6 +46,9 @@ pub struct Stack {
 pub enum Spec {
     /// docker-compose.yml: the resource's content.
     File { stack: Stack },
+    /// No compose file beside docker-compose.yml that `docker compose`
+    /// prefers.
+    Others { stack: Stack },
     /// .env: the resource's content, each secret as its placeholder.
     Env {
         stack: Stack,
@@ -66,6 +72,7 @@ pub enum Facts {
     Env(env::Facts),
     Containers(containers::Facts),
     Extra(extra::Facts),
+    Others(others::Facts),
     /// docker-compose.yml or .env is not there.
     Absent(Absent),
 }
@@ -121,6 +128,7 @@ impl TypedKind for ComposeKind {
     fn read_script(&self, d: &Desired, spec: &Spec) -> Result<Script, ScriptError> {
         match spec {
             Spec::File { .. } => super::read_file_script(d),
+            Spec::Others { stack } => others::read_script(&stack.directory),
             Spec::Env { .. } => env::read_script(d),
             Spec::Containers { stack, .. } => containers::read_script(&stack.project),
             Spec::Extra(_) => extra::read_script(),
@@ -136,6 +144,7 @@ impl TypedKind for ComposeKind {
     ) -> Result<Facts, String> {
         match spec {
             Spec::File { .. } => file::observe(s),
+            Spec::Others { stack } => others::observe(&stack.directory, s).map(Facts::Others),
             Spec::Env { secrets: refs, .. } => env::observe(refs, s, secrets),
             Spec::Containers { .. } => containers::observe(s).map(Facts::Containers),
             Spec::Extra(x) => extra::observe(x, s).map(Facts::Extra),
@@ -146,6 +155,7 @@ impl TypedKind for ComposeKind {
         match (spec, facts) {
             (Spec::File { .. }, Facts::File(f)) => file::compare(d, Some(f)),
             (Spec::File { .. }, Facts::Absent(_)) => file::compare(d, None),
+            (Spec::Others { stack }, Facts::Others(f)) => others::compare(&stack.directory, f),
             (Spec::Env { .. }, Facts::Env(f)) => env::compare(d, Some(f)),
             (Spec::Env { .. }, Facts::Absent(_)) => env::compare(d, None),
             (Spec::Containers { stack, services }, Facts::Containers(f)) => {
@@ -170,14 +180,18 @@ impl TypedKind for ComposeKind {
             (Spec::Env { secrets: refs, .. }, _) => env::apply(d, refs, secrets)?,
             (Spec::Containers { stack, .. }, _) => containers::up(stack)?,
             (Spec::Extra(_), Facts::Extra(f)) => extra::remove(f)?,
-            (Spec::Extra(_), _) => return Err(mismatch(d)),
+            (Spec::Others { stack }, Facts::Others(f)) => {
+                file::refuse_odd(&stack.directory)?;
+                others::remove(f)?
+            }
+            (Spec::Extra(_) | Spec::Others { .. }, _) => return Err(mismatch(d)),
         };
         Ok(Change::new(script))
     }
 }
 
 impl ComposeKind {
-    /// The four resources of one stack on the host in `cx`.
+    /// The five resources of one stack on the host in `cx`.
     fn render_stack(
         &self,
         cx: &RenderCx,
@@ -216,12 +230,22 @@ impl ComposeKind {
                 (key.clone(), reference)
             })
             .collect();
+        let others = resource(
+            format!("compose:{dir}/other-compose-files"),
+            others::content(dir),
+        );
         let extra = extra::Spec::of(stack.clone(), c, &services, &compose);
         let wanted = containers::wanted(&services);
         Ok(vec![
             (
                 file,
                 Spec::File {
+                    stack: stack.clone(),
+                },
+            ),
+            (
+                others,
+                Spec::Others {
                     stack: stack.clone(),
                 },
             ),
@@ -335,6 +359,7 @@ mod tests {
             json!({"exists": true, "mode": "600", "owner": "u", "vars": [["TZ", "(value 0123456789abcdef)"]]}),
             json!({"services": {"web": {"image": "nginx", "state": "running", "health": "none"}}}),
             json!({"extra": [{"name": "old", "why": "orphan"}]}),
+            json!({"files": [{"path": "/d/compose.yaml", "why": "read instead"}]}),
         ];
         let parts: Vec<&str> = cases
             .iter()
@@ -347,10 +372,14 @@ mod tests {
                     Facts::Env(_) => "env",
                     Facts::Containers(_) => "containers",
                     Facts::Extra(_) => "extra",
+                    Facts::Others(_) => "others",
                 }
             })
             .collect();
-        assert_eq!(parts, ["absent", "file", "env", "containers", "extra"]);
+        assert_eq!(
+            parts,
+            ["absent", "file", "env", "containers", "extra", "others"]
+        );
         assert!(serde_json::from_value::<Facts>(json!({"exists": true})).is_err());
     }
 }

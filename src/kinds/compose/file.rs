@@ -69,6 +69,15 @@ pub fn compare(d: &Desired, actual: Option<&Facts>) -> Verdict {
 /// the user) only when it does not exist: an existing one, perhaps /etc, is
 /// never chowned; a system or odd directory is refused outright.
 pub fn apply(d: &Desired, directory: &str) -> Result<Script, String> {
+    refuse_odd(directory)?;
+    let ctx = kinds::file_context(d, &d.content);
+    let ctx = minijinja::context! { directory, ..ctx };
+    Ok(shell::render("kinds/compose/file-apply.sh", ctx)?)
+}
+
+/// A stack folder apply never writes in: an odd path or a system directory
+/// (gate V16 says so first; this holds when verify was bypassed).
+pub fn refuse_odd(directory: &str) -> Result<(), String> {
     if let Some(why) = crate::safe::path_problem(directory) {
         return Err(format!(
             "compose directory `{}` {why}: refused",
@@ -80,7 +89,5 @@ pub fn apply(d: &Desired, directory: &str) -> Result<Script, String> {
             "compose directory `{directory}` is a system directory: refused (spine verify gate V16)"
         ));
     }
-    let ctx = kinds::file_context(d, &d.content);
-    let ctx = minijinja::context! { directory, ..ctx };
-    Ok(shell::render("kinds/compose/file-apply.sh", ctx)?)
+    Ok(())
 }
