@@ -288,7 +288,7 @@ fn a_converged_host_plans_no_change() {
         text(&out)
     );
     assert!(v.iter().all(|(_, s, _)| s == "in_sync"), "{v:#?}");
-    assert_eq!(plan["summary"]["in_sync"], 11);
+    assert_eq!(plan["summary"]["in_sync"], 12);
 }
 
 #[test]
