@@ -126,6 +126,7 @@ const FILE: &str = "compose:/opt/stacks/notes/docker-compose.yml";
 const ENV: &str = "compose:/opt/stacks/notes/.env";
 const CONTAINERS: &str = "compose:notes/containers";
 const EXTRA: &str = "compose:notes/extra";
+const OTHERS: &str = "compose:/opt/stacks/notes/other-compose-files";
 
 fn assert_converged(reg: &Path, cfg: &Path) {
     let (p, code, out) = plan(reg, cfg);
@@ -207,11 +208,27 @@ fn a_stack_from_the_operators_compose_file_converges() {
     assert_eq!(verdict(&p, FILE).0, "in_sync", "{p:#}");
 
     // 4. The host changes: the file edited by hand, a container stopped, an
-    // orphan of the project started beside it.
+    // orphan of the project started beside it, and a compose.yaml left in
+    // the folder, which `docker compose` run there by hand reads instead of
+    // docker-compose.yml.
     web.ok(&format!(
         "sed -i 's/retries: 10/retries: 3/' {DIR}/docker-compose.yml && docker stop notes-cache-1 >/dev/null"
     ));
     web.ok("docker run -d --name notes-old --label com.docker.compose.project=notes --label com.docker.compose.service=old docker.io/valkey/valkey:8-bookworm >/dev/null");
+    web.write(
+        &format!("{DIR}/compose.yaml"),
+        "services:\n  stray:\n    image: docker.io/valkey/valkey:8-bookworm\n",
+        "root",
+        "644",
+    );
+    let by_hand = web.ok(&format!(
+        "cd {DIR} && docker compose config --services 2>/dev/null"
+    ));
+    assert_eq!(
+        by_hand.trim(),
+        "stray",
+        "docker compose by hand reads compose.yaml"
+    );
     let (p, code, out) = plan(&reg, &cfg);
     assert_eq!(code, Some(2), "{out}");
     let (status, reason, diff) = verdict(&p, FILE);
@@ -230,8 +247,28 @@ fn a_stack_from_the_operators_compose_file_converges() {
         "{reason}"
     );
     assert_eq!(verdict(&p, ENV).0, "in_sync");
+    let (status, reason, diff) = verdict(&p, OTHERS);
+    assert_eq!(status, "drift");
+    assert_eq!(
+        reason,
+        format!(
+            "{DIR}/compose.yaml: `docker compose` run in {DIR} reads it instead of docker-compose.yml (spine itself runs -f docker-compose.yml; each file is kept in the run's backup)"
+        )
+    );
+    assert!(diff.contains(&format!("-{DIR}/compose.yaml\n")), "{diff}");
+    assert_eq!(
+        p["hosts"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["desired"]["id"] == OTHERS && r["verdict"]["action"] == "remove")
+            .count(),
+        1,
+        "{p:#}"
+    );
 
-    // 5. Apply converges again.
+    // 5. Apply converges again: compose.yaml is gone, kept in the run's
+    // backup, and `docker compose` by hand reads the managed file.
     let a = run(&reg, &cfg, &["apply", "--yes"]);
     assert_eq!(a.status.code(), Some(0), "{}", text(&a));
     assert_eq!(web.ok(&format!("cat {DIR}/docker-compose.yml")), COMPOSE);
@@ -239,6 +276,19 @@ fn a_stack_from_the_operators_compose_file_converges() {
         !web.ok("docker ps -a --format '{{.Names}}'")
             .contains("notes-old")
     );
+    assert_eq!(
+        web.sh(&format!("test -e {DIR}/compose.yaml")).status.code(),
+        Some(1)
+    );
+    let kept = web.ok(&format!(
+        "find /var/lib/spine/backups -path '*{DIR}/compose.yaml'"
+    ));
+    assert_eq!(kept.lines().count(), 1, "kept in the backup: {kept}");
+    assert!(web.ok(&format!("cat {}", kept.trim())).contains("stray:"));
+    let by_hand = web.ok(&format!(
+        "cd {DIR} && docker compose config --services 2>/dev/null | sort"
+    ));
+    assert_eq!(by_hand, "cache\nweb\n");
     assert_converged(&reg, &cfg);
 
     // 6. The file changes in the repository: the plan shows it, apply

@@ -70,10 +70,13 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     let tmp = tempfile::tempdir().unwrap();
     let Vm203 {
         pve: _pve,
-        immich: _immich,
+        immich,
         reg,
         cfg,
     } = vm203_as_found(tmp.path());
+    // A compose.yml left beside the stack's docker-compose.yml (what
+    // `docker compose` run by hand in the folder would read instead).
+    immich.ok("cp /home/ronny/immich/docker-compose.yml /home/ronny/immich/compose.yml");
     let plan_file = tmp.path().join("immich.plan");
     let (plan, out) = plan_json(&reg, &cfg, &["-o", plan_file.to_str().unwrap()]);
     assert_eq!(
@@ -84,7 +87,7 @@ fn vm203_as_found_plans_exactly_its_drifts() {
     );
 
     let v = verdicts(&plan);
-    assert_eq!(v.len(), 11, "{v:#?}");
+    assert_eq!(v.len(), 12, "{v:#?}");
     for (id, status, reason) in &v {
         assert_eq!(status, "drift", "{id}: {reason}");
     }
@@ -131,6 +134,12 @@ fn vm203_as_found_plans_exactly_its_drifts() {
         !containers.contains("redis") && !containers.contains("database"),
         "{containers}"
     );
+    assert!(
+        find(&v, "compose:/home/ronny/immich/other-compose-files")
+            .2
+            .starts_with("/home/ronny/immich/compose.yml: `docker compose` run in /home/ronny/immich reads it instead of docker-compose.yml"),
+        "{v:#?}"
+    );
     assert_eq!(
         find(&v, "compose:immich/extra").2,
         "container immich_microservices: `immich_microservices` is a legacy container of this stack"
@@ -159,8 +168,9 @@ fn vm203_as_found_plans_exactly_its_drifts() {
         plan["summary"]["create"].as_u64().unwrap() + plan["summary"]["change"].as_u64().unwrap(),
         8
     );
-    // The legacy container, the legacy cron job and the installer's netplan file.
-    assert_eq!(plan["summary"]["remove"], 3);
+    // The legacy container, the legacy cron job, the installer's netplan
+    // file and the stray compose.yml.
+    assert_eq!(plan["summary"]["remove"], 4);
 
     // The secret is in no output and not in the saved plan.
     let saved = std::fs::read_to_string(&plan_file).unwrap();
@@ -236,7 +246,7 @@ fn a_converged_host_plans_no_change() {
         text(&out)
     );
     assert!(v.iter().all(|(_, s, _)| s == "in_sync"), "{v:#?}");
-    assert_eq!(plan["summary"]["in_sync"], 11);
+    assert_eq!(plan["summary"]["in_sync"], 12);
 }
 
 #[test]

@@ -79,6 +79,14 @@ fn nothing_there(d: &kinds::Desired) -> serde_json::Value {
                                     "hostname": null, "accept_dns": null }),
         ("cloudinit", _) => json!({ "ipconfig0": null, "nameserver": null, "pending": [],
                                     "vm": { "status": "running", "agent": null } }),
+        // compose's removals get one thing each, so their scripts' loops are checked too.
+        ("compose", id) if id.ends_with("/extra") => {
+            json!({ "extra": [{ "name": "old-web", "why": "orphan" }] })
+        }
+        ("compose", id) if id.ends_with("/other-compose-files") => {
+            json!({ "files": [{ "path": "/srv/stack/compose.yaml", "why": "read instead" }] })
+        }
+        ("compose", id) if id.ends_with("/containers") => json!({ "services": {} }),
         _ => json!({ "exists": false, "crontab": "" }),
     }
 }

@@ -120,15 +120,17 @@ fn compose_directory_is_never_a_system_directory_nor_chowned_when_it_exists() {
     let file = resource(&state, "compose:/etc/docker-compose.yml");
     let compose = kinds::by_name("compose").unwrap();
     let provider = spine::secrets::EnvProvider;
+    // The file is not there yet (the facts as the compose kind reads them).
+    let absent = serde_json::json!({ "exists": false });
     let e = compose
-        .apply(file, &Value::Null, &provider)
+        .apply(file, &absent, &provider)
         .map(|c| c.script)
         .expect_err("apply refuses /etc");
     assert!(e.contains("system directory"), "{e}");
 
     let state = render_case("base").unwrap();
     let file = resource(&state, "compose:/home/ronny/immich/docker-compose.yml");
-    let script = compose.apply(file, &Value::Null, &provider).unwrap().script;
+    let script = compose.apply(file, &absent, &provider).unwrap().script;
     let script = script.as_str();
     assert!(
         script.contains(

@@ -364,7 +364,7 @@ mod tests {
 
     struct NoSecrets;
     impl crate::kinds::SecretHashes for NoSecrets {
-        fn hash(&self, _: &Desired, _: &str) -> Result<String, String> {
+        fn hash(&self, _: &crate::secrets::Reference) -> Result<String, String> {
             Err("none".into())
         }
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::typed::mismatch;
 use super::{Desired, SecretHashes, TypedKind, Verdict};
 use crate::gather::script::Section;
 use crate::model::CronJob;
@@ -103,13 +104,6 @@ pub struct UserFacts {
     /// Each script and its state: `executable`, `missing`, `not executable`
     /// (as the read script says) or `unknown`.
     pub scripts: Vec<(String, String)>,
-}
-
-fn mismatch(d: &Desired) -> String {
-    format!(
-        "the observed state of {} does not match its part (make a new plan)",
-        d.id
-    )
 }
 
 impl TypedKind for Cron {

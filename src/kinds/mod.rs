@@ -5,8 +5,8 @@
 //! into the host's single gather script), and how to compare (stage 5).
 //! Adding a kind means adding one file here plus its template, and listing it
 //! in [`ALL`]. A kind is written as a [`TypedKind`] (its own `Spec` and
-//! `Facts` structs, see [`typed`]); netplan and compose still implement
-//! [`Kind`] directly with string [`Desired::args`] during the transition.
+//! `Facts` structs, see [`typed`]); netplan still implements [`Kind`]
+//! directly with string [`Desired::args`] during the transition.
 
 pub mod cloudinit;
 pub mod compose;
@@ -64,7 +64,7 @@ pub struct Desired {
     /// Keys whose values are secrets (filled in at apply time).
     pub secrets: Vec<String>,
     /// Kind-specific parameters as strings, for a kind not yet on the typed
-    /// layer (netplan, compose); left out of plans when empty.
+    /// layer (netplan); left out of plans when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub args: BTreeMap<String, String>,
     /// The typed kind's own parameters (its [`TypedKind::Spec`]) as JSON;
@@ -142,20 +142,16 @@ impl Desired {
 /// What comparing needs beyond desired and actual: hashes of secret values,
 /// from the secrets provider (never the values themselves).
 pub trait SecretHashes: Sync {
-    /// `sha256:HEX` of the secret for `key` of `d`, or why it is not available.
-    fn hash(&self, d: &Desired, key: &str) -> Result<String, String>;
+    /// `sha256:HEX` of the secret `reference` names, or why it is not available.
+    fn hash(&self, reference: &crate::secrets::Reference) -> Result<String, String>;
 }
 
 /// Hashes for comparing, from a secrets provider.
 pub struct ProviderHashes<'a>(pub &'a dyn crate::secrets::Provider);
 
 impl SecretHashes for ProviderHashes<'_> {
-    fn hash(&self, d: &Desired, key: &str) -> Result<String, String> {
-        let reference = d
-            .args
-            .get(&format!("secret.{key}"))
-            .ok_or_else(|| format!("`{key}` has no secret reference"))?;
-        self.0.fetch(reference).map(|s| s.sha256())
+    fn hash(&self, reference: &crate::secrets::Reference) -> Result<String, String> {
+        self.0.fetch(&reference.to_string()).map(|s| s.sha256())
     }
 }
 
@@ -329,16 +325,29 @@ pub fn removal(
     what: &str,
     note: &str,
 ) -> Verdict {
-    let extra = extra.as_array().cloned().unwrap_or_default();
+    let extra: Vec<(String, String)> = extra
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or("?").to_string();
+            (field(key), field("why"))
+        })
+        .collect();
+    removal_of(&extra, prefix, what, note)
+}
+
+/// A removal of the things in `extra` (each `(name, why)`), as [`removal`]
+/// says it.
+pub fn removal_of(extra: &[(String, String)], prefix: &str, what: &str, note: &str) -> Verdict {
     if extra.is_empty() {
         return Verdict::InSync;
     }
-    let name = |e: &serde_json::Value| e[key].as_str().unwrap_or("?").to_string();
     let reasons: Vec<String> = extra
         .iter()
-        .map(|e| format!("{prefix}{}: {}", name(e), e["why"].as_str().unwrap_or("?")))
+        .map(|(name, why)| format!("{prefix}{name}: {why}"))
         .collect();
-    let have: String = extra.iter().map(|e| format!("{}\n", name(e))).collect();
+    let have: String = extra.iter().map(|(name, _)| format!("{name}\n")).collect();
     Verdict::Drift {
         action: Action::Remove,
         reason: format!("{}{note}", reasons.join("; ")),

@@ -69,8 +69,9 @@ pub trait Provider: Send + Sync {
 
 /// A reference to a secret as the registry states it: project (a key of
 /// `infisical_projects`), key, and optionally a folder path overriding the
-/// project's. Written `PROJECT/KEY`, or `PROJECT:/PATH/KEY` with a path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// project's. Written `PROJECT/KEY`, or `PROJECT:/PATH/KEY` with a path
+/// (a resource's spec keeps its fields: no secret value is in it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reference {
     pub project: String,
     pub key: String,
