@@ -174,6 +174,28 @@ fn vm203_as_found_plans_exactly_its_drifts() {
 
     // The secret is in no output and not in the saved plan.
     let saved = std::fs::read_to_string(&plan_file).unwrap();
+    // The netplan file's text and parsed form are kept as hashes only; its
+    // resource carries its typed spec, no string parameters.
+    let saved_plan: Value = serde_json::from_str(&saved).unwrap();
+    let netplan_file = saved_plan["plan"]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["resources"].as_array().unwrap())
+        .find(|r| r["desired"]["id"] == "netplan:/etc/netplan/50-cloud-init.yaml")
+        .unwrap();
+    let observed = &netplan_file["observed"];
+    for key in ["text", "meaning"] {
+        let hashed = observed[key]
+            .as_object()
+            .map(|o| o.keys().collect::<Vec<_>>());
+        assert_eq!(hashed, Some(vec![&"sha256".to_string()]), "{observed}");
+    }
+    assert_eq!(observed["exists"], true, "{observed}");
+    let desired = &netplan_file["desired"];
+    assert!(desired.get("args").is_none(), "{desired}");
+    assert_eq!(desired["spec"]["part"], "file", "{desired}");
+    assert_eq!(desired["spec"]["interface"]["name"], "eth0", "{desired}");
     assert!(!text(&out).contains(SECRET) && !saved.contains(SECRET));
     // ...nor in any file the runs wrote (plans, receipts, rendered files).
     for entry in walk(tmp.path()) {

@@ -5,8 +5,7 @@
 //! into the host's single gather script), and how to compare (stage 5).
 //! Adding a kind means adding one file here plus its template, and listing it
 //! in [`ALL`]. A kind is written as a [`TypedKind`] (its own `Spec` and
-//! `Facts` structs, see [`typed`]); netplan still implements [`Kind`]
-//! directly with string [`Desired::args`] during the transition.
+//! `Facts` structs, see [`typed`]): every kind is one.
 
 pub mod cloudinit;
 pub mod compose;
@@ -19,8 +18,6 @@ pub mod typed;
 
 pub use host::{HostState, render_host, write_out};
 pub use typed::TypedKind;
-
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,10 +60,6 @@ pub struct Desired {
     pub content: String,
     /// Keys whose values are secrets (filled in at apply time).
     pub secrets: Vec<String>,
-    /// Kind-specific parameters as strings, for a kind not yet on the typed
-    /// layer (netplan); left out of plans when empty.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub args: BTreeMap<String, String>,
     /// The typed kind's own parameters (its [`TypedKind::Spec`]) as JSON;
     /// left out of plans when the kind has none.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
@@ -91,7 +84,6 @@ impl Desired {
             owner: None,
             content,
             secrets: Vec::new(),
-            args: BTreeMap::new(),
             spec: serde_json::Value::Null,
         }
     }
@@ -101,17 +93,6 @@ impl Desired {
         self.mode = Some(mode);
         self.owner = Some(owner.into());
         self
-    }
-
-    /// A string parameter (the untyped path; a [`TypedKind`] has its spec).
-    pub fn arg(mut self, key: &str, value: impl Into<String>) -> Self {
-        self.args.insert(key.into(), value.into());
-        self
-    }
-
-    /// A string parameter, `""` when missing (the untyped path).
-    pub fn get(&self, key: &str) -> &str {
-        self.args.get(key).map_or("", String::as_str)
     }
 
     /// Relative name for `spine render --out`.
@@ -208,6 +189,53 @@ pub trait Kind: Sync {
         actual: &serde_json::Value,
         secrets: &dyn crate::secrets::Provider,
     ) -> Result<Change, String>;
+    /// Stage apply: who makes `d` on its host when spine must not edit it
+    /// there (default: nobody, spine applies it).
+    fn hand_off(&self, _d: &Desired) -> Option<HandOff> {
+        None
+    }
+}
+
+/// A resource something else generates on its host: apply never edits it
+/// there (its drift stays until the fix reaches the host by `route`), and
+/// the confirmed changes of its kind wait for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandOff {
+    /// Who generates the resource on its host (`cloud-init`).
+    pub generator: &'static str,
+    /// How a fix reaches the host.
+    pub route: Route,
+}
+
+/// How the fix of a handed-off resource reaches its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Made at the VM's Proxmox host and handed to the VM when it restarts
+    /// from there (`spine apply --restart-vms`).
+    VmRestart,
+}
+
+impl Route {
+    /// Where the fix is made and how it travels.
+    pub fn how(self) -> &'static str {
+        match self {
+            Route::VmRestart => "changed at the Proxmox host and handed to the VM by a restart",
+        }
+    }
+
+    /// What the host still needs for the fix to arrive.
+    pub fn needs(self) -> &'static str {
+        match self {
+            Route::VmRestart => "a restart from the Proxmox host",
+        }
+    }
+
+    /// The `spine apply` flag that takes the fix there.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Route::VmRestart => "--restart-vms",
+        }
+    }
 }
 
 /// What applying one resource runs on its host.

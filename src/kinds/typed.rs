@@ -6,13 +6,12 @@
 //! the blanket `impl Kind for K: TypedKind` turns them back into the kind's
 //! types, so the engine keeps one list of kinds ([`super::ALL`]).
 //!
-//! A kind not yet converted implements [`Kind`] directly and keeps its
-//! string parameters in [`Desired::args`].
+//! Every kind is one: there is no string-map path left.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Change, Desired, Kind, Observed, SecretHashes, Verdict};
+use super::{Change, Desired, HandOff, Kind, Observed, SecretHashes, Verdict};
 use crate::gather::script::Section;
 use crate::render::{RenderCx, RenderError};
 use crate::shell::{Script, ScriptError};
@@ -49,6 +48,10 @@ pub trait TypedKind: Sync {
         facts: &Self::Facts,
         secrets: &dyn crate::secrets::Provider,
     ) -> Result<Change, String>;
+    /// Stage apply (see [`Kind::hand_off`]).
+    fn hand_off(&self, _d: &Desired, _spec: &Self::Spec) -> Option<HandOff> {
+        None
+    }
 }
 
 impl Desired {
@@ -139,6 +142,12 @@ impl<K: TypedKind> Kind for K {
         let facts = facts(self, d, actual)?;
         TypedKind::apply(self, d, &spec, &facts, secrets)
     }
+
+    /// A resource without this kind's spec is handed to nobody: its
+    /// verdict is unknown and apply leaves it alone anyway.
+    fn hand_off(&self, d: &Desired) -> Option<HandOff> {
+        TypedKind::hand_off(self, d, &spec(self, d).ok()?)
+    }
 }
 
 #[cfg(test)]
@@ -146,11 +155,10 @@ mod tests {
     use super::*;
     use crate::kinds::tailscale::TailscaleKind;
 
-    /// Every resource the shipped registry renders: a typed kind's carries
-    /// its spec (which reads back as the kind's `Spec`) and no string
-    /// parameters; a kind on the old path keeps its `args`.
+    /// Every resource the shipped registry renders carries its kind's spec
+    /// (which reads back as the kind's `Spec`), for every kind.
     #[test]
-    fn typed_kinds_carry_a_spec_and_old_ones_their_args() {
+    fn every_rendered_resource_carries_its_kinds_spec() {
         use crate::diag::FileKind;
         use crate::load::{self, Origin};
         let loaded = load::load(&Origin::Embedded);
@@ -175,12 +183,9 @@ mod tests {
                         "{d:?}"
                     ),
                     "netplan" => {
-                        assert!(d.spec.is_null() && !d.args.is_empty(), "{d:?}")
+                        assert!(spec(&crate::kinds::netplan::Netplan, &d).is_ok(), "{d:?}")
                     }
                     other => panic!("a kind this test does not know: {other}"),
-                }
-                if d.kind != "netplan" {
-                    assert!(d.args.is_empty(), "{d:?}");
                 }
             }
         }

@@ -132,27 +132,33 @@ pub fn load_signed(path: &Path) -> Result<(Plan, Option<String>), PlanFileError>
 mod tests {
     use super::*;
 
-    /// A plan of format 1 (string `args` for every kind) is refused with the
-    /// versions and what to do, never read as if it were this format.
+    /// A plan of format 1 (string `args` for every kind) or 2 (`args` for
+    /// netplan and compose) is refused with the versions and what to do,
+    /// never read as if it were this format.
     #[test]
     fn a_plan_of_another_format_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.json");
-        let old = r#"{"format_version": 1, "checksum": "00", "plan": {"format_version": 1, "tool": "spine 0.1.0",
-            "created": "2026-11-01T00:00:00Z", "registry_hash": "00", "hosts": [], "summary":
-            {"create": 0, "change": 0, "unknown": 0, "in_sync": 0, "unreachable": 0}}}"#;
-        std::fs::write(&path, old).unwrap();
-        let e = load(&path).unwrap_err();
-        assert!(matches!(e, PlanFileError::Version(_, 1)), "{e:?}");
-        assert!(
-            e.to_string()
-                .ends_with("has format version 1; this spine reads version 2"),
-            "{e}"
-        );
-        let help = miette::Diagnostic::help(&e).unwrap().to_string();
-        assert!(
-            help.starts_with("make a new plan with this spine"),
-            "{help}"
-        );
+        for v in [1, 2] {
+            let old = format!(
+                r#"{{"format_version": {v}, "checksum": "00", "plan": {{"format_version": {v}, "tool": "spine 0.1.0",
+                "created": "2026-11-01T00:00:00Z", "registry_hash": "00", "hosts": [], "summary":
+                {{"create": 0, "change": 0, "unknown": 0, "in_sync": 0, "unreachable": 0}}}}}}"#
+            );
+            std::fs::write(&path, old).unwrap();
+            let e = load(&path).unwrap_err();
+            assert!(matches!(e, PlanFileError::Version(_, x) if x == v), "{e:?}");
+            assert!(
+                e.to_string().ends_with(&format!(
+                    "has format version {v}; this spine reads version 3"
+                )),
+                "{e}"
+            );
+            let help = miette::Diagnostic::help(&e).unwrap().to_string();
+            assert!(
+                help.starts_with("make a new plan with this spine"),
+                "{help}"
+            );
+        }
     }
 }

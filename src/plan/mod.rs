@@ -16,9 +16,10 @@ use crate::gather::ssh::{PathFailure, Route};
 use crate::kinds::{self, Action, Desired, SecretHashes, Verdict};
 
 /// Major version of the plan format; readers refuse another major.
-/// 2: a typed kind's parameters are its `spec` (JSON), `args` only for a
-/// kind still on string parameters, each left out when empty.
-pub const FORMAT_VERSION: u32 = 2;
+/// 2: a typed kind's parameters are its `spec` (JSON), `args` for a kind
+/// still on string parameters. 3: every kind's parameters are its `spec`
+/// (left out when the kind has none); `args` is gone.
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourcePlan {

@@ -4,7 +4,7 @@
 //! recompute. So apply trusts nothing in it that the registry does not say:
 //!
 //! - every resource's desired state must be exactly what the current registry
-//!   renders now (same id, same host, same content, path, mode, owner, args);
+//!   renders now (same id, same host, same content, path, mode, owner, spec);
 //! - every host must be one the registry has, and the route a plan names for
 //!   it one of the registry's access paths for that host;
 //! - when the operator has an SSH key (`--signing-key`, `SPINE_SIGNING_KEY`,
@@ -272,7 +272,7 @@ fn same_as_rendered(
         "mode or owner"
     } else if planned.secrets != want.secrets {
         "secret keys"
-    } else if planned.args != want.args || planned.spec != want.spec {
+    } else if planned.spec != want.spec {
         "parameters"
     } else {
         "kind or host"

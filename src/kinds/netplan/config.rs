@@ -204,7 +204,7 @@ pub fn merge(into: &mut Value, later: &Value) {
 
 /// The addresses and default gateways a netplan configuration gives the
 /// interface (every definition that selects it).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Effective {
     pub addresses: Vec<String>,
     pub gateways: Vec<String>,

@@ -7,16 +7,44 @@
 
 use std::net::IpAddr;
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use super::Interface;
 use super::config::{self, Effective};
-use super::others::iface;
 use crate::gather::script::Section;
-use crate::kinds::{Action, Desired, Observed, Verdict, text_diff};
+use crate::kinds::{Action, Verdict, text_diff};
+
+/// The managed interface as it is live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Facts {
+    /// It is there: its global addresses of the registry address's family
+    /// and its default gateways (each sorted), and what the files on disk
+    /// give it.
+    Up {
+        addresses: Vec<String>,
+        gateways: Vec<String>,
+        disk: Disk,
+    },
+    /// There is no such interface: what `ip` said.
+    Missing { why: String },
+}
+
+/// What netplan makes of the files on disk for the interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Disk {
+    Known(Effective),
+    /// Why it is not known.
+    Unknown {
+        unknown: String,
+    },
+}
 
 /// Address family of the registry's address: `inet` or `inet6`.
-fn family(d: &Desired) -> &'static str {
-    if d.get("address").contains(':') {
+fn family(interface: &Interface) -> &'static str {
+    if interface.address.contains(':') {
         "inet6"
     } else {
         "inet"
@@ -28,12 +56,14 @@ pub fn ip_family(address: &str) -> &'static str {
     if address.contains(':') { "-6" } else { "-4" }
 }
 
-pub fn observe(d: &Desired, s: &Section) -> Observed {
+pub fn observe(interface: &Interface, s: &Section) -> Result<Facts, String> {
     if let Some(u) = s.get("unknown") {
         return Err(u.to_string());
     }
     if let Some(e) = s.get("addr.error") {
-        return Ok(json!({ "exists": false, "why": e.trim() }));
+        return Ok(Facts::Missing {
+            why: e.trim().to_string(),
+        });
     }
     let parse = |key: &str| -> Result<Value, String> {
         if let Some(e) = s.get(&format!("{key}.error")) {
@@ -51,7 +81,7 @@ pub fn observe(d: &Desired, s: &Section) -> Observed {
         .into_iter()
         .flatten()
         .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
-        .filter(|a| a["family"] == family(d) && a["scope"] == "global")
+        .filter(|a| a["family"] == family(interface) && a["scope"] == "global")
         .filter_map(|a| {
             Some(format!(
                 "{}/{}",
@@ -65,24 +95,28 @@ pub fn observe(d: &Desired, s: &Section) -> Observed {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|r| r["dev"].as_str() == Some(d.get("interface")))
+        .filter(|r| r["dev"].as_str() == Some(interface.name.as_str()))
         .filter_map(|r| r["gateway"].as_str().map(str::to_string))
         .collect();
     gateways.sort();
-    let disk = match on_disk(d, s) {
-        Ok(e) => json!({ "addresses": e.addresses, "gateways": e.gateways }),
-        Err(why) => json!({ "unknown": why }),
+    let disk = match on_disk(interface, s) {
+        Ok(e) => Disk::Known(e),
+        Err(unknown) => Disk::Unknown { unknown },
     };
-    Ok(json!({ "exists": true, "addresses": addresses, "gateways": gateways, "disk": disk }))
+    Ok(Facts::Up {
+        addresses,
+        gateways,
+        disk,
+    })
 }
 
 /// What netplan makes of the files for the interface: `netplan get all`
 /// when the host's netplan has it, else the files merged here.
-fn on_disk(d: &Desired, s: &Section) -> Result<Effective, String> {
+fn on_disk(interface: &Interface, s: &Section) -> Result<Effective, String> {
     if let Some(text) = s.get("effective") {
         let meaning = crate::kinds::yaml_meaning(text)
             .map_err(|e| format!("`netplan get all` printed what is not YAML: {e}"))?;
-        return Ok(config::effective(&meaning, iface(d)));
+        return Ok(config::effective(&meaning, interface.iface()));
     }
     let mut merged = Value::Null;
     for f in config::files(s)? {
@@ -95,7 +129,7 @@ fn on_disk(d: &Desired, s: &Section) -> Result<Effective, String> {
             config::merge(&mut merged, &m);
         }
     }
-    Ok(config::effective(&merged, iface(d)))
+    Ok(config::effective(&merged, interface.iface()))
 }
 
 /// Two `ADDRESS/PREFIX` strings name the same address.
@@ -108,17 +142,14 @@ fn same(a: &str, b: &str) -> bool {
     x.0.is_some() && x == y
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect()
-}
-
 /// How the live interface differs from the registry, one phrase each.
-fn differences(d: &Desired, addresses: &[String], gateways: &[String]) -> Vec<String> {
-    let (name, want, gw) = (d.get("interface"), d.get("address"), d.get("gateway"));
+fn differences(
+    interface: &Interface,
+    gw: &str,
+    addresses: &[String],
+    gateways: &[String],
+) -> Vec<String> {
+    let (name, want) = (&interface.name, &interface.address);
     let mut out = Vec::new();
     if !addresses.iter().any(|a| same(a, want)) {
         out.push(format!("{name} does not have {want}"));
@@ -141,67 +172,78 @@ fn lines(addresses: &[String], gateways: &[String]) -> String {
     s
 }
 
-pub fn compare(d: &Desired, actual: &Value) -> Verdict {
-    let name = d.get("interface");
+pub fn compare(interface: &Interface, gateway: &str, actual: &Facts) -> Verdict {
+    let name = &interface.name;
     let want = lines(
-        &[d.get("address").to_string()],
-        &[d.get("gateway").to_string()],
+        std::slice::from_ref(&interface.address),
+        &[gateway.to_string()],
     );
     let what = format!("{name} (live)");
-    if actual["exists"] != Value::Bool(true) {
-        return Verdict::Drift {
-            action: Action::Change,
-            reason: format!(
-                "there is no interface {name} on the host ({}): apply activates the netplan files",
-                actual["why"].as_str().unwrap_or("?")
-            ),
-            diff: text_diff(&what, "", &want),
-        };
-    }
-    let (addresses, gateways) = (strings(&actual["addresses"]), strings(&actual["gateways"]));
-    let diffs = differences(d, &addresses, &gateways);
+    let (addresses, gateways, disk) = match actual {
+        Facts::Missing { why } => {
+            return Verdict::Drift {
+                action: Action::Change,
+                reason: format!(
+                    "there is no interface {name} on the host ({why}): apply activates the netplan files"
+                ),
+                diff: text_diff(&what, "", &want),
+            };
+        }
+        Facts::Up {
+            addresses,
+            gateways,
+            disk,
+        } => (addresses, gateways, disk),
+    };
+    let diffs = differences(interface, gateway, addresses, gateways);
     if diffs.is_empty() {
         return Verdict::InSync;
     }
-    let disk = &actual["disk"];
-    let reason = if let Some(why) = disk["unknown"].as_str() {
-        format!(
+    let reason = match disk {
+        Disk::Unknown { unknown: why } => format!(
             "live network differs: {}; what netplan makes of the files on disk is unknown ({why})",
             diffs.join(", ")
-        )
-    } else if differences(d, &strings(&disk["addresses"]), &strings(&disk["gateways"])).is_empty() {
-        format!(
-            "right on disk but not applied: {} (apply activates the netplan files: netplan apply)",
-            diffs.join(", ")
-        )
-    } else {
-        format!(
+        ),
+        Disk::Known(e) if differences(interface, gateway, &e.addresses, &e.gateways).is_empty() => {
+            format!(
+                "right on disk but not applied: {} (apply activates the netplan files: netplan apply)",
+                diffs.join(", ")
+            )
+        }
+        Disk::Known(e) => format!(
             "live network differs: {}; the netplan files on disk give {name} {} (their changes in this plan are activated together with this one)",
             diffs.join(", "),
-            lines(&strings(&disk["addresses"]), &strings(&disk["gateways"]))
+            lines(&e.addresses, &e.gateways)
                 .trim_end()
                 .replace('\n', ", ")
-        )
+        ),
     };
     Verdict::Drift {
         action: Action::Change,
         reason,
-        diff: text_diff(&what, &lines(&addresses, &gateways), &want),
+        diff: text_diff(&what, &lines(addresses, gateways), &want),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::Kind;
 
-    fn desired() -> Desired {
-        let k: &dyn Kind = &super::super::Netplan;
-        Desired::new(k, "netplan:eth0/live", "h", "h", String::new())
-            .arg("part", "live")
-            .arg("interface", "eth0")
-            .arg("address", "10.203.1.203/24")
-            .arg("gateway", "10.203.1.1")
+    fn eth0() -> Interface {
+        Interface {
+            name: "eth0".into(),
+            kind: crate::model::LinkKind::Ethernet,
+            address: "10.203.1.203/24".into(),
+            mac: None,
+        }
+    }
+
+    fn observe(s: &Section) -> Result<Facts, String> {
+        super::observe(&eth0(), s)
+    }
+
+    fn compare(f: &Facts) -> Verdict {
+        super::compare(&eth0(), "10.203.1.1", f)
     }
 
     fn section(addr: &str, gw: &str, effective: &str) -> Section {
@@ -224,8 +266,8 @@ mod tests {
 
     #[test]
     fn right_on_disk_but_not_applied() {
-        let got = observe(&desired(), &section("10.203.12.230", "10.203.12.1", RIGHT)).unwrap();
-        match compare(&desired(), &got) {
+        let got = observe(&section("10.203.12.230", "10.203.12.1", RIGHT)).unwrap();
+        match compare(&got) {
             Verdict::Drift {
                 action,
                 reason,
@@ -240,15 +282,15 @@ mod tests {
             }
             v => panic!("{v:?}"),
         }
-        let live = observe(&desired(), &section("10.203.1.203", "10.203.1.1", RIGHT)).unwrap();
-        assert_eq!(compare(&desired(), &live), Verdict::InSync);
+        let live = observe(&section("10.203.1.203", "10.203.1.1", RIGHT)).unwrap();
+        assert_eq!(compare(&live), Verdict::InSync);
     }
 
     #[test]
     fn wrong_on_disk_too_and_missing_interface() {
         let old = "network:\n  ethernets:\n    eth0:\n      addresses: [10.203.12.230/24]\n";
-        let got = observe(&desired(), &section("10.203.12.230", "10.203.1.1", old)).unwrap();
-        let Verdict::Drift { reason, .. } = compare(&desired(), &got) else {
+        let got = observe(&section("10.203.12.230", "10.203.1.1", old)).unwrap();
+        let Verdict::Drift { reason, .. } = compare(&got) else {
             panic!()
         };
         assert!(
@@ -261,8 +303,8 @@ mod tests {
             "addr.error".into(),
             "Device \"eth0\" does not exist.".into(),
         );
-        let got = observe(&desired(), &s).unwrap();
-        let Verdict::Drift { reason, .. } = compare(&desired(), &got) else {
+        let got = observe(&s).unwrap();
+        let Verdict::Drift { reason, .. } = compare(&got) else {
             panic!()
         };
         assert!(reason.contains("there is no interface eth0"), "{reason}");
@@ -288,10 +330,14 @@ mod tests {
                 .insert(format!("n.{}.content", i + 1), t.to_string());
         }
         s.values.insert("n.count".into(), "2".into());
-        let got = observe(&desired(), &s).unwrap();
-        assert_eq!(
-            got["disk"]["addresses"],
-            json!(["10.203.12.230/24", "10.203.1.203/24"])
-        );
+        let got = observe(&s).unwrap();
+        let Facts::Up {
+            disk: Disk::Known(e),
+            ..
+        } = got
+        else {
+            panic!("{got:?}")
+        };
+        assert_eq!(e.addresses, ["10.203.12.230/24", "10.203.1.203/24"]);
     }
 }

@@ -6,24 +6,30 @@
 //! the run's backup, and removed, activated and rolled back together with
 //! any other network change of the run.
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use super::config::{self, Iface};
+use super::Interface;
+use super::config;
 use crate::gather::script::Section;
-use crate::kinds::{Desired, Observed, Verdict};
+use crate::kinds::Verdict;
 use crate::shell::{self, Script, ScriptError};
 
-pub fn iface(d: &Desired) -> Iface<'_> {
-    Iface {
-        name: d.get("interface"),
-        mac: d.get("mac"),
-    }
+/// The files beside the managed one that configure the interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facts {
+    pub extra: Vec<Extra>,
 }
 
-/// The files netplan reads, other than the managed one, that configure the
-/// interface or shadow the managed file, each with why.
-pub fn observe(d: &Desired, s: &Section) -> Observed {
-    let managed = d.get("managed");
+/// One file netplan reads beside the managed one, and why it is in the way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extra {
+    pub path: String,
+    pub why: String,
+}
+
+/// The files netplan reads, other than the `managed` one, that configure
+/// the interface or shadow the managed file, each with why.
+pub fn observe(interface: &Interface, managed: &str, s: &Section) -> Result<Facts, String> {
     let managed_name = managed.rsplit('/').next().unwrap_or_default();
     let mut extra = Vec::new();
     for f in config::files(s)? {
@@ -37,7 +43,7 @@ pub fn observe(d: &Desired, s: &Section) -> Observed {
             ));
         }
         match &f.meaning {
-            Ok(m) => why.extend(config::touches(m, iface(d))),
+            Ok(m) => why.extend(config::touches(m, interface.iface())),
             Err(e) => {
                 return Err(format!(
                     "{} is not valid YAML ({e}): netplan refuses every file while it is there; fix or remove it by hand",
@@ -46,31 +52,23 @@ pub fn observe(d: &Desired, s: &Section) -> Observed {
             }
         }
         if !why.is_empty() {
-            extra.push(json!({ "path": f.path, "why": why.join("; ") }));
+            extra.push(Extra {
+                path: f.path,
+                why: why.join("; "),
+            });
         }
     }
-    Ok(json!({ "extra": extra }))
+    Ok(Facts { extra })
 }
 
-fn paths(actual: &Value) -> Vec<String> {
-    actual["extra"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["path"].as_str().map(str::to_string))
-        .collect()
-}
-
-pub fn compare(d: &Desired, actual: &Value) -> Verdict {
-    let iface = d.get("interface");
+pub fn compare(interface: &Interface, managed: &str, actual: &Facts) -> Verdict {
+    let iface = &interface.name;
+    let extra = serde_json::to_value(&actual.extra).unwrap_or_default();
     crate::kinds::removal(
-        &actual["extra"],
+        &extra,
         "path",
         "",
-        &format!(
-            "netplan files configuring {iface} beside {}",
-            d.get("managed")
-        ),
+        &format!("netplan files configuring {iface} beside {managed}"),
         &format!(
             " (netplan merges every file it reads into {iface}'s configuration; apply removes the file, kept in the run's backup, and activates the network with rollback)"
         ),
@@ -79,8 +77,8 @@ pub fn compare(d: &Desired, actual: &Value) -> Verdict {
 
 /// Remove the files seen at apply time (each backed up first); the paths
 /// are the host's answer, so each must be one netplan reads.
-pub fn remove(actual: &Value) -> Result<(Script, Vec<String>), String> {
-    let paths = paths(actual);
+pub fn remove(actual: &Facts) -> Result<(Script, Vec<String>), String> {
+    let paths: Vec<String> = actual.extra.iter().map(|e| e.path.clone()).collect();
     if let Some(bad) = paths.iter().find(|p| !config::plausible(p)) {
         return Err(format!(
             "`{}` is not a netplan file: refused",
@@ -97,15 +95,29 @@ pub fn remove(actual: &Value) -> Result<(Script, Vec<String>), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::{Action, Kind};
+    use crate::kinds::Action;
 
-    fn desired() -> Desired {
-        let k: &dyn Kind = &super::super::Netplan;
-        Desired::new(k, "netplan:eth0/other-files", "h", "h", String::new())
-            .arg("part", "others")
-            .arg("interface", "eth0")
-            .arg("mac", "52:54:00:12:02:30")
-            .arg("managed", "/etc/netplan/50-cloud-init.yaml")
+    const MANAGED: &str = "/etc/netplan/50-cloud-init.yaml";
+
+    fn eth0() -> Interface {
+        Interface {
+            name: "eth0".into(),
+            kind: crate::model::LinkKind::Ethernet,
+            address: "10.203.1.203/24".into(),
+            mac: Some("52:54:00:12:02:30".into()),
+        }
+    }
+
+    fn observe(s: &Section) -> Result<Facts, String> {
+        super::observe(&eth0(), MANAGED, s)
+    }
+
+    fn compare(f: &Facts) -> Verdict {
+        super::compare(&eth0(), MANAGED, f)
+    }
+
+    fn paths(f: &Facts) -> Vec<&str> {
+        f.extra.iter().map(|e| e.path.as_str()).collect()
     }
 
     fn section(files: &[(&str, &str)]) -> Section {
@@ -141,7 +153,7 @@ mod tests {
                 "network:\n  version: 2\n",
             ),
         ]);
-        let got = observe(&desired(), &s).unwrap();
+        let got = observe(&s).unwrap();
         assert_eq!(
             paths(&got),
             [
@@ -149,7 +161,7 @@ mod tests {
                 "/run/netplan/50-cloud-init.yaml"
             ]
         );
-        match compare(&desired(), &got) {
+        match compare(&got) {
             Verdict::Drift { action, reason, .. } => {
                 assert_eq!(action, Action::Remove);
                 assert!(
@@ -172,19 +184,21 @@ mod tests {
             "/etc/netplan/50-cloud-init.yaml",
             "network:\n  ethernets:\n    eth0: {addresses: [10.203.1.203/24]}\n",
         )]);
-        assert_eq!(
-            compare(&desired(), &observe(&desired(), &s).unwrap()),
-            Verdict::InSync
-        );
+        assert_eq!(compare(&observe(&s).unwrap()), Verdict::InSync);
         // A broken file: unknown, never in sync.
         let s = section(&[("/etc/netplan/01-x.yaml", "network: [\n")]);
         assert!(
-            observe(&desired(), &s)
+            observe(&s)
                 .unwrap_err()
                 .contains("01-x.yaml is not valid YAML")
         );
         // A removal never leaves netplan's directories.
-        let forged = json!({ "extra": [{ "path": "/etc/passwd", "why": "x" }] });
+        let forged = Facts {
+            extra: vec![Extra {
+                path: "/etc/passwd".into(),
+                why: "x".into(),
+            }],
+        };
         assert!(remove(&forged).is_err());
     }
 }
