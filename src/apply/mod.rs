@@ -405,7 +405,7 @@ async fn act<'p, K: Connect>(
         let change = match kind.apply(&r.desired, &observed, job.provider.as_ref()) {
             Ok(c) => c,
             Err(e) => {
-                out.failed(kind_name, id, started, e);
+                out.failed(kind_name, id, started, e.to_string());
                 continue;
             }
         };

@@ -216,7 +216,7 @@ impl TypedKind for CloudInit {
         spec: &Spec,
         _: &Facts,
         _: &dyn crate::secrets::Provider,
-    ) -> Result<super::Change, String> {
+    ) -> Result<super::Change, super::KindError> {
         let mut c = super::Change::new(shell::render(
             "kinds/cloudinit/apply.sh",
             minijinja::context! {

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::typed::mismatch;
-use super::{Change, Desired, SecretHashes, TypedKind, Verdict};
+use super::{Change, Desired, KindError, SecretHashes, TypedKind, Verdict};
 use crate::gather::script::Section;
 use crate::model::Compose;
 use crate::render::{RenderCx, RenderError};
@@ -174,7 +174,7 @@ impl TypedKind for ComposeKind {
         spec: &Spec,
         facts: &Facts,
         secrets: &dyn crate::secrets::Provider,
-    ) -> Result<Change, String> {
+    ) -> Result<Change, KindError> {
         let script = match (spec, facts) {
             (Spec::File { stack }, _) => file::apply(d, &stack.directory)?,
             (Spec::Env { secrets: refs, .. }, _) => env::apply(d, refs, secrets)?,
@@ -184,7 +184,9 @@ impl TypedKind for ComposeKind {
                 file::refuse_odd(&stack.directory)?;
                 others::remove(f)?
             }
-            (Spec::Extra(_) | Spec::Others { .. }, _) => return Err(mismatch(d)),
+            (Spec::Extra(_) | Spec::Others { .. }, _) => {
+                return Err(KindError::Shape(mismatch(d)));
+            }
         };
         Ok(Change::new(script))
     }

@@ -294,7 +294,7 @@ impl TypedKind for Cron {
         spec: &Spec,
         actual: &Facts,
         _: &dyn crate::secrets::Provider,
-    ) -> Result<super::Change, String> {
+    ) -> Result<super::Change, super::KindError> {
         let (user, scripts, roots, facts) = match (spec, actual) {
             (Spec::Tables { .. }, Facts::Tables(f)) => {
                 return Ok(super::Change::new(tables::apply(f)?));
@@ -307,7 +307,7 @@ impl TypedKind for Cron {
                 },
                 Facts::User(f),
             ) => (user, scripts, legacy_roots, f),
-            _ => return Err(mismatch(d)),
+            _ => return Err(super::KindError::Shape(mismatch(d))),
         };
         let roots: Vec<&str> = roots.iter().map(String::as_str).collect();
         let crontab = desired_crontab(&facts.crontab, &d.content, &roots);

@@ -120,7 +120,7 @@ impl TypedKind for HostsKind {
         _: &(),
         actual: &FileFacts,
         _: &dyn crate::secrets::Provider,
-    ) -> Result<super::Change, String> {
+    ) -> Result<super::Change, super::KindError> {
         let script = super::put_file(d, &desired_hosts(&actual.text, &d.content))?;
         Ok(super::Change::new(script))
     }

@@ -188,7 +188,7 @@ pub trait Kind: Sync {
         d: &Desired,
         actual: &serde_json::Value,
         secrets: &dyn crate::secrets::Provider,
-    ) -> Result<Change, String>;
+    ) -> Result<Change, KindError>;
     /// Stage apply: who makes `d` on its host when spine must not edit it
     /// there (default: nobody, spine applies it).
     fn hand_off(&self, _d: &Desired) -> Option<HandOff> {
@@ -236,6 +236,31 @@ impl Route {
             Route::VmRestart => "--restart-vms",
         }
     }
+}
+
+/// Why a kind cannot make the change of one resource: that resource fails
+/// (its reason in the apply report and receipt), the run goes on.
+/// ("Could not read" is not an error: an [`Observed`] `Err` is the reason a
+/// resource is unknown.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KindError {
+    /// The resource's spec or facts are not this kind's: a plan made by
+    /// another spine, or edited.
+    #[error("{0}")]
+    Shape(String),
+    /// A script did not render (a bug in spine, named).
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// A secret value could not be fetched.
+    #[error("secret `{key}`: {why}")]
+    Secret { key: String, why: String },
+    /// A value (from the plan or the host's answer) that must not reach a
+    /// host's root script.
+    #[error("{0}: refused")]
+    Refused(String),
+    /// Only the operator can do this (log a node in, approve it).
+    #[error("{0}")]
+    NeedsOperator(String),
 }
 
 /// What applying one resource runs on its host.

@@ -234,7 +234,7 @@ impl TypedKind for Netplan {
         spec: &Spec,
         actual: &Facts,
         _: &dyn crate::secrets::Provider,
-    ) -> Result<super::Change, String> {
+    ) -> Result<super::Change, super::KindError> {
         let (script, files) = match (spec, actual) {
             (Spec::Others { .. }, Facts::Others(f)) => others::remove(f)?,
             (Spec::Live { interface, .. }, Facts::Live(_)) => (
@@ -248,7 +248,7 @@ impl TypedKind for Netplan {
                 super::put_file(d, &d.content)?,
                 d.path.iter().cloned().collect(),
             ),
-            _ => return Err(mismatch(d)),
+            _ => return Err(super::KindError::Shape(mismatch(d))),
         };
         let interface = spec.interface();
         let mut c = super::Change::new(script);
@@ -399,7 +399,10 @@ mod tests {
             }
         );
         let e = k.apply(&d, &file_facts, &PROVIDER).unwrap_err();
-        assert!(e.contains("does not match its part"), "{e}");
+        assert!(
+            matches!(&e, crate::kinds::KindError::Shape(m) if m.contains("does not match its part")),
+            "{e}"
+        );
         // Facts no part reads.
         let Verdict::Unknown { reason } = k.compare(&d, &json!({ "addresses": [] })) else {
             panic!()

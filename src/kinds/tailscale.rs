@@ -157,9 +157,9 @@ impl TypedKind for TailscaleKind {
         spec: &Spec,
         actual: &Facts,
         _: &dyn crate::secrets::Provider,
-    ) -> Result<super::Change, String> {
+    ) -> Result<super::Change, super::KindError> {
         if let Some(why) = needs_operator(spec, actual) {
-            return Err(why);
+            return Err(super::KindError::NeedsOperator(why));
         }
         let script = shell::render(
             "kinds/tailscale/apply.sh",
@@ -284,7 +284,9 @@ mod tests {
             c.script.as_str()
         );
         let out = actual("NeedsLogin", false, "100.64.0.7");
-        let e = kind.apply(&d, &out, &provider).unwrap_err();
+        let Err(crate::kinds::KindError::NeedsOperator(e)) = kind.apply(&d, &out, &provider) else {
+            panic!("a logged-out node is the operator's to log in")
+        };
         assert!(
             e.contains("NeedsLogin") && e.contains("--auth-key=\"$(") && !e.contains("tskey-"),
             "{e}"

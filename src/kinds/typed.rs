@@ -11,7 +11,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Change, Desired, HandOff, Kind, Observed, SecretHashes, Verdict};
+use super::{Change, Desired, HandOff, Kind, KindError, Observed, SecretHashes, Verdict};
 use crate::gather::script::Section;
 use crate::render::{RenderCx, RenderError};
 use crate::shell::{Script, ScriptError};
@@ -47,7 +47,7 @@ pub trait TypedKind: Sync {
         spec: &Self::Spec,
         facts: &Self::Facts,
         secrets: &dyn crate::secrets::Provider,
-    ) -> Result<Change, String>;
+    ) -> Result<Change, KindError>;
     /// Stage apply (see [`Kind::hand_off`]).
     fn hand_off(&self, _d: &Desired, _spec: &Self::Spec) -> Option<HandOff> {
         None
@@ -137,9 +137,9 @@ impl<K: TypedKind> Kind for K {
         d: &Desired,
         actual: &serde_json::Value,
         secrets: &dyn crate::secrets::Provider,
-    ) -> Result<Change, String> {
-        let spec = spec(self, d)?;
-        let facts = facts(self, d, actual)?;
+    ) -> Result<Change, KindError> {
+        let spec = spec(self, d).map_err(KindError::Shape)?;
+        let facts = facts(self, d, actual).map_err(KindError::Shape)?;
         TypedKind::apply(self, d, &spec, &facts, secrets)
     }
 

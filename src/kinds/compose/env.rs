@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Absent, Exists};
 use crate::gather::script::Section;
-use crate::kinds::{self, Desired, SecretHashes, Verdict};
+use crate::kinds::{self, Desired, KindError, SecretHashes, Verdict};
 use crate::render::secret_placeholder;
 use crate::secrets::Reference;
 use crate::shell::{self, Script, ScriptError};
@@ -183,13 +183,17 @@ pub fn apply(
     d: &Desired,
     refs: &BTreeMap<String, Reference>,
     secrets: &dyn crate::secrets::Provider,
-) -> Result<Script, String> {
+) -> Result<Script, KindError> {
     let mut content = d.content.clone();
     for key in &d.secrets {
+        let secret = |why: String| KindError::Secret {
+            key: key.clone(),
+            why,
+        };
         let reference = refs
             .get(key)
-            .ok_or_else(|| format!("`{key}` has no secret reference"))?;
-        let value = secrets.fetch(&reference.to_string())?;
+            .ok_or_else(|| secret("the resource has no reference for it".into()))?;
+        let value = secrets.fetch(&reference.to_string()).map_err(secret)?;
         content = content.replace(&secret_placeholder(key), value.expose());
     }
     Ok(kinds::put_file(d, &content)?)

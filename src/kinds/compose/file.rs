@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{Absent, Exists};
 use crate::gather::script::Section;
-use crate::kinds::{self, Desired, Verdict};
+use crate::kinds::{self, Desired, KindError, Verdict};
 use crate::shell::{self, Script};
 
 /// A docker-compose.yml that is there (`text` and `meaning` are kept in
@@ -68,7 +68,7 @@ pub fn compare(d: &Desired, actual: Option<&Facts>) -> Verdict {
 /// Write the file into `directory`. The directory is created (and given to
 /// the user) only when it does not exist: an existing one, perhaps /etc, is
 /// never chowned; a system or odd directory is refused outright.
-pub fn apply(d: &Desired, directory: &str) -> Result<Script, String> {
+pub fn apply(d: &Desired, directory: &str) -> Result<Script, KindError> {
     refuse_odd(directory)?;
     let ctx = kinds::file_context(d, &d.content);
     let ctx = minijinja::context! { directory, ..ctx };
@@ -77,17 +77,17 @@ pub fn apply(d: &Desired, directory: &str) -> Result<Script, String> {
 
 /// A stack folder apply never writes in: an odd path or a system directory
 /// (gate V16 says so first; this holds when verify was bypassed).
-pub fn refuse_odd(directory: &str) -> Result<(), String> {
+pub fn refuse_odd(directory: &str) -> Result<(), KindError> {
     if let Some(why) = crate::safe::path_problem(directory) {
-        return Err(format!(
-            "compose directory `{}` {why}: refused",
+        return Err(KindError::Refused(format!(
+            "compose directory `{}` {why}",
             crate::safe::shown(directory)
-        ));
+        )));
     }
     if crate::safe::system_dir(directory) {
-        return Err(format!(
-            "compose directory `{directory}` is a system directory: refused (spine verify gate V16)"
-        ));
+        return Err(KindError::Refused(format!(
+            "compose directory `{directory}` is a system directory (spine verify gate V16)"
+        )));
     }
     Ok(())
 }

@@ -87,17 +87,21 @@ fn script_of(cmd: &str) -> Option<(&str, bool)> {
     prog.starts_with('/').then_some((prog, true))
 }
 
-fn findings(managed: &[String], roots: &[String], s: &Section) -> Vec<Finding> {
+/// How many tables the read script read: without a count the host did not
+/// answer, and no tables is not the same as tables not read.
+fn count(s: &Section) -> Result<usize, String> {
+    s.get("count")
+        .and_then(|c| c.trim().parse().ok())
+        .ok_or_else(|| "the host gave no count of its cron tables: they could not be read".into())
+}
+
+fn findings(managed: &[String], roots: &[String], s: &Section, n: usize) -> Vec<Finding> {
     let paths: BTreeMap<&str, &str> = s
         .get("paths")
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.rsplit_once('|'))
         .collect();
-    let n: usize = s
-        .get("count")
-        .and_then(|c| c.trim().parse().ok())
-        .unwrap_or(0);
     let mut out = Vec::new();
     for i in 1..=n {
         let name = s
@@ -185,13 +189,10 @@ pub fn observe(managed: &[String], roots: &[String], s: &Section) -> Result<Fact
     if let Some(u) = s.get("unknown") {
         return Err(u.to_string());
     }
-    let findings = findings(managed, roots, s);
+    let n = count(s)?;
+    let findings = findings(managed, roots, s, n);
     // The text of each table with a legacy job: apply rewrites it without them.
     let mut tables = BTreeMap::new();
-    let n: usize = s
-        .get("count")
-        .and_then(|c| c.trim().parse().ok())
-        .unwrap_or(0);
     for i in 1..=n {
         let name = s.get(&format!("t.{i}.name")).unwrap_or_default().trim();
         if findings.iter().any(|f| f.legacy && f.table == name) {
@@ -365,5 +366,16 @@ mod tests {
         assert!(reason.contains("/etc/cron.d/old:3 `5 * * * * root /usr/local/bin/gone` its script /usr/local/bin/gone is missing"), "{reason}");
         let script = apply(&obs).unwrap();
         assert!(script.as_str().contains("exit 3"));
+    }
+
+    /// A section without the count of tables (the read was cut short) is
+    /// unknown, never "no tables, in sync"; a count of 0 is in sync.
+    #[test]
+    fn no_count_is_unknown_and_zero_tables_in_sync() {
+        let e = observe(&[], &[], &Section::default()).unwrap_err();
+        assert!(e.contains("no count of its cron tables"), "{e}");
+        let mut s = Section::default();
+        s.values.insert("count".into(), "0".into());
+        assert_eq!(compare(&observe(&[], &[], &s).unwrap()), Verdict::InSync);
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::Interface;
 use super::config;
 use crate::gather::script::Section;
-use crate::kinds::Verdict;
+use crate::kinds::{KindError, Verdict};
 use crate::shell::{self, Script, ScriptError};
 
 /// The files beside the managed one that configure the interface.
@@ -77,13 +77,13 @@ pub fn compare(interface: &Interface, managed: &str, actual: &Facts) -> Verdict 
 
 /// Remove the files seen at apply time (each backed up first); the paths
 /// are the host's answer, so each must be one netplan reads.
-pub fn remove(actual: &Facts) -> Result<(Script, Vec<String>), String> {
+pub fn remove(actual: &Facts) -> Result<(Script, Vec<String>), KindError> {
     let paths: Vec<String> = actual.extra.iter().map(|e| e.path.clone()).collect();
     if let Some(bad) = paths.iter().find(|p| !config::plausible(p)) {
-        return Err(format!(
-            "`{}` is not a netplan file: refused",
+        return Err(KindError::Refused(format!(
+            "`{}` is not a netplan file",
             crate::safe::shown(bad)
-        ));
+        )));
     }
     let script: Result<Script, ScriptError> = shell::render(
         "kinds/netplan/others-remove.sh",
