@@ -368,7 +368,7 @@ fn an_unknown_or_unreachable_host_is_refused_and_nothing_is_written() {
         "Host notes\n    HostName 10.203.156.99\n    BatchMode yes\n",
     )
     .unwrap();
-    let before = files(&r);
+    let before = operator_files(&r);
     let out = run(&r, &cfg, &["import", "nosuch"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
@@ -383,5 +383,14 @@ fn an_unknown_or_unreachable_host_is_refused_and_nothing_is_written() {
         "{}",
         text(&out)
     );
-    assert_eq!(files(&r), before);
+    assert_eq!(operator_files(&r), before);
+    // Both refusals are recorded: a failed receipt each, exit code 2, no
+    // file written.
+    let rec = import_receipts(&r);
+    assert_eq!(rec.len(), 2, "{rec:?}");
+    for x in &rec {
+        assert_eq!(x["status"], "failed", "{x}");
+        assert_eq!(x["exit_code"], 2, "{x}");
+        assert_eq!(x["actions"], serde_json::json!([]), "{x}");
+    }
 }

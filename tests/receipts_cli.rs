@@ -451,3 +451,35 @@ impl TapMkdir for std::path::PathBuf {
         self
     }
 }
+
+/// A plan that could not be made (here: a registry file that does not
+/// parse, so the run stops at loading and no host is ever dialled) still
+/// leaves a receipt: status failed, the process's exit code (2, or 1 with
+/// `--detailed-exitcode`, where 2 means "changes").
+#[test]
+fn a_plan_that_could_not_be_made_is_recorded_as_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = tmp.path().join("reg");
+    std::fs::create_dir(&reg).unwrap();
+    for f in ["STACK_REGISTRY.yaml", "services.health.yaml"] {
+        std::fs::copy(support::repo().join("registry").join(f), reg.join(f)).unwrap();
+    }
+    std::fs::write(reg.join("SERVICE_REGISTRY.yaml"), "hosts: [unclosed\n").unwrap();
+    let receipts = tmp.path().join("receipts");
+    for (extra, code) in [(None, 2), (Some("--detailed-exitcode"), 1)] {
+        let mut args = vec!["plan", "--registry", reg.to_str().unwrap()];
+        args.extend(extra);
+        let o = spine(&args, &[("SSH_AUTH_SOCK", ""), ("SPINE_SIGNING_KEY", "")]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(code), "{t}");
+        assert!(
+            t.contains("could not be read") && !t.contains("unreachable"),
+            "{t}"
+        );
+        let r = support::newest_receipt(&receipts).expect("a receipt");
+        assert_eq!(r["command"], "plan", "{r}");
+        assert_eq!(r["status"], "failed", "{r}");
+        assert_eq!(r["exit_code"], code, "{r}");
+    }
+    assert_eq!(support::receipt_count(&receipts), 2);
+}

@@ -197,15 +197,8 @@ fn refused(
     e: Error,
     g: Global,
 ) -> Error {
-    body.status = receipt::Status::Failed;
     body.apply = Some(receipt::ApplySummary::default());
-    if let Err(w) = write(args, dir, body, e.exit_code(), g) {
-        // A second problem met while handling the first: said here.
-        if let Some(shown) = w.shown() {
-            eprintln!("{shown}");
-        }
-    }
-    e
+    record::failed(&args.receipt, dir, body, e, g.quiet)
 }
 
 /// The plan's own counts: what was in sync, drifted or unknown before applying.

@@ -8,7 +8,7 @@ use crate::cli::ImportArgs;
 use crate::diag::FileKind;
 use crate::engine::Engine;
 use crate::import::{self, propose};
-use crate::load::{self, Origin};
+use crate::load::{self, Loaded, Origin};
 use crate::model::Registry;
 use crate::receipt::{self, Action, ActionResult, DriftSummary, HostRecord, ReceiptBody};
 use crate::verify::output;
@@ -17,12 +17,33 @@ pub fn run(args: &ImportArgs, g: Global) -> Result<u8, Error> {
     record::ids(&args.receipt)?;
     let body = ReceiptBody::new(receipt::Command::Import, std::env::args().collect());
     let origin = registry::origin(&args.registry)?;
-    let Origin::Files(files) = &origin else {
+    let receipts = record::receipts_dir(&args.receipt, &origin);
+    match import(args, g, &origin) {
+        Ok((loaded, reading, changes)) => {
+            let mut body = receipt_body(body, args, &reading, &changes);
+            body.registry = record::registry_info(&loaded, &origin);
+            record::write(&args.receipt, &receipts, body, g.quiet)?;
+            Ok(super::exit::OK)
+        }
+        // A refused import (unknown or unreachable host, a file changed
+        // meanwhile) is recorded too, with nothing written.
+        Err(e) => Err(record::failed(&args.receipt, &receipts, body, e, g.quiet)),
+    }
+}
+
+/// Read the host, propose, show and (not with `--dry-run`) write: what was
+/// read and the files (to be) written.
+fn import(
+    args: &ImportArgs,
+    g: Global,
+    origin: &Origin,
+) -> Result<(Loaded, import::read::Reading, Vec<import::Change>), Error> {
+    let Origin::Files(files) = origin else {
         return Err(Error::msg(
             "import writes into the operator's files: name them with --repo DIR or --registry DIR, not --builtin",
         ));
     };
-    let loaded = load::load(&origin);
+    let loaded = load::load(origin);
     if !loaded.failures.is_empty() {
         for d in &loaded.failures {
             eprint!("{}", output::render_diag(d, g.color));
@@ -81,11 +102,7 @@ pub fn run(args: &ImportArgs, g: Global) -> Result<u8, Error> {
             args.host
         ))?;
     }
-    let receipts = record::receipts_dir(&args.receipt, &origin);
-    let mut body = receipt_body(body, args, &reading, &changes);
-    body.registry = record::registry_info(&loaded, &origin);
-    record::write(&args.receipt, &receipts, body, g.quiet)?;
-    Ok(super::exit::OK)
+    Ok((loaded, reading, changes))
 }
 
 /// What an import records: the host and how it was read, and one

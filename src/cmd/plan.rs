@@ -11,20 +11,38 @@ use crate::receipt::{self, DriftSummary, HostRecord, ReceiptBody};
 use crate::render::Templates;
 
 /// With `--detailed-exitcode` 2 means "changes to make", so a run that
-/// could not go on exits 1 there.
+/// could not go on exits 1 there (and its receipt says 1 too).
 pub fn run(args: &PlanArgs, g: Global) -> Result<u8, Error> {
-    make(args, g).map_err(|e| {
+    let coded = |e: Error| {
         if args.detailed_exitcode {
             e.with_code(exit::FAILED)
         } else {
             e
         }
-    })
+    };
+    record::ids(&args.receipt).map_err(coded)?;
+    let body = ReceiptBody::new(receipt::Command::Plan, std::env::args().collect());
+    let origin = registry::origin(&args.registry).map_err(coded)?;
+    let receipts = record::receipts_dir(&args.receipt, &origin);
+    match make(args, g) {
+        Ok((plan, loaded, code)) => {
+            let body = receipt_body(body, &plan, &loaded, &origin, code);
+            record::write(&args.receipt, &receipts, body, g.quiet).map_err(coded)?;
+            Ok(code)
+        }
+        // A plan that could not be made is recorded too.
+        Err(e) => Err(record::failed(
+            &args.receipt,
+            &receipts,
+            body,
+            coded(e),
+            g.quiet,
+        )),
+    }
 }
 
-fn make(args: &PlanArgs, g: Global) -> Result<u8, Error> {
-    record::ids(&args.receipt)?;
-    let body = ReceiptBody::new(receipt::Command::Plan, std::env::args().collect());
+/// Make, show and (with `-o`) save the plan; its exit code.
+fn make(args: &PlanArgs, g: Global) -> Result<(Plan, Loaded, u8), Error> {
     let (loaded, reg) = registry::checked(&args.registry, g.color)?;
     let templates = Templates::new(args.templates.templates.as_deref())?;
     let provider = registry::provider(&args.secrets, &reg)?;
@@ -70,11 +88,7 @@ fn make(args: &PlanArgs, g: Global) -> Result<u8, Error> {
             _ => 2,
         }
     };
-    let origin = super::registry::origin(&args.registry)?;
-    let receipts = record::receipts_dir(&args.receipt, &origin);
-    let body = receipt_body(body, &plan, &loaded, &origin, code);
-    record::write(&args.receipt, &receipts, body, g.quiet)?;
-    Ok(code)
+    Ok((plan, loaded, code))
 }
 
 /// What a plan run records: hosts and paths, facts fingerprints, plan hash, drift.

@@ -60,6 +60,28 @@ pub fn ids(args: &ReceiptArgs) -> Result<(Option<LoopId>, Option<GapId>), Error>
     Ok((l, g))
 }
 
+/// The receipt of a run that could not go on (a refused plan file, a host
+/// that cannot be read, a registry that does not pass): status `failed`,
+/// the error's exit code; then the error itself, for `main` to print. An
+/// auditor sees the attempt, not only the runs that went through.
+pub fn failed(
+    args: &ReceiptArgs,
+    dir: &Path,
+    mut body: ReceiptBody,
+    e: Error,
+    quiet: bool,
+) -> Error {
+    body.status = crate::receipt::Status::Failed;
+    body.exit_code = i32::from(e.exit_code());
+    if let Err(w) = write(args, dir, body, quiet) {
+        // A second problem met while handling the first: said here.
+        if let Some(shown) = w.shown() {
+            eprintln!("{shown}");
+        }
+    }
+    e
+}
+
 /// Append the receipt; say where it went (stderr). An error means the run
 /// could not be recorded ("could not write the receipt: ...").
 pub fn write(
