@@ -471,6 +471,16 @@ pub fn assert_apply_agrees(o: &Output, receipts: &Path) {
             "printed {p:?}, not in the receipt {r}\n{shown}"
         );
     }
+    let did: u64 = ["changed", "failed", "rolled_back"]
+        .iter()
+        .map(|k| r["apply"][k].as_u64().unwrap_or(0))
+        .sum();
+    // What the receipt says was done is printed, so the checks below never
+    // pass for want of lines to read.
+    assert!(
+        did == 0 || !printed.is_empty(),
+        "nothing printed for {r}\n{shown}"
+    );
     if !printed.is_empty() {
         let n = |words: &[&str]| {
             printed
