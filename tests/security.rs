@@ -77,7 +77,7 @@ fn cron_description_cannot_add_a_job_or_end_the_block() {
 fn image_with_newline_stays_one_yaml_value() {
     let state = render_case("v16-image-newline").unwrap();
     let compose = &resource(&state, "compose:/home/ronny/immich/docker-compose.yml").content;
-    let meaning = kinds::yaml_meaning(compose).expect("the compose file is valid YAML");
+    let meaning = kinds::file::yaml_meaning(compose).expect("the compose file is valid YAML");
     let redis = &meaning["services"]["redis"];
     let keys: Vec<&String> = redis.as_object().unwrap().keys().collect();
     assert_eq!(
@@ -96,7 +96,7 @@ fn image_with_newline_stays_one_yaml_value() {
 fn netplan_search_cannot_add_keys() {
     let state = render_case("v16-netplan-search-keys").unwrap();
     let netplan = &resource(&state, "netplan:/etc/netplan/50-cloud-init.yaml").content;
-    let m = kinds::yaml_meaning(netplan).expect("valid YAML");
+    let m = kinds::file::yaml_meaning(netplan).expect("valid YAML");
     let eth0 = &m["network"]["ethernets"]["eth0"];
     assert_eq!(
         eth0["nameservers"]["search"],

@@ -127,7 +127,7 @@ impl TypedKind for ComposeKind {
 
     fn read_script(&self, d: &Desired, spec: &Spec) -> Result<Script, ScriptError> {
         match spec {
-            Spec::File { .. } => super::read_file_script(d),
+            Spec::File { .. } => super::file::read_file_script(d),
             Spec::Others { stack } => others::read_script(&stack.directory),
             Spec::Env { .. } => env::read_script(d),
             Spec::Containers { stack, .. } => containers::read_script(&stack.project),
@@ -322,7 +322,7 @@ mod tests {
 
     fn file_stack() -> Compose {
         let text = "services:\n  web:\n    image: nginx:1.27\n    container_name: front\n  cache:\n    image: valkey/valkey:${TAG:-8}\n  job:\n    build: .\n";
-        let json = super::super::yaml_meaning(text).unwrap();
+        let json = super::super::file::yaml_meaning(text).unwrap();
         let mut c: Compose = serde_json::from_value(json!({
             "project": "notes", "directory": "/opt/stacks/notes",
             "file": "ops/staged/notes/docker-compose.yml"

@@ -6,7 +6,8 @@
 //! run's backup folder).
 
 use super::cron::split_block;
-use super::{Desired, FileFacts, SecretHashes, TypedKind, Verdict};
+use super::file::FileFacts;
+use super::{Desired, SecretHashes, TypedKind, Verdict};
 use crate::gather::script::Section;
 use crate::model::HostsEntry;
 use crate::render::{RenderCx, RenderError};
@@ -81,7 +82,7 @@ impl TypedKind for HostsKind {
     }
 
     fn read_script(&self, d: &Desired, _: &()) -> Result<Script, ScriptError> {
-        super::read_file_script(d)
+        super::file::read_file_script(d)
     }
 
     fn observe(
@@ -121,7 +122,7 @@ impl TypedKind for HostsKind {
         actual: &FileFacts,
         _: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, super::KindError> {
-        let script = super::put_file(d, &desired_hosts(&actual.text, &d.content))?;
+        let script = super::file::put_file(d, &desired_hosts(&actual.text, &d.content))?;
         Ok(super::Change::new(script))
     }
 }

@@ -10,6 +10,7 @@
 pub mod cloudinit;
 pub mod compose;
 pub mod cron;
+pub mod file;
 mod host;
 pub mod hosts;
 pub mod netplan;
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gather::script::Section;
 use crate::render::{RenderCx, RenderError};
-use crate::shell::{self, Script, ScriptError};
+use crate::shell::{Script, ScriptError};
 
 /// Every kind, in the order resources are planned and applied.
 pub const ALL: &[&dyn Kind] = &[
@@ -326,29 +327,6 @@ pub fn read_scripts(resources: &[Desired]) -> Result<Vec<(String, Script)>, Scri
     Ok(out)
 }
 
-/// A file resource's context for `scripts/kinds/file/*.sh`, with `content`.
-pub fn file_context(d: &Desired, content: &str) -> minijinja::Value {
-    minijinja::context! {
-        path => d.path.as_deref().unwrap_or_default(),
-        mode => format!("{:o}", d.mode.unwrap_or(0o644)),
-        owner => d.owner.as_deref().unwrap_or("root"),
-        content_b64 => shell::b64(content),
-    }
-}
-
-/// Write a file resource with `content` (the old file kept under `$BK`).
-pub fn put_file(d: &Desired, content: &str) -> Result<Script, ScriptError> {
-    shell::render("kinds/file/put.sh", file_context(d, content))
-}
-
-/// Read a file resource (`f.*` keys).
-pub fn read_file_script(d: &Desired) -> Result<Script, ScriptError> {
-    shell::render(
-        "kinds/file/read.sh",
-        minijinja::context! { path => d.path.as_deref().unwrap_or_default() },
-    )
-}
-
 /// Drift with a text diff: a create when nothing is there yet, else a change.
 pub fn drift(
     nothing_there: bool,
@@ -368,30 +346,9 @@ pub fn drift(
     }
 }
 
-/// A removal of the things in `extra` (each `{KEY: name, why}`): the reason
+/// A removal of the things in `extra` (each `(name, why)`): the reason
 /// names each (`PREFIX NAME: WHY`, then `note`), the diff lists them going
 /// from `what`; in sync when there is nothing to remove.
-pub fn removal(
-    extra: &serde_json::Value,
-    key: &str,
-    prefix: &str,
-    what: &str,
-    note: &str,
-) -> Verdict {
-    let extra: Vec<(String, String)> = extra
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let field = |k: &str| e[k].as_str().unwrap_or("?").to_string();
-            (field(key), field("why"))
-        })
-        .collect();
-    removal_of(&extra, prefix, what, note)
-}
-
-/// A removal of the things in `extra` (each `(name, why)`), as [`removal`]
-/// says it.
 pub fn removal_of(extra: &[(String, String)], prefix: &str, what: &str, note: &str) -> Verdict {
     if extra.is_empty() {
         return Verdict::InSync;
@@ -440,169 +397,6 @@ fn mask_diff(diff: &str) -> String {
         out.push_str(nl);
     }
     out
-}
-
-/// The observed text of a file section: `Ok(None)` when the file is absent.
-pub fn observed_file(s: &Section, key: &str) -> Result<Option<(String, String, String)>, String> {
-    if let Some(e) = s.get(&format!("{key}.error")) {
-        return Err(e.to_string());
-    }
-    match s.get(&format!("{key}.exists")) {
-        Some("1") => Ok(Some((
-            s.get(&format!("{key}.content"))
-                .unwrap_or_default()
-                .to_string(),
-            s.get(&format!("{key}.mode"))
-                .unwrap_or_default()
-                .to_string(),
-            s.get(&format!("{key}.owner"))
-                .unwrap_or_default()
-                .to_string(),
-        ))),
-        Some("0") => Ok(None),
-        _ => Err(s.get("unknown").map_or_else(
-            || "the host gave no answer for this file".to_string(),
-            str::to_string,
-        )),
-    }
-}
-
-/// Parse YAML text into JSON for comparing meaning rather than text.
-pub fn yaml_meaning(text: &str) -> Result<serde_json::Value, String> {
-    if text.trim().is_empty() {
-        return Ok(serde_json::Value::Null);
-    }
-    crate::source::yaml::parse(text)
-        .map(|(n, _)| n.to_json())
-        .map_err(|e| e.message)
-}
-
-/// JSON pointers where two values differ (for a short reason line).
-pub fn json_changes(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
-    use serde_json::Value;
-    fn walk(a: &Value, b: &Value, at: String, out: &mut Vec<String>) {
-        match (a, b) {
-            (Value::Object(x), Value::Object(y)) => {
-                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-                keys.sort();
-                keys.dedup();
-                for k in keys {
-                    let p = format!("{at}/{k}");
-                    match (x.get(k), y.get(k)) {
-                        (Some(u), Some(v)) => walk(u, v, p, out),
-                        _ => out.push(p),
-                    }
-                }
-            }
-            _ if a != b => out.push(if at.is_empty() { "/".into() } else { at }),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(a, b, String::new(), &mut out);
-    out
-}
-
-/// A file resource compared by meaning (parsed YAML), mode and owner.
-pub fn compare_yaml_file(d: &Desired, actual: &serde_json::Value) -> Verdict {
-    let name = d.path.as_deref().unwrap_or(&d.id);
-    let desired_text = d.shown_content();
-    if actual["exists"] != serde_json::Value::Bool(true) {
-        return Verdict::Drift {
-            action: Action::Create,
-            reason: format!("{name} does not exist"),
-            diff: text_diff(name, "", &desired_text),
-        };
-    }
-    let actual_text = actual["text"].as_str().unwrap_or_default();
-    let mut reasons = Vec::new();
-    match yaml_meaning(&d.content) {
-        Ok(want) => {
-            let changes = json_changes(&actual["meaning"], &want);
-            if !changes.is_empty() {
-                reasons.push(format!("content differs at {}", changes.join(", ")));
-            }
-        }
-        Err(e) => reasons.push(format!("rendered file is not valid YAML: {e}")),
-    }
-    file_attrs(d, actual, &mut reasons);
-    if reasons.is_empty() {
-        return Verdict::InSync;
-    }
-    Verdict::Drift {
-        action: Action::Change,
-        reason: reasons.join("; "),
-        diff: text_diff(name, actual_text, &desired_text),
-    }
-}
-
-/// Mode and owner differences of a file resource.
-pub fn file_attrs(d: &Desired, actual: &serde_json::Value, reasons: &mut Vec<String>) {
-    let have = |k: &str| actual[k].as_str().unwrap_or_default().to_string();
-    attrs_differ(d, &have("mode"), &have("owner"), reasons);
-}
-
-/// Mode and owner differences of a file resource, from its mode and owner on the host.
-pub fn attrs_differ(d: &Desired, have_mode: &str, have_owner: &str, reasons: &mut Vec<String>) {
-    if let Some(mode) = d.mode {
-        let want = format!("{mode:o}");
-        if have_mode != want {
-            reasons.push(format!("mode {have_mode} should be {want}"));
-        }
-    }
-    if let Some(owner) = &d.owner
-        && have_owner != owner
-    {
-        reasons.push(format!("owner {have_owner} should be {owner}"));
-    }
-}
-
-/// A text file as read on its host (`f.*` keys of the shared file read
-/// script): absent, or its text, mode and owner.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FileFacts {
-    pub exists: bool,
-    /// The file's text (`""` when absent); plans keep only its hash.
-    pub text: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-}
-
-impl FileFacts {
-    /// Read from a file section (`key.*`).
-    pub fn observe(s: &Section, key: &str) -> Result<FileFacts, String> {
-        Ok(match observed_file(s, key)? {
-            None => FileFacts::default(),
-            Some((text, mode, owner)) => FileFacts {
-                exists: true,
-                text,
-                mode: Some(mode),
-                owner: Some(owner),
-            },
-        })
-    }
-
-    /// Mode and owner differences from what `d` wants.
-    pub fn attrs_differ(&self, d: &Desired, reasons: &mut Vec<String>) {
-        let have = |v: &Option<String>| v.clone().unwrap_or_default();
-        attrs_differ(d, &have(&self.mode), &have(&self.owner), reasons);
-    }
-}
-
-/// Observe a YAML file section (`f.*` keys).
-pub fn observe_yaml_file(s: &Section) -> Observed {
-    match observed_file(s, "f")? {
-        None => Ok(serde_json::json!({ "exists": false })),
-        Some((text, mode, owner)) => Ok(serde_json::json!({
-            "exists": true,
-            "mode": mode,
-            "owner": owner,
-            "text": text,
-            "meaning": yaml_meaning(&text).unwrap_or_else(|e| serde_json::Value::String(format!("(not valid YAML: {e})"))),
-        })),
-    }
 }
 
 #[cfg(test)]

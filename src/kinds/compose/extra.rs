@@ -78,7 +78,7 @@ impl Spec {
 /// The host ports a rendered compose file publishes (`HOST:CONTAINER`,
 /// `IP:HOST:CONTAINER`, `/proto`, or the long form's `published`).
 fn published_ports(compose: &str) -> Vec<String> {
-    let meaning = kinds::yaml_meaning(compose).unwrap_or_default();
+    let meaning = kinds::file::yaml_meaning(compose).unwrap_or_default();
     let mut out = Vec::new();
     for svc in meaning["services"]
         .as_object()

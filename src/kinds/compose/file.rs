@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{Absent, Exists};
 use crate::gather::script::Section;
-use crate::kinds::{self, Desired, KindError, Verdict};
+use crate::kinds::{Desired, KindError, Verdict, file};
 use crate::shell::{self, Script};
 
 /// A docker-compose.yml that is there (`text` and `meaning` are kept in
@@ -26,43 +26,27 @@ pub struct Facts {
 
 /// The file as read (`f.*` keys of the shared file read script).
 pub fn observe(s: &Section) -> Result<super::Facts, String> {
-    let Some((text, mode, owner)) = kinds::observed_file(s, "f")? else {
+    let Some((text, mode, owner)) = file::observed_file(s, "f")? else {
         return Ok(super::Facts::Absent(Absent { exists: Exists }));
     };
-    let meaning = kinds::yaml_meaning(&text)
-        .unwrap_or_else(|e| Value::String(format!("(not valid YAML: {e})")));
     Ok(super::Facts::File(Facts {
         exists: Exists,
+        meaning: file::meaning_of(&text),
         mode,
         owner,
         text,
-        meaning,
     }))
 }
 
 /// The file against `d`'s content, by meaning; `None`: not there.
 pub fn compare(d: &Desired, actual: Option<&Facts>) -> Verdict {
-    let name = d.path.as_deref().unwrap_or(&d.id);
-    let desired_text = d.shown_content();
-    let Some(actual) = actual else {
-        let reasons = [format!("{name} does not exist")];
-        return kinds::drift(true, &reasons, name, "", &desired_text);
-    };
-    let mut reasons = Vec::new();
-    match kinds::yaml_meaning(&d.content) {
-        Ok(want) => {
-            let changes = kinds::json_changes(&actual.meaning, &want);
-            if !changes.is_empty() {
-                reasons.push(format!("content differs at {}", changes.join(", ")));
-            }
-        }
-        Err(e) => reasons.push(format!("rendered file is not valid YAML: {e}")),
-    }
-    kinds::attrs_differ(d, &actual.mode, &actual.owner, &mut reasons);
-    if reasons.is_empty() {
-        return Verdict::InSync;
-    }
-    kinds::drift(false, &reasons, name, &actual.text, &desired_text)
+    let seen = actual.map(|a| file::YamlSeen {
+        text: &a.text,
+        meaning: &a.meaning,
+        mode: &a.mode,
+        owner: &a.owner,
+    });
+    file::compare_yaml(d, seen)
 }
 
 /// Write the file into `directory`. The directory is created (and given to
@@ -70,7 +54,7 @@ pub fn compare(d: &Desired, actual: Option<&Facts>) -> Verdict {
 /// never chowned; a system or odd directory is refused outright.
 pub fn apply(d: &Desired, directory: &str) -> Result<Script, KindError> {
     refuse_odd(directory)?;
-    let ctx = kinds::file_context(d, &d.content);
+    let ctx = file::file_context(d, &d.content);
     let ctx = minijinja::context! { directory, ..ctx };
     Ok(shell::render("kinds/compose/file-apply.sh", ctx)?)
 }

@@ -67,13 +67,13 @@ pub fn files(s: &Section) -> Result<Vec<File>, String> {
                 crate::safe::shown(&path)
             ));
         }
-        let Some((text, _, _)) = super::super::observed_file(s, &key)? else {
+        let Some((text, _, _)) = super::super::file::observed_file(s, &key)? else {
             continue;
         };
         let (dir, name) = path.rsplit_once('/').unwrap_or_default();
         let rank = DIRS.iter().position(|d| *d == dir).unwrap_or_default();
         let file = File {
-            meaning: super::super::yaml_meaning(&text),
+            meaning: super::super::file::yaml_meaning(&text),
             path: path.clone(),
         };
         match by_name.get(name) {
@@ -245,7 +245,7 @@ mod tests {
     use super::*;
 
     fn yaml(t: &str) -> Value {
-        super::super::super::yaml_meaning(t).unwrap()
+        super::super::super::file::yaml_meaning(t).unwrap()
     }
 
     const ETH0: Iface = Iface {

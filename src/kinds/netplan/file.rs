@@ -5,13 +5,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::gather::script::Section;
-use crate::kinds::{self, Action, Desired, Verdict, text_diff};
+use crate::kinds::{Desired, Verdict, file};
 
 /// The managed file as read: the file, and what its text means.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     #[serde(flatten)]
-    pub file: kinds::FileFacts,
+    pub file: file::FileFacts,
     /// The parsed YAML, or a string saying why the text is not YAML (absent
     /// with the file); plans keep only its hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -19,49 +19,25 @@ pub struct Facts {
 }
 
 pub fn observe(s: &Section) -> Result<Facts, String> {
-    let file = kinds::FileFacts::observe(s, "f")?;
-    let meaning = file.exists.then(|| {
-        kinds::yaml_meaning(&file.text)
-            .unwrap_or_else(|e| Value::String(format!("(not valid YAML: {e})")))
-    });
+    let file = file::FileFacts::observe(s, "f")?;
+    let meaning = file.exists.then(|| file::meaning_of(&file.text));
     Ok(Facts { file, meaning })
 }
 
 pub fn compare(d: &Desired, actual: &Facts) -> Verdict {
-    let name = d.path.as_deref().unwrap_or(&d.id);
-    let desired_text = d.shown_content();
-    if !actual.file.exists {
-        return Verdict::Drift {
-            action: Action::Create,
-            reason: format!("{name} does not exist"),
-            diff: text_diff(name, "", &desired_text),
-        };
-    }
-    let mut reasons = Vec::new();
-    match kinds::yaml_meaning(&d.content) {
-        Ok(want) => {
-            let have = actual.meaning.as_ref().unwrap_or(&Value::Null);
-            let changes = kinds::json_changes(have, &want);
-            if !changes.is_empty() {
-                reasons.push(format!("content differs at {}", changes.join(", ")));
-            }
-        }
-        Err(e) => reasons.push(format!("rendered file is not valid YAML: {e}")),
-    }
-    actual.file.attrs_differ(d, &mut reasons);
-    if reasons.is_empty() {
-        return Verdict::InSync;
-    }
-    Verdict::Drift {
-        action: Action::Change,
-        reason: reasons.join("; "),
-        diff: text_diff(name, &actual.file.text, &desired_text),
-    }
+    let seen = actual.file.exists.then(|| file::YamlSeen {
+        text: &actual.file.text,
+        meaning: actual.meaning.as_ref().unwrap_or(&Value::Null),
+        mode: actual.file.mode.as_deref().unwrap_or_default(),
+        owner: actual.file.owner.as_deref().unwrap_or_default(),
+    });
+    file::compare_yaml(d, seen)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kinds::{self, Action};
     use serde_json::json;
 
     const FILE: &str = "/etc/netplan/50-cloud-init.yaml";

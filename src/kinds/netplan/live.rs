@@ -114,7 +114,7 @@ pub fn observe(interface: &Interface, s: &Section) -> Result<Facts, String> {
 /// when the host's netplan has it, else the files merged here.
 fn on_disk(interface: &Interface, s: &Section) -> Result<Effective, String> {
     if let Some(text) = s.get("effective") {
-        let meaning = crate::kinds::yaml_meaning(text)
+        let meaning = crate::kinds::file::yaml_meaning(text)
             .map_err(|e| format!("`netplan get all` printed what is not YAML: {e}"))?;
         return Ok(config::effective(&meaning, interface.iface()));
     }

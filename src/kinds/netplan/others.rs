@@ -63,10 +63,13 @@ pub fn observe(interface: &Interface, managed: &str, s: &Section) -> Result<Fact
 
 pub fn compare(interface: &Interface, managed: &str, actual: &Facts) -> Verdict {
     let iface = &interface.name;
-    let extra = serde_json::to_value(&actual.extra).unwrap_or_default();
-    crate::kinds::removal(
+    let extra: Vec<(String, String)> = actual
+        .extra
+        .iter()
+        .map(|e| (e.path.clone(), e.why.clone()))
+        .collect();
+    crate::kinds::removal_of(
         &extra,
-        "path",
         "",
         &format!("netplan files configuring {iface} beside {managed}"),
         &format!(
@@ -86,7 +89,7 @@ pub fn remove(actual: &Facts) -> Result<(Script, Vec<String>), KindError> {
         )));
     }
     let script: Result<Script, ScriptError> = shell::render(
-        "kinds/netplan/others-remove.sh",
+        "kinds/file/remove.sh",
         minijinja::context! { paths => paths.clone() },
     );
     Ok((script?, paths))
