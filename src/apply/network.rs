@@ -391,17 +391,7 @@ mod tests {
         assert_eq!(c.activate.as_str().matches("'activate'").count(), 1);
         // The whole armed script is sh.
         let armed = arm_and_apply(&joined, &c, "run-1", 30).unwrap();
-        let out = std::process::Command::new("sh")
-            .arg("-n")
-            .arg("-c")
-            .arg(armed.as_str())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::shell::assert_parses("sh", armed.as_str());
         let elsewhere = change("three", &[], "10.0.0.2");
         assert!(
             join(&[&a, &elsewhere])

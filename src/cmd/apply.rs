@@ -11,7 +11,7 @@ use crate::apply::report::ApplyReport;
 use crate::cli::ApplyArgs;
 use crate::engine::{self, Engine, PlanInput};
 use crate::plan::{self, Plan};
-use crate::receipt::{self, DriftSummary, HostRecord, ReceiptBody};
+use crate::receipt::{self, DriftSummary, ReceiptBody};
 use crate::render::Templates;
 use crate::secrets::Provider;
 
@@ -231,14 +231,13 @@ fn finish(
     body.hosts = report
         .hosts
         .iter()
-        .map(|o| HostRecord {
-            host: o.host.clone(),
-            access: o
-                .route
-                .as_ref()
-                .map_or_else(|| "unreachable".into(), |r| r.describe()),
-            facts_before: o.facts_before.clone(),
-            facts_after: o.facts_after.clone(),
+        .map(|o| {
+            record::host_record(
+                &o.host,
+                o.route.as_ref(),
+                o.facts_before.clone(),
+                o.facts_after.clone(),
+            )
         })
         .collect();
     // Actions recorded before (the VM restarts) stay, after the hosts'.

@@ -10,7 +10,7 @@ use crate::engine::Engine;
 use crate::import::{self, propose};
 use crate::load::{self, Loaded, Origin};
 use crate::model::Registry;
-use crate::receipt::{self, Action, ActionResult, DriftSummary, HostRecord, ReceiptBody};
+use crate::receipt::{self, Action, ActionResult, DriftSummary, ReceiptBody};
 use crate::verify::output;
 
 pub fn run(args: &ImportArgs, g: Global) -> Result<u8, Error> {
@@ -114,15 +114,12 @@ fn receipt_body(
     reading: &import::read::Reading,
     changes: &[import::Change],
 ) -> ReceiptBody {
-    body.hosts = vec![HostRecord {
-        host: args.host.clone(),
-        access: reading
-            .route
-            .as_ref()
-            .map_or_else(|| "unreachable".to_string(), |r| r.describe()),
-        facts_before: None,
-        facts_after: None,
-    }];
+    body.hosts = vec![record::host_record(
+        &args.host,
+        reading.route.as_ref(),
+        None,
+        None,
+    )];
     let result = if args.dry_run {
         ActionResult::Skipped
     } else {

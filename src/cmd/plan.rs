@@ -7,7 +7,7 @@ use crate::engine::{Engine, PlanInput};
 use crate::load::Loaded;
 use crate::load::Origin;
 use crate::plan::{self, Plan};
-use crate::receipt::{self, DriftSummary, HostRecord, ReceiptBody};
+use crate::receipt::{self, DriftSummary, ReceiptBody};
 use crate::render::Templates;
 
 /// With `--detailed-exitcode` 2 means "changes to make", so a run that
@@ -103,15 +103,7 @@ fn receipt_body(
     body.hosts = plan
         .hosts
         .iter()
-        .map(|h| HostRecord {
-            host: h.host.clone(),
-            access: h
-                .route
-                .as_ref()
-                .map_or_else(|| "unreachable".to_string(), |r| r.describe()),
-            facts_before: h.fingerprint.clone(),
-            facts_after: None,
-        })
+        .map(|h| record::host_record(&h.host, h.route.as_ref(), h.fingerprint.clone(), None))
         .collect();
     body.plan_hash = Some(plan::hash_json(plan));
     body.health = plan.hosts.iter().flat_map(|h| h.health.clone()).collect();

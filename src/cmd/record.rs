@@ -8,6 +8,22 @@ use crate::cli::ReceiptArgs;
 use crate::load::{Loaded, Origin};
 use crate::receipt::{self, GapId, LoopId, ReceiptBody, RegistryInfo, Signer, Store};
 
+/// A host as a receipt records it: how it was reached (`unreachable` when
+/// no path answered) and the fingerprints of its facts before and after.
+pub fn host_record(
+    host: &str,
+    route: Option<&crate::gather::ssh::Route>,
+    facts_before: Option<String>,
+    facts_after: Option<String>,
+) -> receipt::HostRecord {
+    receipt::HostRecord {
+        host: host.to_string(),
+        access: route.map_or_else(|| "unreachable".to_string(), |r| r.describe()),
+        facts_before,
+        facts_after,
+    }
+}
+
 /// The receipts folder: `--receipts`, else `receipts/` at the repository
 /// root (beside a `--registry` folder).
 pub fn receipts_dir(args: &ReceiptArgs, origin: &Origin) -> PathBuf {

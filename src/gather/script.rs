@@ -113,20 +113,7 @@ mod tests {
             let script = build(&reads, "B").unwrap();
             let script = script.as_str();
             for shell in ["sh", "bash"] {
-                let mut child = std::process::Command::new(shell)
-                    .arg("-n")
-                    .stdin(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes())
-                    .unwrap();
-                let out = child.wait_with_output().unwrap();
-                assert!(
-                    out.status.success(),
-                    "{shell} -n on {host}'s script: {}\n{script}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                crate::shell::assert_parses(shell, script);
             }
         }
     }

@@ -414,15 +414,7 @@ mod tests {
         )
         .unwrap();
         let power = power.as_str();
-        let out = std::process::Command::new("sh")
-            .args(["-n", "-c", power])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::shell::assert_parses("sh", power);
         let shutdown = power.find("qm shutdown").unwrap();
         let stop = power.find("qm stop").unwrap();
         assert!(shutdown < stop && power.contains("if ! qm shutdown"));

@@ -157,6 +157,25 @@ fn error_chain(e: &Error) -> String {
     s
 }
 
+/// For tests: `shell -n` (parse only, run nothing) accepts `script`, else
+/// the test fails with the shell's complaint and the script.
+#[cfg(test)]
+pub fn assert_parses(shell: &str, script: &str) {
+    let mut child = std::process::Command::new(shell)
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{shell} -n: {}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
