@@ -15,7 +15,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use support::scenario::{apply_network, immich_vm, netplan_owned_registry};
-use support::{SshConfig, TestHost, text, unique};
+use support::{SshConfig, TestHost, assert_rolled_back, text, unique};
 
 /// The two hosts, wired: `immich` at `old`/24 behind `pve` at `pve_addr`/24.
 /// `pve` holds `GATEWAY.1/24` on the link for each gateway prefix given.
@@ -189,22 +189,14 @@ fn a_network_change_that_breaks_the_jump_path_rolls_back() {
     let before = w.immich.ok("cat /etc/netplan/50-cloud-init.yaml");
     wait_through_pve(&cfg);
 
-    let started = std::time::Instant::now();
-    let o = apply_network(&reg, &cfg, "15", "10");
-    let t = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{t}");
+    let t = assert_rolled_back(std::time::Duration::from_secs(120), || {
+        apply_network(&reg, &cfg, "15", "10")
+    });
     assert!(
-        t.contains("ROLLED BACK")
-            && t.contains(&format!(
-                "no fresh connection to jump ronny@{new}.203 through root@pve"
-            ))
-            && t.contains("restored the old network by itself"),
+        t.contains(&format!(
+            "no fresh connection to jump ronny@{new}.203 through root@pve"
+        )),
         "{t}"
-    );
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(120),
-        "{:?}",
-        started.elapsed()
     );
     // The VM is back on its old address with its old file, through pve.
     let addr = w.immich.ok("ip -4 -o addr show dev eth0");

@@ -393,6 +393,27 @@ pub fn spine(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .expect("run spine")
 }
 
+/// Run `apply`, a network change that cannot be confirmed, and assert that
+/// it rolled back within `within`: exit code 1, `ROLLED BACK`, and the host
+/// restored its old network by itself. Its printed text.
+#[allow(dead_code)]
+pub fn assert_rolled_back(within: std::time::Duration, apply: impl FnOnce() -> Output) -> String {
+    let started = std::time::Instant::now();
+    let o = apply();
+    let elapsed = started.elapsed();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("ROLLED BACK") && t.contains("restored the old network by itself"),
+        "{t}"
+    );
+    assert!(
+        elapsed < within,
+        "rolled back after {elapsed:?}, wanted under {within:?}"
+    );
+    t
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "{}{}",
