@@ -261,7 +261,6 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
     let tmp = tempfile::tempdir().unwrap();
     let one = converged(tmp.path(), "10.203.130", "52:54:00:13:01:30").up();
     let leaks = [
-        SECRET,
         "LeakOldDbPassw0rd",
         "LeakSmtpPass41",
         "LeakLowerPw42",
@@ -281,12 +280,14 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
         "chown root:root /home/ronny/immich && sed -i 's/restart: always/restart: \"no\"/; s/POSTGRES_PASSWORD: .*/POSTGRES_PASSWORD: LeakComposePw47/' /home/ronny/immich/docker-compose.yml",
     );
     // A line of the operator's own beside spine's block, holding a token,
-    // and a job slipped into the block: the crontab's diff shows the
-    // operator's line as context, its value masked; the observed crontab
-    // is kept as a hash.
-    one.immich.ok(
-        "(crontab -u ronny -l | sed '/^# END spine managed block/i 0 1 * * * /usr/bin/false'; echo '0 4 * * * BACKUP_TOKEN=LeakCronTok46 /usr/bin/true') | crontab -u ronny -",
-    );
+    // a job slipped into the block, and a job under a legacy root with the
+    // database password as a bare word (no rule sees it): the crontab's
+    // diff shows only the lines that change (not the operator's own), the
+    // legacy job with the password masked because spine knows that value;
+    // the observed crontab is kept as a hash.
+    one.immich.ok(&format!(
+        "(crontab -u ronny -l | sed '/^# END spine managed block/i 0 1 * * * /usr/bin/false'; echo '0 4 * * * BACKUP_TOKEN=LeakCronTok46 /usr/bin/true'; echo '0 6 * * * /home/ronny/ronny-ops/sync.sh {SECRET}') | crontab -u ronny -",
+    ));
     let dump = tmp.path().join("dump");
     let receipts = tmp.path().join("receipts");
     let plan_file = tmp.path().join("immich.plan");
@@ -340,10 +341,14 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
     // The lines with secrets were in the diffs, masked.
     for shown in [
         "-      POSTGRES_PASSWORD: (sensitive)",
-        " 0 4 * * * BACKUP_TOKEN=(sensitive) /usr/bin/true",
+        "-0 6 * * * /home/ronny/ronny-ops/sync.sh (sensitive)",
     ] {
         assert!(outputs.contains(shown), "{shown} in\n{outputs}");
     }
+    assert!(
+        !outputs.contains("BACKUP_TOKEN"),
+        "the operator's unchanged cron line shown:\n{outputs}"
+    );
     // Apply: the secret is written on the host, and shown nowhere else.
     let o = one.spine(&["apply", "--receipts", receipts.to_str().unwrap(), "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -397,7 +402,7 @@ fn leak_scan_plan_outputs_plan_file_receipts_and_dumps() {
     for f in files(&receipts).iter().chain([&plan_file]) {
         stored.push_str(&readable(f));
     }
-    for leak in ["LeakComposePw47", "LeakCronTok46"] {
+    for leak in ["LeakComposePw47", "LeakCronTok46", SECRET] {
         assert!(kept.contains(leak), "{leak} was sent by the host");
         assert!(!outputs.contains(leak), "{leak} printed:\n{outputs}");
         assert!(!stored.contains(leak), "{leak} in a plan or receipt");

@@ -124,6 +124,7 @@ impl Engine {
             })
             .collect();
         plan::explain_lost_vms(&mut host_plans);
+        plan::mask_known(&mut host_plans);
         Ok(Plan {
             format_version: FORMAT_VERSION,
             tool: format!("spine {}", env!("CARGO_PKG_VERSION")),

@@ -279,13 +279,11 @@ impl TypedKind for Cron {
             }
             return Verdict::InSync;
         }
-        super::drift(
-            current.is_empty(),
-            &reasons,
-            &format!("crontab of {user}"),
-            current,
-            &want,
-        )
+        // Only the lines that change: the operator's other jobs stay out
+        // of plans and receipts.
+        let what = format!("crontab of {user}");
+        let diff = super::changed_lines_diff(&what, current, &want);
+        super::drift_with(current.is_empty(), &reasons, diff)
     }
 
     fn apply(
@@ -348,6 +346,39 @@ mod tests {
         assert_eq!(want, format!("MAILTO=a\n5 * * * * /other\n{BLOCK}"));
         // Converged: applying again changes nothing.
         assert_eq!(desired_crontab(&want, BLOCK, &["/home/r/ronny-ops"]), want);
+    }
+
+    /// A crontab diff shows only the lines that change: the operator's own
+    /// jobs around the block (one with a bare-word password no masking
+    /// rule can see) stay out of plans and receipts.
+    #[test]
+    fn diff_shows_only_changed_lines() {
+        let desired = Desired::new(&Cron, "cron:ronny", "h", "h", BLOCK.into());
+        let spec = Spec::User {
+            user: "ronny".into(),
+            scripts: Vec::new(),
+            legacy_roots: Vec::new(),
+        };
+        let crontab = "MAILTO=a\n15 2 * * * mysqldump -phunter2 db > /b.sql\n5 * * * * /other\n\
+            # BEGIN spine managed block (x)\n0 3 * * * /old.sh\n# END spine managed block\n";
+        let facts = Facts::User(UserFacts {
+            crontab: crontab.into(),
+            scripts: Vec::new(),
+        });
+        let Verdict::Drift { action, diff, .. } =
+            TypedKind::compare(&Cron, &desired, &spec, &facts)
+        else {
+            panic!("a changed block is drift")
+        };
+        let diff = diff.unwrap();
+        assert_eq!(action, crate::kinds::Action::Change);
+        assert!(
+            diff.contains("-0 3 * * * /old.sh\n") && diff.contains("+0 3 * * * /new.sh\n"),
+            "{diff}"
+        );
+        for unchanged in ["hunter2", "MAILTO", "/other", "BEGIN spine"] {
+            assert!(!diff.contains(unchanged), "{unchanged} in\n{diff}");
+        }
     }
 
     #[test]

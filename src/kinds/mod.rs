@@ -335,6 +335,11 @@ pub fn drift(
     have: &str,
     want: &str,
 ) -> Verdict {
+    drift_with(nothing_there, reasons, text_diff(what, have, want))
+}
+
+/// Drift with the given diff: a create when nothing is there yet, else a change.
+pub fn drift_with(nothing_there: bool, reasons: &[String], diff: Option<String>) -> Verdict {
     Verdict::Drift {
         action: if nothing_there {
             Action::Create
@@ -342,7 +347,7 @@ pub fn drift(
             Action::Change
         },
         reason: reasons.join("; "),
-        diff: text_diff(what, have, want),
+        diff,
     }
 }
 
@@ -369,13 +374,26 @@ pub fn removal_of(extra: &[(String, String)], prefix: &str, what: &str, note: &s
 /// secret-key rule flags is masked on each line ([`crate::secrets::mask_line`]):
 /// a changed line with a secret still shows, its value never does.
 pub fn text_diff(name: &str, actual: &str, desired: &str) -> Option<String> {
+    diff_with_context(name, actual, desired, 3)
+}
+
+/// [`text_diff`] without context lines: only the lines that change show.
+/// For a file whose other lines are the operator's own (a crontab), which
+/// spine neither manages nor needs to show: a plan or receipt that travels
+/// carries none of them (a bare-word password in an operator's cron job
+/// would pass every masking rule).
+pub fn changed_lines_diff(name: &str, actual: &str, desired: &str) -> Option<String> {
+    diff_with_context(name, actual, desired, 0)
+}
+
+fn diff_with_context(name: &str, actual: &str, desired: &str, context: usize) -> Option<String> {
     if actual == desired {
         return None;
     }
     let diff = similar::TextDiff::from_lines(actual, desired);
     let text = diff
         .unified_diff()
-        .context_radius(3)
+        .context_radius(context)
         .header(&format!("{name} (on host)"), &format!("{name} (desired)"))
         .to_string();
     Some(mask_diff(&text))

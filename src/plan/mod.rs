@@ -153,6 +153,24 @@ pub fn fingerprint(resources: &[ResourcePlan]) -> String {
     hash_json(&facts)
 }
 
+/// Mask, in every reason and diff, each secret value fetched while
+/// planning: a value fetched for a later resource or host was not yet known
+/// when an earlier one was compared.
+pub fn mask_known(hosts: &mut [HostPlan]) {
+    for r in hosts.iter_mut().flat_map(|h| h.resources.iter_mut()) {
+        match &mut r.verdict {
+            Verdict::Drift { reason, diff, .. } => {
+                *reason = crate::secrets::mask_known(reason);
+                if let Some(d) = diff {
+                    *d = crate::secrets::mask_known(d);
+                }
+            }
+            Verdict::Unknown { reason } => *reason = crate::secrets::mask_known(reason),
+            Verdict::InSync => {}
+        }
+    }
+}
+
 /// Compare one host's desired resources with what it reported.
 pub fn plan_host(resources: &[Desired], facts: &HostFacts, secrets: &dyn SecretHashes) -> HostPlan {
     let mut out = Vec::new();

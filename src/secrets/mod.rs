@@ -26,6 +26,7 @@ pub struct Secret(String);
 
 impl Secret {
     pub fn new(v: String) -> Self {
+        remember(&v);
         Self(v)
     }
     /// The value itself, for the one place that must write it (apply).
@@ -51,7 +52,7 @@ impl fmt::Display for Secret {
 
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        String::deserialize(d).map(Secret::new)
     }
 }
 
@@ -237,12 +238,20 @@ pub const MASKED: &str = "(sensitive)";
 /// `API_TOKEN=... cmd`, `--token=...`), a flag and its value (`--password
 /// VALUE`), `Bearer VALUE`, and the password of a URL. A value that only
 /// refers to another (`${DB_PASSWORD}`, `$TOKEN`) is no secret and stays.
+/// And wherever it stands, any value a provider gave this process
+/// ([`remember`]): a bare word no rule can see, once spine knows it.
 pub fn mask_line(line: &str) -> String {
     let mut spans = Vec::new();
+    known_values(line, &mut spans);
     yaml_entry(line, &mut spans);
     assignments(line, &mut spans);
     flag_values(line, &mut spans);
     url_passwords(line, &mut spans);
+    masked(line, spans)
+}
+
+/// `text` with each span replaced by [`MASKED`] (overlapping spans as one).
+fn masked(line: &str, mut spans: Vec<(usize, usize)>) -> String {
     if spans.is_empty() {
         return line.to_string();
     }
@@ -260,6 +269,49 @@ pub fn mask_line(line: &str) -> String {
     }
     out.push_str(&line[at..]);
     out
+}
+
+/// Values shorter than this are not remembered: masking every `abc` in a
+/// diff would hide more than it protects.
+const KNOWN_MIN: usize = 4;
+
+/// Every secret value this process holds (each [`Secret`] made), so that
+/// [`mask_line`] masks it wherever it appears, also where no rule would see
+/// a secret (`mysqldump -pVALUE`, a bare argument). A weak secret that is
+/// also a common word (`postgres`) masks that word too.
+static KNOWN: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Remember `value` as secret for the rest of the process.
+pub fn remember(value: &str) {
+    if value.len() < KNOWN_MIN {
+        return;
+    }
+    let mut known = KNOWN
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !known.iter().any(|k| k == value) {
+        known.push(value.to_string());
+    }
+}
+
+/// `text` with every remembered secret value [`MASKED`] (only those: the
+/// rules of [`mask_line`] want a line at a time).
+pub fn mask_known(text: &str) -> String {
+    let mut spans = Vec::new();
+    known_values(text, &mut spans);
+    masked(text, spans)
+}
+
+fn known_values(line: &str, spans: &mut Vec<(usize, usize)>) {
+    let known = KNOWN
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for v in known.iter() {
+        spans.extend(
+            line.match_indices(v.as_str())
+                .map(|(i, _)| (i, i + v.len())),
+        );
+    }
 }
 
 fn key_char(c: char) -> bool {
@@ -600,6 +652,25 @@ mod tests {
         ] {
             assert_eq!(mask_line(plain), plain);
         }
+    }
+
+    /// A value a provider gave is masked wherever it stands, also as a bare
+    /// word no rule sees; short values are not remembered.
+    #[test]
+    fn known_values_are_masked_anywhere() {
+        let line = "15 2 * * * mysqldump -pkw7-Qz9x db; echo kw7-Qz9x";
+        assert_eq!(mask_line(line), line);
+        let s = Secret::new("kw7-Qz9x".into());
+        assert_eq!(
+            mask_line(line),
+            "15 2 * * * mysqldump -p(sensitive) db; echo (sensitive)"
+        );
+        drop(s);
+        let _short = Secret::new("ab1".into());
+        assert_eq!(mask_line("x ab1 y"), "x ab1 y");
+        let parsed: Secret = serde_json::from_str("\"Zq8-from-json\"").unwrap();
+        assert_eq!(mask_line("a Zq8-from-json b"), format!("a {MASKED} b"));
+        drop(parsed);
     }
 
     #[test]
