@@ -482,4 +482,53 @@ fn a_plan_that_could_not_be_made_is_recorded_as_failed() {
         assert_eq!(r["exit_code"], code, "{r}");
     }
     assert_eq!(support::receipt_count(&receipts), 2);
+    // apply on the same registry: refused before anything, recorded.
+    let o = spine(
+        &["apply", "--yes", "--registry", reg.to_str().unwrap()],
+        &[("SSH_AUTH_SOCK", ""), ("SPINE_SIGNING_KEY", "")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let r = support::newest_receipt(&receipts).expect("a receipt");
+    assert_eq!(
+        (&r["command"], &r["status"], &r["exit_code"]),
+        (&"apply".into(), &"failed".into(), &2.into()),
+        "{r}"
+    );
+    assert_eq!(support::receipt_count(&receipts), 3);
+}
+
+/// No registry where the command line says: without a registry there is
+/// no default place for receipts, so the attempt is recorded only where
+/// `--receipts` says, with the process's exit code; without it none is
+/// written anywhere.
+#[test]
+fn a_run_that_finds_no_registry_is_recorded_where_receipts_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-registry");
+    let receipts = tmp.path().join("audit");
+    let env = [("SSH_AUTH_SOCK", ""), ("SPINE_SIGNING_KEY", "")];
+    for (command, extra, code) in [
+        ("plan", None, 2),
+        ("plan", Some("--detailed-exitcode"), 1),
+        ("apply", Some("--yes"), 2),
+        ("verify", None, 2),
+    ] {
+        let mut args = vec![command, "--registry", missing.to_str().unwrap()];
+        args.extend(extra);
+        args.extend(["--receipts", receipts.to_str().unwrap()]);
+        let o = spine(&args, &env);
+        assert_eq!(o.status.code(), Some(code), "{command}: {}", text(&o));
+        let r = support::newest_receipt(&receipts).expect("a receipt");
+        assert_eq!(r["command"], command, "{r}");
+        assert_eq!(r["status"], "failed", "{r}");
+        assert_eq!(r["exit_code"], code, "{r}");
+    }
+    assert_eq!(support::receipt_count(&receipts), 4);
+    let o = spine(&["plan", "--registry", missing.to_str().unwrap()], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from("audit")], "{left:?}");
 }

@@ -94,22 +94,27 @@ fn confirmed(prompt: &str, yes: bool, engine: &Engine) -> Result<bool, String> {
 }
 
 pub fn run(args: &ApplyArgs, g: Global) -> Result<u8, Error> {
-    record::ids(&args.receipt)?;
-    let mut body = ReceiptBody::new(receipt::Command::Apply, std::env::args().collect());
+    let record::Run {
+        mut body,
+        origin,
+        receipts,
+    } = record::start(&args.receipt, &args.registry, receipt::Command::Apply, g)?;
     let engine = Engine::new()?;
     // Ctrl-C is caught from the start: while planning nothing is held, so it
     // ends the run before applying.
     engine.catch_interrupt();
-    let (loaded, reg) = registry::checked(&args.registry, g.color)?;
-    let origin = super::registry::origin(&args.registry)?;
-    let receipts = record::receipts_dir(&args.receipt, &origin);
+    // A registry that cannot be used is recorded too (nothing was applied).
+    let (loaded, reg) = match registry::checked(&args.registry, g.color) {
+        Ok(r) => r,
+        Err(e) => return Err(record::failed(&args.receipt, &receipts, body, e, g.quiet)),
+    };
     body.registry = record::registry_info(&loaded, &origin);
     let provider = registry::provider(&args.secrets, &reg)?;
     let (plan, from_file) = match load_or_make(args, g, &engine, &loaded, &reg, provider.as_ref()) {
         Ok(p) => p,
         // A plan refused (forged, tampered, another registry's) or one that
         // could not be made is recorded too: an auditor sees the attempt.
-        Err(e) => return Err(refused(args, &receipts, body, e, g)),
+        Err(e) => return Err(record::failed(&args.receipt, &receipts, body, e, g.quiet)),
     };
     body.plan_hash = Some(plan::hash_json(&plan));
     body.drift = plan_drift(&plan);
@@ -149,7 +154,15 @@ pub fn run(args: &ApplyArgs, g: Global) -> Result<u8, Error> {
                 };
                 return write(args, &receipts, body, exit::FAILED, g);
             }
-            Err(e) => return Err(refused(args, &receipts, body, Error::msg(e), g)),
+            Err(e) => {
+                return Err(record::failed(
+                    &args.receipt,
+                    &receipts,
+                    body,
+                    Error::msg(e),
+                    g.quiet,
+                ));
+            }
         }
     }
     if engine.interrupted() {
@@ -188,19 +201,6 @@ pub fn run(args: &ApplyArgs, g: Global) -> Result<u8, Error> {
     finish(args, &receipts, body, &report, g)
 }
 
-/// The receipt of an apply that could not start (nothing applied): status
-/// failed, the error's exit code; then the error, for `main` to print.
-fn refused(
-    args: &ApplyArgs,
-    dir: &std::path::Path,
-    mut body: ReceiptBody,
-    e: Error,
-    g: Global,
-) -> Error {
-    body.apply = Some(receipt::ApplySummary::default());
-    record::failed(&args.receipt, dir, body, e, g.quiet)
-}
-
 /// The plan's own counts: what was in sync, drifted or unknown before applying.
 fn plan_drift(plan: &Plan) -> DriftSummary {
     DriftSummary {
@@ -223,7 +223,7 @@ fn not_applied(run_id: &str, plan: &Plan) -> receipt::ApplySummary {
 /// The receipt of an apply, from its report.
 fn finish(
     args: &ApplyArgs,
-    dir: &std::path::Path,
+    dir: &record::Place,
     mut body: ReceiptBody,
     report: &ApplyReport,
     g: Global,
@@ -267,7 +267,7 @@ fn finish(
 
 fn write(
     args: &ApplyArgs,
-    dir: &std::path::Path,
+    dir: &record::Place,
     mut body: ReceiptBody,
     code: u8,
     g: Global,

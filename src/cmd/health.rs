@@ -7,20 +7,12 @@ use crate::diag::FileKind;
 use crate::health::{self, Check, Limits, Tally, show};
 use crate::load::{self, Loaded};
 use crate::model::{HealthFile, Registry};
-use crate::receipt::{self, DriftSummary, ReceiptBody};
+use crate::receipt::{self, DriftSummary};
 use crate::verify::{self, Status, output, schema};
 
 /// services.health.yaml, typed, or why not (its diagnostics shown here).
 fn health_file(loaded: &Loaded, color: bool) -> Result<HealthFile, Error> {
-    if !loaded.failures.is_empty() {
-        for d in &loaded.failures {
-            eprint!("{}", output::render_diag(d, color));
-        }
-        return Err(Error::msg(format!(
-            "the registry in {} could not be read",
-            loaded.origin
-        )));
-    }
+    super::registry::read_whole(loaded, color)?;
     let outcome = verify::run(loaded);
     let id = schema::gate_id(FileKind::Health);
     if let Some(g) = outcome
@@ -69,11 +61,12 @@ pub fn receipt_fields(checks: &[Check]) -> (receipt::Status, DriftSummary) {
 }
 
 pub fn run(args: &HealthArgs, g: Global) -> Result<u8, Error> {
-    record::ids(&args.receipt)?;
-    let mut body = ReceiptBody::new(receipt::Command::Health, std::env::args().collect());
-    let origin = super::registry::origin(&args.registry)?;
+    let record::Run {
+        mut body,
+        origin,
+        receipts,
+    } = record::start(&args.receipt, &args.registry, receipt::Command::Health, g)?;
     let loaded = load::load(&origin);
-    let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);
     let quiet = g.quiet || args.format == PlanFormat::Json;
 

@@ -14,10 +14,11 @@ use crate::receipt::{self, Action, ActionResult, DriftSummary, ReceiptBody};
 use crate::verify::output;
 
 pub fn run(args: &ImportArgs, g: Global) -> Result<u8, Error> {
-    record::ids(&args.receipt)?;
-    let body = ReceiptBody::new(receipt::Command::Import, std::env::args().collect());
-    let origin = registry::origin(&args.registry)?;
-    let receipts = record::receipts_dir(&args.receipt, &origin);
+    let record::Run {
+        body,
+        origin,
+        receipts,
+    } = record::start(&args.receipt, &args.registry, receipt::Command::Import, g)?;
     match import(args, g, &origin) {
         Ok((loaded, reading, changes)) => {
             let mut body = receipt_body(body, args, &reading, &changes);

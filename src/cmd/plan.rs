@@ -20,10 +20,17 @@ pub fn run(args: &PlanArgs, g: Global) -> Result<u8, Error> {
             e
         }
     };
-    record::ids(&args.receipt).map_err(coded)?;
-    let body = ReceiptBody::new(receipt::Command::Plan, std::env::args().collect());
-    let origin = registry::origin(&args.registry).map_err(coded)?;
-    let receipts = record::receipts_dir(&args.receipt, &origin);
+    let record::Run {
+        body,
+        origin,
+        receipts,
+    } = record::start_coded(
+        &args.receipt,
+        &args.registry,
+        receipt::Command::Plan,
+        g.quiet,
+        coded,
+    )?;
     match make(args, g) {
         Ok((plan, loaded, code)) => {
             let body = receipt_body(body, &plan, &loaded, &origin, code);

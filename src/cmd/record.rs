@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Error;
-use crate::cli::ReceiptArgs;
+use crate::cli::{ReceiptArgs, RegistryArg};
 use crate::load::{Loaded, Origin};
 use crate::receipt::{self, GapId, LoopId, ReceiptBody, RegistryInfo, Signer, Store};
 
@@ -24,12 +24,63 @@ pub fn host_record(
     }
 }
 
+/// The start of a recorded run: its receipt so far, the registry's origin
+/// and the folder its receipt goes to.
+pub struct Run {
+    pub body: ReceiptBody,
+    pub origin: Origin,
+    pub receipts: Place,
+}
+
+/// Start a recorded run of `command`: the receipt ids are checked, the
+/// registry found. When no registry is found the attempt is still recorded
+/// if `--receipts` names a folder (without a registry there is no default
+/// place).
+pub fn start(
+    args: &ReceiptArgs,
+    registry: &RegistryArg,
+    command: receipt::Command,
+    g: super::Global,
+) -> Result<Run, Error> {
+    start_coded(args, registry, command, g.quiet, |e| e)
+}
+
+/// [`start`] for a command whose exit codes differ (`plan
+/// --detailed-exitcode`): `coded` gives an error the code the process
+/// exits with, which a failed receipt records.
+pub fn start_coded(
+    args: &ReceiptArgs,
+    registry: &RegistryArg,
+    command: receipt::Command,
+    quiet: bool,
+    coded: impl Fn(Error) -> Error,
+) -> Result<Run, Error> {
+    ids(args).map_err(&coded)?;
+    let body = ReceiptBody::new(command, std::env::args().collect());
+    match super::registry::origin(registry) {
+        Ok(origin) => Ok(Run {
+            receipts: receipts_dir(args, &origin),
+            origin,
+            body,
+        }),
+        Err(e) => Err(failed(args, &args.receipts, body, coded(e), quiet)),
+    }
+}
+
+/// Where a run's receipt goes: a folder, or nowhere.
+pub type Place = Option<PathBuf>;
+
 /// The receipts folder: `--receipts`, else `receipts/` at the repository
-/// root (beside a `--registry` folder).
-pub fn receipts_dir(args: &ReceiptArgs, origin: &Origin) -> PathBuf {
+/// root (beside a `--registry` folder). Nowhere when the registry folder or
+/// repository the command line names does not exist: a mistyped path gets
+/// its error, not a new `receipts/` folder (and parents) beside it.
+pub fn receipts_dir(args: &ReceiptArgs, origin: &Origin) -> Place {
     match &args.receipts {
-        Some(d) => d.clone(),
-        None => origin.receipts_default(),
+        Some(d) => Some(d.clone()),
+        None => origin
+            .root()
+            .is_none_or(Path::is_dir)
+            .then(|| origin.receipts_default()),
     }
 }
 
@@ -82,7 +133,7 @@ pub fn ids(args: &ReceiptArgs) -> Result<(Option<LoopId>, Option<GapId>), Error>
 /// auditor sees the attempt, not only the runs that went through.
 pub fn failed(
     args: &ReceiptArgs,
-    dir: &Path,
+    dir: &Place,
     mut body: ReceiptBody,
     e: Error,
     quiet: bool,
@@ -99,13 +150,17 @@ pub fn failed(
 }
 
 /// Append the receipt; say where it went (stderr). An error means the run
-/// could not be recorded ("could not write the receipt: ...").
+/// could not be recorded ("could not write the receipt: ..."). With no
+/// place for it ([`receipts_dir`]) nothing is written.
 pub fn write(
     args: &ReceiptArgs,
-    dir: &Path,
+    dir: &Place,
     mut body: ReceiptBody,
     quiet: bool,
 ) -> Result<(), Error> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
     let not_written =
         |e: &dyn std::fmt::Display| Error::msg(format!("could not write the receipt: {e}"));
     let (l, g) = ids(args)?;

@@ -16,18 +16,25 @@ pub fn origin(arg: &RegistryArg) -> Result<Origin, Error> {
     Ok(Origin::choose(&arg.request())?)
 }
 
+/// Every file of the registry was read and parsed, or why not (the
+/// diagnostics shown here).
+pub fn read_whole(loaded: &Loaded, color: bool) -> Result<(), Error> {
+    if loaded.failures.is_empty() {
+        return Ok(());
+    }
+    for d in &loaded.failures {
+        eprint!("{}", output::render_diag(d, color));
+    }
+    Err(Error::msg(format!(
+        "the registry in {} could not be read",
+        loaded.origin
+    )))
+}
+
 /// The typed registry, or why it is unusable (its diagnostics shown here).
 pub fn checked(arg: &RegistryArg, color: bool) -> Result<(Loaded, Registry), Error> {
     let loaded = load::load(&origin(arg)?);
-    if !loaded.failures.is_empty() {
-        for d in &loaded.failures {
-            eprint!("{}", output::render_diag(d, color));
-        }
-        return Err(Error::msg(format!(
-            "the registry in {} could not be read",
-            loaded.origin
-        )));
-    }
+    read_whole(&loaded, color)?;
     let outcome = verify::run(&loaded);
     // A gate that had nothing to check is SKIP too; what must hold is that
     // every file passed its schema and no gate failed.

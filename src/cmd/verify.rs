@@ -5,7 +5,7 @@ use crate::cli::VerifyArgs;
 use crate::diag::FileKind;
 use crate::load;
 use crate::model::Registry;
-use crate::receipt::{self, DriftSummary, ReceiptBody};
+use crate::receipt::{self, DriftSummary};
 use crate::verify::output::{self, Format};
 use crate::verify::{self, Status};
 
@@ -23,11 +23,12 @@ pub fn run(args: &VerifyArgs, g: Global) -> Result<u8, Error> {
         ));
         return finish(emit(&s), exit::OK);
     }
-    record::ids(&args.receipt)?;
-    let mut body = ReceiptBody::new(receipt::Command::Verify, std::env::args().collect());
-    let origin = super::registry::origin(&args.registry)?;
+    let record::Run {
+        mut body,
+        origin,
+        receipts,
+    } = record::start(&args.receipt, &args.registry, receipt::Command::Verify, g)?;
     let loaded = load::load(&origin);
-    let receipts = record::receipts_dir(&args.receipt, &origin);
     body.registry = record::registry_info(&loaded, &origin);
     if !loaded.failures.is_empty() {
         // Could not run: every file that failed to load, then exit 2.

@@ -33,6 +33,26 @@ pub struct Change {
     pub new: String,
 }
 
+impl Change {
+    /// A registry file as read, and its new text.
+    fn edit(root: &Path, source: &crate::source::SourceFile, new: String) -> Change {
+        Change {
+            path: source.path.clone(),
+            shown: relative(root, &source.path),
+            old: Some(source.text.to_string()),
+            new,
+        }
+    }
+}
+
+/// `path` as shown: relative to the repository `root` when inside it.
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 /// How to reach a host that has no `desired.access` yet: its `ssh:` name
 /// through ssh_config, its LAN address from ssh.targets.yaml, its Tailscale
 /// address; as the user the registry gives it. A host only ssh.targets.yaml
@@ -169,12 +189,7 @@ pub fn changes(
     p: &Proposal,
 ) -> Result<Vec<Change>, String> {
     let mut out = Vec::new();
-    let shown = |path: &Path| {
-        path.strip_prefix(root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
-    };
+    let shown = |path: &Path| relative(root, path);
     if let Some(body) = &p.host {
         let d = doc(loaded, FileKind::Services)?;
         let text = &d.source.text;
@@ -199,12 +214,7 @@ pub fn changes(
                 h.remove("desired");
             }
         })?;
-        out.push(Change {
-            path: d.source.path.clone(),
-            shown: shown(&d.source.path),
-            old: Some(text.to_string()),
-            new,
-        });
+        out.push(Change::edit(root, &d.source, new));
     }
     if !p.stacks.is_empty() {
         let d = doc(loaded, FileKind::Stacks)?;
@@ -268,12 +278,7 @@ pub fn changes(
                 }
             }
         })?;
-        out.push(Change {
-            path: d.source.path.clone(),
-            shown: shown(&d.source.path),
-            old: Some(text.to_string()),
-            new,
-        });
+        out.push(Change::edit(root, &d.source, new));
     }
     for s in &p.stacks {
         let path = root.join(&s.staged.0);

@@ -378,7 +378,8 @@ impl ReceiptBody {
             plan_hash: None,
             actions: Vec::new(),
             drift: DriftSummary::default(),
-            apply: None,
+            // An apply receipt always has its counts, all zero until it acts.
+            apply: (command == Command::Apply).then(ApplySummary::default),
             health: Vec::new(),
             loop_id: None,
             gap_id: None,
