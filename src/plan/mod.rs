@@ -153,11 +153,25 @@ pub fn fingerprint(resources: &[ResourcePlan]) -> String {
     hash_json(&facts)
 }
 
-/// Mask, in every reason and diff, each secret value fetched while
-/// planning: a value fetched for a later resource or host was not yet known
-/// when an earlier one was compared.
+/// Mask, in every reason, diff and observed value, each secret value
+/// fetched while planning: a value fetched for a later resource or host was
+/// not yet known when an earlier one was compared. The hosts' fingerprints
+/// were taken before, from the facts as read, as apply's re-check takes
+/// them.
 pub fn mask_known(hosts: &mut [HostPlan]) {
+    fn mask_json(v: &mut serde_json::Value) {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => *s = crate::secrets::mask_known(s),
+            Value::Array(a) => a.iter_mut().for_each(mask_json),
+            Value::Object(m) => m.values_mut().for_each(mask_json),
+            _ => {}
+        }
+    }
     for r in hosts.iter_mut().flat_map(|h| h.resources.iter_mut()) {
+        if let Some(o) = &mut r.observed {
+            mask_json(o);
+        }
         match &mut r.verdict {
             Verdict::Drift { reason, diff, .. } => {
                 *reason = crate::secrets::mask_known(reason);
@@ -299,5 +313,41 @@ mod stored_tests {
         assert_ne!(stored["text"], stored["crontab"]);
         // The same text, the same hash: a stale check can compare them.
         assert_eq!(stored, stored_observed(&observed));
+    }
+
+    /// A value a provider gave is masked in reasons, diffs and observed
+    /// facts of the whole plan, whichever resource fetched it, and the
+    /// fingerprint taken from the facts as read stays.
+    #[test]
+    fn known_values_are_masked_in_the_whole_plan() {
+        let d = kinds::Desired::new(&kinds::cron::Cron, "cron:ronny", "h", "h", String::new());
+        let line = "0 4 * * * /opt/x.sh Pk7-unseen-9";
+        let mut hosts = [HostPlan {
+            host: "h".into(),
+            route: None,
+            failures: Vec::new(),
+            error: None,
+            fingerprint: Some("f".into()),
+            resources: vec![ResourcePlan {
+                desired: d,
+                verdict: Verdict::Drift {
+                    action: kinds::Action::Change,
+                    reason: format!("`{line}` refers to a legacy root"),
+                    diff: Some(format!("-{line}\n")),
+                },
+                observed: Some(serde_json::json!({"findings": [{"text": line}]})),
+            }],
+            health: Vec::new(),
+            vm: None,
+        }];
+        let before = serde_json::to_string(&hosts[0]).unwrap();
+        mask_known(&mut hosts);
+        assert_eq!(serde_json::to_string(&hosts[0]).unwrap(), before);
+        let _s = crate::secrets::Secret::new("Pk7-unseen-9".into());
+        mask_known(&mut hosts);
+        let after = serde_json::to_string(&hosts[0]).unwrap();
+        assert!(!after.contains("Pk7-unseen-9"), "{after}");
+        assert_eq!(after.matches("(sensitive)").count(), 3, "{after}");
+        assert_eq!(hosts[0].fingerprint.as_deref(), Some("f"));
     }
 }
