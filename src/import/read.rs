@@ -131,7 +131,7 @@ fn val(s: &Section, key: &str) -> String {
 
 /// A file section (the gather prelude's `sp_file`), read as the kinds read it.
 fn file(s: &Section, key: &str, path: &str) -> HostFile {
-    let (text, mode, owner) = match crate::kinds::file::observed_file(s, key) {
+    let (text, mode, owner) = match crate::kinds::file::observed(s, key) {
         Ok(Some((text, mode, owner))) => (Ok(text), mode, owner),
         Ok(None) => (
             Err(format!("{path} does not exist")),

@@ -127,7 +127,7 @@ impl TypedKind for ComposeKind {
 
     fn read_script(&self, d: &Desired, spec: &Spec) -> Result<Script, ScriptError> {
         match spec {
-            Spec::File { .. } => super::file::read_file_script(d),
+            Spec::File { .. } => super::file::read_script(d),
             Spec::Others { stack } => others::read_script(&stack.directory),
             Spec::Env { .. } => env::read_script(d),
             Spec::Containers { stack, .. } => containers::read_script(&stack.project),

@@ -11,7 +11,7 @@ use crate::gather::script::Section;
 use crate::shell::{self, Script, ScriptError};
 
 /// A file resource's context for `scripts/kinds/file/*.sh`, with `content`.
-pub fn file_context(d: &Desired, content: &str) -> minijinja::Value {
+pub fn context(d: &Desired, content: &str) -> minijinja::Value {
     minijinja::context! {
         path => d.path.as_deref().unwrap_or_default(),
         mode => format!("{:o}", d.mode.unwrap_or(0o644)),
@@ -21,12 +21,12 @@ pub fn file_context(d: &Desired, content: &str) -> minijinja::Value {
 }
 
 /// Write a file resource with `content` (the old file kept under `$BK`).
-pub fn put_file(d: &Desired, content: &str) -> Result<Script, ScriptError> {
-    shell::render("kinds/file/put.sh", file_context(d, content))
+pub fn put(d: &Desired, content: &str) -> Result<Script, ScriptError> {
+    shell::render("kinds/file/put.sh", context(d, content))
 }
 
 /// Read a file resource (`f.*` keys).
-pub fn read_file_script(d: &Desired) -> Result<Script, ScriptError> {
+pub fn read_script(d: &Desired) -> Result<Script, ScriptError> {
     shell::render(
         "kinds/file/read.sh",
         minijinja::context! { path => d.path.as_deref().unwrap_or_default() },
@@ -34,7 +34,7 @@ pub fn read_file_script(d: &Desired) -> Result<Script, ScriptError> {
 }
 
 /// The observed text of a file section: `Ok(None)` when the file is absent.
-pub fn observed_file(s: &Section, key: &str) -> Result<Option<(String, String, String)>, String> {
+pub fn observed(s: &Section, key: &str) -> Result<Option<(String, String, String)>, String> {
     if let Some(e) = s.get(&format!("{key}.error")) {
         return Err(e.to_string());
     }
@@ -125,7 +125,7 @@ pub struct FileFacts {
 impl FileFacts {
     /// Read from a file section (`key.*`).
     pub fn observe(s: &Section, key: &str) -> Result<FileFacts, String> {
-        Ok(match observed_file(s, key)? {
+        Ok(match observed(s, key)? {
             None => FileFacts::default(),
             Some((text, mode, owner)) => FileFacts {
                 exists: true,

@@ -82,7 +82,7 @@ impl TypedKind for HostsKind {
     }
 
     fn read_script(&self, d: &Desired, _: &()) -> Result<Script, ScriptError> {
-        super::file::read_file_script(d)
+        super::file::read_script(d)
     }
 
     fn observe(
@@ -122,7 +122,7 @@ impl TypedKind for HostsKind {
         actual: &FileFacts,
         _: &dyn crate::secrets::Provider,
     ) -> Result<super::Change, super::KindError> {
-        let script = super::file::put_file(d, &desired_hosts(&actual.text, &d.content))?;
+        let script = super::file::put(d, &desired_hosts(&actual.text, &d.content))?;
         Ok(super::Change::new(script))
     }
 }

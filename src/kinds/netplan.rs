@@ -193,7 +193,7 @@ impl TypedKind for Netplan {
                     files => files()?,
                 },
             ),
-            Spec::File { .. } => super::file::read_file_script(d),
+            Spec::File { .. } => super::file::read_script(d),
         }
     }
 
@@ -245,7 +245,7 @@ impl TypedKind for Netplan {
                 Vec::new(),
             ),
             (Spec::File { .. }, Facts::File(_)) => (
-                super::file::put_file(d, &d.content)?,
+                super::file::put(d, &d.content)?,
                 d.path.iter().cloned().collect(),
             ),
             _ => return Err(super::KindError::Shape(mismatch(d))),

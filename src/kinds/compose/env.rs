@@ -63,7 +63,7 @@ pub fn observe(
     s: &Section,
     secrets: &dyn SecretHashes,
 ) -> Result<super::Facts, String> {
-    let Some((text, mode, owner)) = kinds::file::observed_file(s, "f")? else {
+    let Some((text, mode, owner)) = kinds::file::observed(s, "f")? else {
         return Ok(super::Facts::Absent(Absent { exists: Exists }));
     };
     let vars = env_vars(&text)
@@ -196,7 +196,7 @@ pub fn apply(
         let value = secrets.fetch(&reference.to_string()).map_err(secret)?;
         content = content.replace(&secret_placeholder(key), value.expose());
     }
-    Ok(kinds::file::put_file(d, &content)?)
+    Ok(kinds::file::put(d, &content)?)
 }
 
 #[cfg(test)]

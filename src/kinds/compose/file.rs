@@ -26,7 +26,7 @@ pub struct Facts {
 
 /// The file as read (`f.*` keys of the shared file read script).
 pub fn observe(s: &Section) -> Result<super::Facts, String> {
-    let Some((text, mode, owner)) = file::observed_file(s, "f")? else {
+    let Some((text, mode, owner)) = file::observed(s, "f")? else {
         return Ok(super::Facts::Absent(Absent { exists: Exists }));
     };
     Ok(super::Facts::File(Facts {
@@ -54,7 +54,7 @@ pub fn compare(d: &Desired, actual: Option<&Facts>) -> Verdict {
 /// never chowned; a system or odd directory is refused outright.
 pub fn apply(d: &Desired, directory: &str) -> Result<Script, KindError> {
     refuse_odd(directory)?;
-    let ctx = file::file_context(d, &d.content);
+    let ctx = file::context(d, &d.content);
     let ctx = minijinja::context! { directory, ..ctx };
     Ok(shell::render("kinds/compose/file-apply.sh", ctx)?)
 }

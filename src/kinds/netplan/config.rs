@@ -67,7 +67,7 @@ pub fn files(s: &Section) -> Result<Vec<File>, String> {
                 crate::safe::shown(&path)
             ));
         }
-        let Some((text, _, _)) = super::super::file::observed_file(s, &key)? else {
+        let Some((text, _, _)) = super::super::file::observed(s, &key)? else {
             continue;
         };
         let (dir, name) = path.rsplit_once('/').unwrap_or_default();
