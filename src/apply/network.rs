@@ -223,9 +223,12 @@ pub async fn apply<K: Connect>(
     };
     match run_root(&session, user, run, &armed).await {
         Ok((out, 0)) if out.contains("SPINE-ARMED") => {}
-        Ok((out, 4)) => return Outcome::Refused(out.trim().to_string()),
+        // netplan's complaint may quote a line of the file (a Wi-Fi
+        // password): shown with secret values masked.
+        Ok((out, 4)) => return Outcome::Refused(crate::secrets::mask_lines(out.trim())),
         Ok((out, code)) => {
-            return Outcome::Refused(format!("staging failed (exit {code}): {}", out.trim()));
+            let said = crate::secrets::mask_lines(out.trim());
+            return Outcome::Refused(format!("staging failed (exit {code}): {said}"));
         }
         Err(e) => return Outcome::Lost(format!("the change may or may not have been armed: {e}")),
     }

@@ -26,6 +26,8 @@ struct FakeHost {
     apply_delay: Duration,
     /// Exit status of the crontab change, when it should fail.
     fail_apply: Option<i32>,
+    /// What the failing crontab change prints ("crontab: disk full" if unset).
+    fail_said: Option<String>,
     /// The first line of every script run, in order.
     ran: Vec<String>,
 }
@@ -110,8 +112,9 @@ impl FakeHost {
         if script.contains("crontab -u") {
             self.ran.push("crontab".into());
             if let Some(code) = self.fail_apply {
+                let said = self.fail_said.as_deref().unwrap_or("crontab: disk full");
                 return Ran {
-                    stdout: "crontab: disk full\n".into(),
+                    stdout: format!("{said}\n"),
                     stderr: String::new(),
                     code,
                 };
@@ -366,6 +369,30 @@ fn a_failed_action_is_recorded_and_the_lock_released() {
     assert!(
         out.facts_after.is_none(),
         "nothing applied: no convergence read"
+    );
+}
+
+/// The host's last line is printed and goes into the error: a secret value
+/// in it (by name, or one the provider gave) is masked.
+#[test]
+fn a_failed_actions_last_line_is_shown_with_secrets_masked() {
+    let _known = crate::secrets::Secret::new("Vq3-provider-given".into());
+    let f = fake("");
+    let planned = plan_of(&f);
+    {
+        let mut h = f.0.lock().unwrap();
+        h.fail_apply = Some(1);
+        h.fail_said = Some("push BACKUP_TOKEN=tok-9x7 failed, key Vq3-provider-given".into());
+    }
+    let out = rt().block_on(apply_host(job(&f, planned)));
+    let shown = format!("{} {}", out.actions[0].message, out.error.unwrap());
+    assert!(
+        !shown.contains("tok-9x7") && !shown.contains("Vq3-provider-given"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("push BACKUP_TOKEN=(sensitive) failed, key (sensitive)"),
+        "{shown}"
     );
 }
 

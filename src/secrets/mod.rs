@@ -294,6 +294,16 @@ pub fn remember(value: &str) {
     }
 }
 
+/// [`mask_line`] on every line of `text` (a host's output that is shown).
+pub fn mask_lines(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|l| match l.strip_suffix('\n') {
+            Some(body) => format!("{}\n", mask_line(body)),
+            None => mask_line(l),
+        })
+        .collect()
+}
+
 /// `text` with every remembered secret value [`MASKED`] (only those: the
 /// rules of [`mask_line`] want a line at a time).
 pub fn mask_known(text: &str) -> String {
@@ -666,6 +676,10 @@ mod tests {
             "15 2 * * * mysqldump -p(sensitive) db; echo (sensitive)"
         );
         drop(s);
+        assert_eq!(
+            mask_lines("a\n  password: hunter2\necho kw7-Qz9x"),
+            "a\n  password: (sensitive)\necho (sensitive)"
+        );
         let _short = Secret::new("ab1".into());
         assert_eq!(mask_line("x ab1 y"), "x ab1 y");
         let parsed: Secret = serde_json::from_str("\"Zq8-from-json\"").unwrap();
