@@ -385,7 +385,7 @@ pub struct SshArgs {
     /// ssh_config file to use (ssh -F); the default is ~/.ssh/config
     #[arg(long, value_name = "FILE", env = "SPINE_SSH_CONFIG")]
     pub ssh_config: Option<PathBuf>,
-    /// Seconds to wait for each SSH connection
+    /// Seconds to wait for each SSH connection, per hop (a path through a jump host gets twice this)
     #[arg(
         long,
         value_name = "SECS",

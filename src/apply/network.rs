@@ -237,8 +237,8 @@ pub async fn apply<K: Connect>(
     // Confirm over fresh connections until shortly before the host's timer.
     let deadline = started + Duration::from_secs(secs.saturating_sub(5));
     let mut fresh = opts.clone();
-    // Short, so that several tries fit before the host's timer; long enough
-    // for two handshakes when the way in is a jump host.
+    // Short, so that several tries fit before the host's timer (per hop: a
+    // jump path gets it twice, gather::ssh).
     fresh.connect_timeout = opts
         .connect_timeout
         .clamp(Duration::from_secs(3), Duration::from_secs(10));

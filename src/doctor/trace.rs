@@ -257,7 +257,9 @@ pub async fn ssh_run(route: &Route, opts: &SshOptions, command: &str) -> SshRun 
     let mut names = vec![target.hostname];
     names.extend(target.hostkeyalias);
     let mut c = ssh_base(opts);
-    let t = opts.connect_timeout.as_secs().max(1);
+    let t = crate::gather::ssh::connect_timeout(route, opts.connect_timeout)
+        .as_secs()
+        .max(1);
     c.args([
         "-v",
         "-o",

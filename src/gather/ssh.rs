@@ -16,6 +16,7 @@ use crate::model::{ServiceRegistry, Via};
 pub struct SshOptions {
     /// An ssh_config file (`ssh -F`), e.g. for test hosts.
     pub config: Option<PathBuf>,
+    /// Per hop: a path through a jump host gets it once per hop.
     pub connect_timeout: Duration,
 }
 
@@ -165,10 +166,18 @@ pub struct PathFailure {
     pub detail: String,
 }
 
+/// How long ssh may take to connect over `route`: the timeout once per
+/// hop. With ProxyJump, ssh's ConnectTimeout covers the wait for the far
+/// host's banner, which comes only after the whole handshake with the jump
+/// host; one hop's time for both made jump paths fail first on a slow day.
+pub fn connect_timeout(route: &Route, per_hop: Duration) -> Duration {
+    per_hop * (1 + u32::from(route.jump.is_some()))
+}
+
 fn builder(route: &Route, opts: &SshOptions) -> SessionBuilder {
     let mut b = SessionBuilder::default();
     b.known_hosts_check(KnownHosts::Strict)
-        .connect_timeout(opts.connect_timeout)
+        .connect_timeout(connect_timeout(route, opts.connect_timeout))
         .server_alive_interval(Duration::from_secs(5))
         .control_directory(std::env::temp_dir())
         .user(route.user.clone());
@@ -257,6 +266,20 @@ mod tests {
         let f = option_like(&r("-oProxyCommand=touch /tmp/x", None)).unwrap();
         assert!(f.detail.contains("starts with `-`"), "{}", f.detail);
         assert!(option_like(&r("10.203.1.5", Some("-oProxyCommand=x"))).is_some());
+    }
+
+    #[test]
+    fn a_jump_path_gets_the_timeout_once_per_hop() {
+        let r = |jump: Option<&str>| Route {
+            via: Via::Jump,
+            user: "ronny".into(),
+            address: "10.203.1.5".into(),
+            port: None,
+            jump: jump.map(String::from),
+        };
+        let five = Duration::from_secs(5);
+        assert_eq!(connect_timeout(&r(None), five), five);
+        assert_eq!(connect_timeout(&r(Some("root@pve")), five), 2 * five);
     }
 
     #[test]
