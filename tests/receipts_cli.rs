@@ -526,6 +526,11 @@ fn a_run_that_finds_no_registry_is_recorded_where_receipts_says() {
     assert_eq!(support::receipt_count(&receipts), 4);
     let o = spine(&["plan", "--registry", missing.to_str().unwrap()], &env);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("no receipt: without a registry folder there is no place for it"),
+        "{}",
+        text(&o)
+    );
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())

@@ -159,6 +159,11 @@ pub fn write(
     quiet: bool,
 ) -> Result<(), Error> {
     let Some(dir) = dir else {
+        if !quiet {
+            eprintln!(
+                "no receipt: without a registry folder there is no place for it (pass --receipts DIR to keep one)"
+            );
+        }
         return Ok(());
     };
     let not_written =
