@@ -17,6 +17,22 @@ pub fn control_char(s: &str, tab_ok: bool) -> Option<char> {
     })
 }
 
+/// `text` as it may reach a terminal: every character [`control_char`]
+/// flags, other than a newline or a tab, escaped (`\u{1b}`), so a host's
+/// file or answer quoted in a diff or note cannot move the cursor, clear
+/// the screen or hide a line.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c != '\n' && control_char(c.encode_utf8(&mut [0; 4]), true).is_some() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// How a character is named in a message (never the raw character).
 pub fn char_name(c: char) -> String {
     let name = match c {

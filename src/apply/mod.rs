@@ -544,15 +544,16 @@ async fn act_one<K: Connect>(
             applied.push(id.to_string());
         }
         Ok((output, code)) => {
-            // The host's last line is printed: secret values masked (the
-            // whole output is kept only as a hash).
-            let last = crate::secrets::mask_line(
+            // The host's last line is printed: secret values masked and
+            // control characters escaped (the whole output is kept only as
+            // a hash).
+            let last = crate::safe::printable(&crate::secrets::mask_line(
                 output
                     .lines()
                     .rev()
                     .find(|l| !l.trim().is_empty())
                     .unwrap_or("(no output)"),
-            );
+            ));
             let msg = format!("exit {code}: {last}");
             let mut a = action(kind_name, id, ActionResult::Failed, started, msg);
             a.exit_status = Some(code);

@@ -225,9 +225,13 @@ pub async fn apply<K: Connect>(
         Ok((out, 0)) if out.contains("SPINE-ARMED") => {}
         // netplan's complaint may quote a line of the file (a Wi-Fi
         // password): shown with secret values masked.
-        Ok((out, 4)) => return Outcome::Refused(crate::secrets::mask_lines(out.trim())),
+        Ok((out, 4)) => {
+            return Outcome::Refused(crate::safe::printable(&crate::secrets::mask_lines(
+                out.trim(),
+            )));
+        }
         Ok((out, code)) => {
-            let said = crate::secrets::mask_lines(out.trim());
+            let said = crate::safe::printable(&crate::secrets::mask_lines(out.trim()));
             return Outcome::Refused(format!("staging failed (exit {code}): {said}"));
         }
         Err(e) => return Outcome::Lost(format!("the change may or may not have been armed: {e}")),

@@ -92,7 +92,9 @@ fn import(
             changes.len()
         ));
     }
-    emit(&out)?;
+    // Notes and diff quote what the host sent: no control character
+    // reaches the terminal.
+    emit(&crate::safe::printable(&out))?;
     if !args.dry_run {
         import::write(&changes).map_err(Error::msg)?;
         let names: Vec<&str> = changes.iter().map(|c| c.shown.as_str()).collect();

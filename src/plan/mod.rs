@@ -157,8 +157,10 @@ pub fn fingerprint(resources: &[ResourcePlan]) -> String {
 /// fetched while planning: a value fetched for a later resource or host was
 /// not yet known when an earlier one was compared. The hosts' fingerprints
 /// were taken before, from the facts as read, as apply's re-check takes
-/// them.
+/// them. Reasons and diffs, which quote what hosts sent and are printed,
+/// get their control characters escaped ([`crate::safe::printable`]).
 pub fn mask_known(hosts: &mut [HostPlan]) {
+    let shown = |t: &str| crate::safe::printable(&crate::secrets::mask_known(t));
     fn mask_json(v: &mut serde_json::Value) {
         use serde_json::Value;
         match v {
@@ -174,12 +176,12 @@ pub fn mask_known(hosts: &mut [HostPlan]) {
         }
         match &mut r.verdict {
             Verdict::Drift { reason, diff, .. } => {
-                *reason = crate::secrets::mask_known(reason);
+                *reason = shown(reason);
                 if let Some(d) = diff {
-                    *d = crate::secrets::mask_known(d);
+                    *d = shown(d);
                 }
             }
-            Verdict::Unknown { reason } => *reason = crate::secrets::mask_known(reason),
+            Verdict::Unknown { reason } => *reason = shown(reason),
             Verdict::InSync => {}
         }
     }
@@ -349,5 +351,14 @@ mod stored_tests {
         assert!(!after.contains("Pk7-unseen-9"), "{after}");
         assert_eq!(after.matches("(sensitive)").count(), 3, "{after}");
         assert_eq!(hosts[0].fingerprint.as_deref(), Some("f"));
+        // A host's text cannot drive the terminal: escapes are escaped.
+        if let Verdict::Drift { diff, .. } = &mut hosts[0].resources[0].verdict {
+            *diff = Some("-x \u{1b}[2J\ty\n".into());
+        }
+        mask_known(&mut hosts);
+        let Verdict::Drift { diff, .. } = &hosts[0].resources[0].verdict else {
+            panic!()
+        };
+        assert_eq!(diff.as_deref(), Some("-x \\u{1b}[2J\ty\n"));
     }
 }
